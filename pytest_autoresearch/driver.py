@@ -1,0 +1,234 @@
+"""``pytest --autoresearch``: the loop as a pytest session.
+
+Like pytest-xdist's DSession, the driver owns ``pytest_collection`` (it never collects or
+imports the code under test; trials do, in their own processes) and
+``pytest_runtestloop``. Each trial, the baseline included, is reported as a test item with
+its own status word, so ``-v``, ``--junitxml`` and the final counts work as usual, and a
+discarded or crashed trial is not a failure of the pytest run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+import sys
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .agents import AgentExhausted
+from .loop import FatalError, ResearchLoop, SetupError
+from .proposal import Proposal
+from .records import TrialRecord
+from .reporting import STATUS_MARKUP, details, live_line, summary, table
+from .settings import load_settings
+
+
+def _width() -> int | None:
+    """The terminal's width, or None when output goes to a file or CI log (nothing is cut)."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+class TrialItem(pytest.Item):
+    """One trial as a test item; ``runtest`` evaluates the proposal it was made with."""
+
+    def __init__(self, *, loop: ResearchLoop, number: int, proposal: Proposal | None, record: TrialRecord | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loop = loop
+        self.number = number
+        self.proposal = proposal
+        self.record = record
+
+    def runtest(self) -> None:
+        if self.record is None:
+            assert self.proposal is not None
+            try:
+                self.record = self.loop.step(self.number, self.proposal)
+            except FatalError as exc:
+                self.loop.fatal = str(exc)
+                return
+        r = self.record
+        self.user_properties += [
+            ("trial", r.trial),
+            ("status", r.status),
+            ("score", "" if r.score is None else repr(r.score)),
+            ("delta", "" if r.delta is None else repr(r.delta)),
+            ("commit", r.commit),
+            ("seconds", f"{r.seconds:.3f}"),
+        ]
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.loop.run_dir, None, f"trial {self.number}"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the loop the way Ctrl-C does: the running trial is killed, the log kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Driver:
+    def __init__(self, config: pytest.Config) -> None:
+        if getattr(config.option, "numprocesses", None):
+            raise pytest.UsageError("--autoresearch runs each trial in its own process; drop -n/--numprocesses")
+        self.config = config
+        self.settings = load_settings(config)
+        self.loop = ResearchLoop(config, self.settings)
+        self.nodeid_prefix = "\0"  # set once the run folder is known
+        self.stop_reason: str | None = None
+        self.ran_baseline = False
+        from . import agents, decision
+
+        config.pluginmanager.register(agents, "autoresearch-agents")
+        config.pluginmanager.register(decision, "autoresearch-decision")
+
+    @property
+    def tr(self) -> pytest.TerminalReporter | None:
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    def _say(self, line: str, **markup: bool) -> None:
+        tr = self.tr
+        if tr is not None and self.config.get_verbosity() >= 0:
+            tr.write_line(line, **markup)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        # --collect-only shows the user's tests as usual; otherwise trials collect, not the driver
+        return None if self.config.option.collectonly else True
+
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if self.config.option.collectonly:
+            return True
+        tr = self.tr
+        if tr is not None:
+            tr.showfspath = False  # trials print their own lines
+            if self.config.get_verbosity() <= 0 or self.settings.trials is None:
+                # pytest's "[ 40%]" column only makes sense beside -v lines of a bounded run
+                tr._show_progress_info = False  # type: ignore[attr-defined]
+        with _sigterm_as_interrupt():
+            self._run(session)
+        return True
+
+    def _run(self, session: pytest.Session) -> None:
+        loop, s = self.loop, self.settings
+        try:
+            loop.prepare()
+            self._say(
+                f"autoresearch: run {loop.tag} from {loop.base_ref[:12]} ({loop.head[:10]}), "
+                f"branch {loop.branch}, folder {loop.run_dir}"
+            )
+            self._say(
+                f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; "
+                + (f"{s.trials} trials" if s.trials is not None else "no trial limit (Ctrl-C stops the run, keeping every finished trial)")
+            )
+            self.nodeid_prefix = loop.run_dir.relative_to(self.config.rootpath).as_posix() + "::"
+            baseline = loop.baseline()
+        except SetupError as exc:
+            raise pytest.UsageError(f"autoresearch: {exc}") from None
+        self.ran_baseline = True
+        for note in loop.notes:
+            self._say(f"autoresearch: {note}")
+        session.testscollected = 1 + (s.trials or 0)
+        self._report(session, TrialItem.from_parent(session, name=self._name(0), nodeid=self._nodeid(0), loop=loop, number=0, proposal=None, record=baseline))
+        try:
+            loop.start_agent()
+        except FatalError as exc:
+            raise pytest.UsageError(f"autoresearch: {exc}") from None
+        for number in itertools.count(1):
+            if s.trials is not None and number > s.trials:
+                break
+            try:
+                proposal = loop.propose(number)
+            except AgentExhausted as exc:
+                self.stop_reason = str(exc)
+                break
+            except FatalError as exc:
+                raise pytest.UsageError(f"autoresearch: {exc}") from None
+            if s.trials is None:
+                session.testscollected = number + 1
+            item = TrialItem.from_parent(session, name=self._name(number), nodeid=self._nodeid(number), loop=loop, number=number, proposal=proposal, record=None)
+            self._report(session, item)
+            if loop.fatal:
+                raise pytest.UsageError(f"autoresearch: {loop.fatal}")
+            if session.testsfailed:
+                self.stop_reason = "an internal error ended the loop (see the failure above)"
+                break
+            if session.shouldstop or session.shouldfail:
+                break
+
+    def _name(self, number: int) -> str:
+        return f"trial-{number:03d}"
+
+    def _nodeid(self, number: int) -> str:
+        return self.nodeid_prefix + self._name(number)
+
+    def _report(self, session: pytest.Session, item: TrialItem) -> None:
+        session.items.append(item)
+        item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
+
+    def _record(self, report: pytest.TestReport) -> TrialRecord | None:
+        """The trial record behind a trial item's call report."""
+        if report.when != "call" or not report.nodeid.startswith(self.nodeid_prefix):
+            return None
+        number = dict(report.user_properties).get("trial")
+        return next((r for r in reversed(self.loop.records) if r.trial == number), None)
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+        if not isinstance(report, pytest.TestReport) or not report.nodeid.startswith(self.nodeid_prefix):
+            return None
+        if report.failed:
+            return None  # an internal error: pytest shows it as usual
+        record = self._record(report)
+        if record is None:
+            return "", "", ""  # setup and teardown of a trial item
+        word = f"{record.status.upper():<8}"
+        if config.get_verbosity() > 0:
+            word = f"{word}  {details(record, _width())}"
+        return record.status, "", (word, STATUS_MARKUP.get(record.status, {}))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = self._record(report)
+        if record is not None and self.config.get_verbosity() == 0:
+            self._say(live_line(record, _width()), **STATUS_MARKUP.get(record.status, {}))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        loop = self.loop
+        if not self.ran_baseline or not loop.records or loop.metric is None:
+            return
+        terminalreporter.write_sep("=", "autoresearch")
+        if self.config.get_verbosity() >= 0:
+            for line in table(loop.records, _width()).splitlines():
+                terminalreporter.write_line(line)
+            terminalreporter.write_line("")
+        for line in summary(
+            loop.records,
+            goal=loop.metric.goal,
+            metric=loop.metric.name,
+            branch=loop.branch,
+            log_path=str(loop.log.path),
+            tag=loop.tag,
+            base_ref=loop.base_ref,
+            stop_reason=self.stop_reason,
+        ):
+            terminalreporter.write_line(line)
+
+    def pytest_sessionfinish(self) -> None:
+        self.loop.finish()

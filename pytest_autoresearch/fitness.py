@@ -1,0 +1,228 @@
+"""The ``fitness`` marker and fixture: how a test records the score the loop optimises.
+
+A fitness test is an ordinary test. Its score travels in ``item.user_properties`` (like
+``record_property``), so it reaches junitxml, xdist controllers and the trial channel with
+no extra machinery. Without ``--autoresearch`` the plugin only prints a small table of the
+scores at the end of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import pytest
+
+from .records import Goal
+
+#: user_properties names; also the junitxml property names.
+SCORE_PROP = "fitness"
+GOAL_PROP = "fitness.goal"
+METRIC_PREFIX = "fitness.metric."
+
+MARKER_HELP = (
+    'fitness(goal="min"|"max", primary=False): the test records a score with the fitness '
+    "fixture; --autoresearch optimises the primary one (the first, unless one says "
+    "primary=True)."
+)
+
+_MARKER_KWARGS = {"goal", "primary"}
+
+
+class FitnessUsageError(Exception):
+    """A fitness marker or fixture used in a way the plugin cannot score."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitnessSpec:
+    goal: Goal
+    primary: bool
+
+
+def fitness_spec(item: pytest.Item) -> FitnessSpec | None:
+    """Read and validate an item's ``fitness`` marker; None when the item has none."""
+    mark = item.get_closest_marker("fitness")
+    if mark is None:
+        return None
+    unknown = set(mark.kwargs) - _MARKER_KWARGS
+    if unknown:
+        raise FitnessUsageError(
+            f"@pytest.mark.fitness got unknown argument(s) {sorted(unknown)}; "
+            f"it takes {sorted(_MARKER_KWARGS)}"
+        )
+    if len(mark.args) > 1 or (mark.args and "goal" in mark.kwargs):
+        raise FitnessUsageError('@pytest.mark.fitness takes one goal: fitness(goal="min")')
+    goal = mark.args[0] if mark.args else mark.kwargs.get("goal")
+    if goal not in ("min", "max"):
+        raise FitnessUsageError(
+            f'@pytest.mark.fitness needs goal="min" or goal="max", got {goal!r}'
+        )
+    primary = mark.kwargs.get("primary", False)
+    if not isinstance(primary, bool):
+        raise FitnessUsageError(f"@pytest.mark.fitness primary= must be True or False, got {primary!r}")
+    return FitnessSpec(goal=goal, primary=primary)
+
+
+def _as_number(value: object, what: str) -> float:
+    if isinstance(value, (bool, str, bytes)):
+        raise FitnessUsageError(f"{what} must be a finite number, got {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise FitnessUsageError(f"{what} must be a finite number, got {value!r} ({exc})") from None
+    if not math.isfinite(number):
+        raise FitnessUsageError(f"{what} must be a finite number, got {number!r}")
+    return number
+
+
+class Fitness:
+    """The object the ``fitness`` fixture returns.
+
+    ``fitness(value)`` records the test's score, once. ``fitness.metric(name, value)``
+    records further named numbers, logged beside the score.
+    """
+
+    def __init__(self, item: pytest.Item, spec: FitnessSpec) -> None:
+        self._item = item
+        self.goal: Goal = spec.goal
+        self.primary = spec.primary
+        self.score: float | None = None
+        self.metrics: dict[str, float] = {}
+
+    def _check_score(self, value: object) -> float:
+        if self.score is not None:
+            raise FitnessUsageError(f"fitness(value) was already called with {self.score!r}; a test records one score")
+        return _as_number(value, "fitness(value)")
+
+    def _check_metric(self, name: object, value: object) -> float:
+        if not isinstance(name, str) or not name or any(c in name for c in "\t\n\r"):
+            raise FitnessUsageError(f"fitness.metric name must be a non-empty one-line string, got {name!r}")
+        if name in self.metrics:
+            raise FitnessUsageError(f"fitness.metric({name!r}) was already recorded")
+        return _as_number(value, f"fitness.metric({name!r}, value)")
+
+    def __call__(self, value: object) -> None:
+        __tracebackhide__ = True
+        score = _checked(self._check_score, value)
+        self.score = score
+        self._item.user_properties.append((SCORE_PROP, score))
+
+    def metric(self, name: str, value: object) -> None:
+        __tracebackhide__ = True
+        number = _checked(self._check_metric, name, value)
+        self.metrics[name] = number
+        self._item.user_properties.append((METRIC_PREFIX + name, number))
+
+    def __repr__(self) -> str:
+        return f"<Fitness goal={self.goal} score={self.score!r} metrics={self.metrics!r}>"
+
+
+def _checked(check: Callable[..., float], *args: object) -> float:
+    """Run a check; a usage error fails the test with its message alone, not a chained traceback."""
+    __tracebackhide__ = True
+    try:
+        return check(*args)
+    except FitnessUsageError as exc:
+        message = str(exc)
+    pytest.fail(message)
+
+
+_FITNESS_KEY = pytest.StashKey[Fitness]()
+
+
+@pytest.fixture
+def fitness(request: pytest.FixtureRequest) -> Fitness:
+    """Record this fitness test's score: ``fitness(value)``; more numbers: ``fitness.metric(name, value)``.
+
+    The test must carry ``@pytest.mark.fitness(goal="min")`` or ``goal="max"``.
+    """
+    __tracebackhide__ = True
+    item = request.node
+    try:
+        spec = fitness_spec(item)
+    except FitnessUsageError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if spec is None:
+        pytest.fail(
+            f'{item.nodeid} uses the fitness fixture but has no @pytest.mark.fitness(goal="min"|"max")',
+            pytrace=False,
+        )
+    recorder = Fitness(item, spec)
+    item.user_properties.append((GOAL_PROP, spec.goal))
+    item.stash[_FITNESS_KEY] = recorder
+    return recorder
+
+
+def read_properties(properties: Sequence[tuple[str, object]]) -> tuple[float | None, str | None, dict[str, float]]:
+    """Return (score, goal, metrics) from a report's user_properties."""
+    score: float | None = None
+    goal: str | None = None
+    metrics: dict[str, float] = {}
+    for name, value in properties:
+        if name == SCORE_PROP:
+            score = float(value)  # type: ignore[arg-type]
+        elif name == GOAL_PROP:
+            goal = str(value)
+        elif name.startswith(METRIC_PREFIX):
+            metrics[name[len(METRIC_PREFIX):]] = float(value)  # type: ignore[arg-type]
+    return score, goal, metrics
+
+
+def format_number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+class FitnessPlugin:
+    """Checks fitness tests and prints their scores at the end of any run."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rows: dict[str, tuple[float | None, str, dict[str, float]]] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.get_closest_marker("fitness") is None:
+            return
+        try:
+            fitness_spec(item)
+        except FitnessUsageError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if "fitness" not in getattr(item, "fixturenames", ()):
+            pytest.fail(
+                f"{item.nodeid} is marked @pytest.mark.fitness but does not use the fitness fixture "
+                "to record its score",
+                pytrace=False,
+            )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        result = yield
+        recorder = item.stash.get(_FITNESS_KEY, None)
+        if recorder is not None and recorder.score is None:
+            pytest.fail(f"{item.nodeid} finished without recording a score: call fitness(value)", pytrace=False)
+        return result
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
+        score, goal, metrics = read_properties(report.user_properties)
+        if goal is not None:
+            self.rows[report.nodeid] = (score, goal, metrics)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.rows or self.config.get_verbosity() < -1:
+            return
+        table = [("test", "score", "goal", "metrics")]
+        for nodeid, (score, goal, metrics) in self.rows.items():
+            shown = ", ".join(f"{k}={format_number(v)}" for k, v in metrics.items())
+            table.append((nodeid, format_number(score), goal, shown))
+        if not any(row[3] for row in table[1:]):
+            table = [row[:3] for row in table]
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        terminalreporter.write_sep("-", "fitness")
+        for n, row in enumerate(table):
+            terminalreporter.write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            if n == 0:
+                terminalreporter.write_line("  ".join("-" * w for w in widths))

@@ -1,0 +1,181 @@
+"""Git as the loop's state machine, through GitPython's command wrapper.
+
+The user's checkout (HEAD, index, working files) is never written: trials run in a linked
+worktree on a detached HEAD, the run's branch ``autoresearch/<tag>`` only ever moves by
+``update-ref`` to a kept commit, and every trial's commit stays reachable under
+``refs/autoresearch/<tag>/trials/NNN``. Commits are built with ``commit-tree`` from the
+exact tree that was evaluated, so a test that scribbles on files cannot change what is
+recorded, and no user hook, signing setting or missing identity can interfere.
+
+Only ``git`` subprocesses are used (no long-lived object database handles), as GitPython
+advises for long-running processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import git
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "pytest-autoresearch",
+    "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
+    "GIT_COMMITTER_NAME": "pytest-autoresearch",
+    "GIT_COMMITTER_EMAIL": "autoresearch@localhost",
+}
+ZERO = "0" * 40
+
+
+class GitStateError(Exception):
+    """The repository is not in a state the loop can start from."""
+
+
+def _git(path: Path) -> git.Git:
+    cmd = git.Git(str(path))
+    cmd.update_environment(**IDENTITY)
+    return cmd
+
+
+class Repository:
+    """The user's repository, read-only apart from refs and ``.git/info/exclude``."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            repo = git.Repo(str(path), search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise GitStateError(
+                f"{path} is not inside a git repository: the loop keeps its state in git. "
+                "Run `git init` and commit your project first."
+            ) from None
+        try:
+            if repo.bare or repo.working_tree_dir is None:
+                raise GitStateError(f"{path} is in a bare git repository; run from a checkout")
+            self.root = Path(repo.working_tree_dir).resolve()
+        finally:
+            repo.close()
+        self.git = _git(self.root)
+        # not even the stat refresh `git status` would write into the user's index
+        self.git.update_environment(GIT_OPTIONAL_LOCKS="0")
+
+    def head(self) -> str:
+        try:
+            return self.git.rev_parse("--verify", "-q", "HEAD^{commit}")
+        except git.GitCommandError:
+            raise GitStateError(f"the repository at {self.root} has no commits yet; commit your project first") from None
+
+    def current_branch(self) -> str | None:
+        try:
+            return self.git.symbolic_ref("-q", "--short", "HEAD") or None
+        except git.GitCommandError:
+            return None
+
+    def tracked_files(self, commit: str) -> list[str]:
+        out = self.git.ls_tree("-r", "-z", "--name-only", commit)
+        return [p for p in out.split("\0") if p]
+
+    def dirty_files(self) -> list[str]:
+        """Tracked files with staged or unstaged changes."""
+        out = self.git.status("--porcelain=v1", "-z", "--untracked-files=no")
+        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+
+    def ref_exists(self, ref: str) -> bool:
+        try:
+            self.git.rev_parse("--verify", "-q", ref)
+            return True
+        except git.GitCommandError:
+            return False
+
+    def exclude(self, pattern: str) -> bool:
+        """Add ``pattern`` to ``.git/info/exclude`` unless present; True when added."""
+        path = self._exclude_path()
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        if pattern in text.splitlines():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(("\n" if text and not text.endswith("\n") else "") + pattern + "\n")
+        return True
+
+    def unexclude(self, pattern: str) -> None:
+        path = self._exclude_path()
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            path.write_text("".join(line for line in lines if line.rstrip("\n") != pattern), encoding="utf-8")
+
+    def _exclude_path(self) -> Path:
+        path = Path(self.git.rev_parse("--git-path", "info/exclude"))
+        return path if path.is_absolute() else self.root / path
+
+    def update_refs(self, *updates: tuple[str, str, str | None]) -> None:
+        """Atomically set refs: (ref, new, expected old or None for "don't care"; ZERO = must not exist)."""
+        lines = [f"update {ref} {new}" + (f" {old}" if old is not None else "") for ref, new, old in updates]
+        proc = subprocess.run(
+            ["git", "update-ref", "--stdin"],
+            cwd=self.root,
+            input="\n".join(lines) + "\n",
+            text=True,
+            capture_output=True,
+        )
+        if proc.returncode != 0:
+            raise GitStateError(f"git update-ref failed: {proc.stderr.strip()}")
+
+    def delete_ref(self, ref: str) -> None:
+        try:
+            self.git.update_ref("-d", ref)
+        except git.GitCommandError:
+            pass
+
+    def add_worktree(self, path: Path, commit: str) -> Worktree:
+        self.git.worktree("add", "--detach", "--quiet", str(path), commit)
+        return Worktree(path)
+
+    def remove_worktree(self, path: Path) -> None:
+        try:
+            self.git.worktree("remove", "--force", str(path))
+        except git.GitCommandError:
+            pass
+        self.git.worktree("prune")
+
+
+class Worktree:
+    """The run's linked worktree, where candidates are written and evaluated."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.git = _git(path)
+
+    def write(self, changes: dict[str, str | None], prefix: str) -> None:
+        """Write each changed file (``prefix`` maps rootdir-relative paths into the repository)."""
+        for rel, text in changes.items():
+            target = self.path / prefix / rel
+            if text is None:
+                target.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+
+    def stage(self, repo_paths: list[str]) -> str:
+        """Stage the given repository-relative paths and return the tree of the index."""
+        self.git.add("-A", "--", *repo_paths)
+        return self.git.write_tree()
+
+    def commit_tree(self, tree: str, parent: str, message: str) -> str:
+        return self.git.commit_tree(tree, "-p", parent, "-m", message)
+
+    def reset(self, commit: str) -> None:
+        """Make the worktree exactly ``commit``: tracked files restored, untracked files removed."""
+        self.git.reset("--hard", "-q", commit)
+        self.git.clean("-fdq")
+
+    def read(self, repo_path: str) -> str | None:
+        target = self.path / repo_path
+        try:
+            return target.read_text(encoding="utf-8") if target.is_file() and not target.is_symlink() else None
+        except (UnicodeDecodeError, OSError):
+            return None
+
+
+def trailers(pairs: dict[str, object]) -> str:
+    return "\n".join(f"Autoresearch-{key}: {value}" for key, value in pairs.items())

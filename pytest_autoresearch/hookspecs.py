@@ -1,0 +1,53 @@
+"""Hooks other plugins (and conftest files) implement to extend the research loop.
+
+Each policy that later work or users may replace has exactly one seam here, in the style of
+pytest-timeout and pytest-xdist: a ``firstresult`` hook whose built-in implementation is
+registered ``trylast``, so any other implementation that returns a value wins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .agents import Agent
+    from .decision import Decision
+    from .records import MetricSpec, TrialRecord
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | None:
+    """Return the agent for ``--autoresearch-agent=SPEC``, or None when SPEC is not yours.
+
+    The built-in implementation knows ``mutate[:SEED]`` and ``replay:PATH``. A plugin adds
+    an agent by returning an :class:`pytest_autoresearch.agents.Agent` for its own specs:
+
+    .. code-block:: python
+
+        def pytest_autoresearch_make_agent(config, spec):
+            if spec.startswith("myagent:"):
+                return MyAgent(spec.partition(":")[2])
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_autoresearch_decide(
+    config: pytest.Config, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord
+) -> Decision | None:
+    """Decide whether a candidate that passed every test is kept.
+
+    ``metric`` is the primary fitness test (its name and goal); ``candidate`` passed all
+    tests and has a primary score; ``best`` is the current best (the baseline at first).
+    Return a :class:`pytest_autoresearch.decision.Decision`. The built-in rule keeps a
+    strictly better primary score.
+    """
+
+
+@pytest.hookspec()
+def pytest_autoresearch_trial_logged(config: pytest.Config, record: TrialRecord) -> None:
+    """Called after a trial's row was appended to results.tsv (the baseline included).
+
+    For observers: progress plots, dashboards, notifications. The record is final.
+    """

@@ -1,0 +1,87 @@
+"""The pytest entry point: options, the fitness marker and fixture, and opt-in registration.
+
+This module loads in every pytest run of every project that installs the plugin, so it
+stays light: the driver (and GitPython, tabulate) is imported only under ``--autoresearch``,
+the trial-side reporter only inside a trial subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .fitness import MARKER_HELP, FitnessPlugin
+from .fitness import fitness as fitness  # the fixture: pytest finds it on this module
+
+#: Environment variable through which the driver hands a trial subprocess its channel.
+TRIAL_ENV = "PYTEST_AUTORESEARCH_TRIAL"
+
+RUN_DIR_NAME = ".autoresearch"
+
+ENABLE_HELP = (
+    "run the research loop: a baseline, then trials in which an agent changes the mutable "
+    "files; a change is kept (committed to branch autoresearch/<tag>) only if the primary "
+    "fitness score improves and every test passes"
+)
+AGENT_HELP = (
+    "the agent that proposes changes: 'mutate[:SEED]' (offline, perturbs numeric constants; "
+    "the default) or 'replay:PATH' (JSON Lines of proposals)"
+)
+TRIALS_HELP = "stop after this many trials (the baseline not counted); default: run until interrupted"
+TIMEOUT_HELP = (
+    "hard wall-clock limit in seconds for one trial; the whole process group is killed when it "
+    "passes (default: 3x the baseline's time, at least 60)"
+)
+TAG_HELP = "name of the run: branch autoresearch/<TAG>, folder .autoresearch/<TAG>/ (default: the date, e.g. nov26)"
+PROGRAM_HELP = "the agent's policy file (default: program.md at the rootdir when present, else the built-in policy)"
+MUTABLE_HELP = "globs (relative to the rootdir) of the files the agent may change; required by --autoresearch"
+TESTS_HELP = (
+    "arguments selecting the tests each trial runs (default: what plain pytest runs here, i.e. "
+    "the command line's paths or testpaths)"
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autoresearch", "autonomous research loop over fitness tests")
+    group.addoption("--autoresearch", action="store_true", default=False, help=ENABLE_HELP)
+    group.addoption("--autoresearch-agent", metavar="SPEC", default=None, help=AGENT_HELP)
+    group.addoption("--autoresearch-trials", metavar="N", default=None, help=TRIALS_HELP)
+    group.addoption("--autoresearch-timeout", metavar="SECONDS", default=None, help=TIMEOUT_HELP)
+    group.addoption("--autoresearch-tag", metavar="TAG", default=None, help=TAG_HELP)
+    group.addoption("--autoresearch-program", metavar="PATH", default=None, help=PROGRAM_HELP)
+    parser.addini("autoresearch_mutable", MUTABLE_HELP, type="args", default=[])
+    parser.addini("autoresearch_agent", AGENT_HELP, default="")
+    parser.addini("autoresearch_trials", TRIALS_HELP, default="")
+    parser.addini("autoresearch_timeout", TIMEOUT_HELP, default="")
+    parser.addini("autoresearch_program", PROGRAM_HELP, default="")
+    parser.addini("autoresearch_tests", TESTS_HELP, type="args", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(FitnessPlugin(config), "autoresearch-fitness")
+    # Popped, so that pytest runs started by the trial's own tests do not report into it.
+    channel = os.environ.pop(TRIAL_ENV, None)
+    if channel is not None:
+        from .child import TrialReporter
+
+        config.pluginmanager.register(TrialReporter(config, channel), "autoresearch-trial")
+    elif config.getoption("autoresearch") and not hasattr(config, "workerinput"):
+        from .driver import Driver
+
+        config.pluginmanager.register(Driver(config), "autoresearch-driver")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Run folders hold worktrees full of copies of the user's tests.
+    if collection_path.name == RUN_DIR_NAME and collection_path.parent == config.rootpath:
+        return True
+    return None

@@ -1,0 +1,124 @@
+"""What one trial is: the records the driver, the log, the agents and the reports share.
+
+Kept free of pytest, git and I/O so every other module can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Literal
+
+Goal = Literal["min", "max"]
+
+#: Status words of results.tsv, in the order a reader meets them.
+STATUSES = ("baseline", "keep", "discard", "crash", "timeout", "invalid", "tamper")
+
+
+def is_better(score: float, than: float, goal: str) -> bool:
+    """Return True when ``score`` is strictly better than ``than`` for ``goal``."""
+    return score < than if goal == "min" else score > than
+
+
+def improvement(score: float, than: float, goal: str) -> float:
+    """How much better ``score`` is than ``than``: positive means better, whatever the goal."""
+    return than - score if goal == "min" else score - than
+
+
+def is_finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    """A fitness test as the loop knows it after the baseline."""
+
+    nodeid: str
+    name: str
+    goal: Goal
+    primary: bool
+
+
+@dataclasses.dataclass
+class FitnessResult:
+    """The score (and named metrics) one fitness test recorded in one run."""
+
+    nodeid: str
+    name: str
+    goal: Goal
+    primary: bool
+    score: float | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TestResult:
+    """The outcome of one test inside a trial run."""
+
+    __test__ = False  # not a test class, whatever pytest's name patterns say
+
+    nodeid: str
+    outcome: str  # passed, failed, error, skipped
+    duration: float = 0.0
+    timed_out: bool = False
+    failure: str = ""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one ``python -m pytest`` trial subprocess produced.
+
+    ``finished`` is True only when the trial's pytest session ended normally and wrote its
+    result through the plugin's channel; a run that did not finish has no scores.
+    """
+
+    exit_code: int | None
+    seconds: float
+    finished: bool
+    killed: bool = False  # the driver's hard deadline killed the process group
+    tests: list[TestResult] = dataclasses.field(default_factory=list)
+    fitness: list[FitnessResult] = dataclasses.field(default_factory=list)
+    shadowed: list[str] = dataclasses.field(default_factory=list)
+    output_tail: str = ""
+    log_path: Path | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.killed or any(t.timed_out for t in self.tests)
+
+    @property
+    def failed_tests(self) -> list[TestResult]:
+        return [t for t in self.tests if t.outcome in ("failed", "error")]
+
+    @property
+    def primary(self) -> FitnessResult | None:
+        return next((f for f in self.fitness if f.primary), None)
+
+    def failure_text(self, limit: int = 4000) -> str:
+        """A bounded account of why the run failed: the first failure, else the output tail."""
+        for test in self.failed_tests:
+            text = f"{test.nodeid} {test.outcome}:\n{test.failure}".rstrip()
+            return text if len(text) <= limit else "...\n" + text[-limit:]
+        tail = self.output_tail.rstrip()
+        return tail if len(tail) <= limit else "...\n" + tail[-limit:]
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One row of results.tsv: a trial (number 0 is the baseline) and its verdict."""
+
+    trial: int
+    status: str
+    description: str
+    commit: str = ""
+    parent: str = ""
+    score: float | None = None
+    delta: float | None = None
+    seconds: float = 0.0
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def kept(self) -> bool:
+        return self.status in ("baseline", "keep")

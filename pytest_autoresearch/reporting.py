@@ -1,0 +1,117 @@
+"""What the terminal shows of a run: a live line per trial, the final table and summary.
+
+Pure formatting over :class:`~pytest_autoresearch.records.TrialRecord` lists, so the same
+text serves the live run and, later, reports reprinted from a results.tsv.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .records import STATUSES, TrialRecord, improvement
+
+#: pytest status words and colours for trial items.
+STATUS_MARKUP = {
+    "baseline": {"cyan": True},
+    "keep": {"green": True, "bold": True},
+    "discard": {"yellow": True},
+    "crash": {"red": True},
+    "timeout": {"red": True},
+    "invalid": {"purple": True},
+    "tamper": {"red": True, "bold": True},
+}
+
+
+def fmt_score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def fmt_delta(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4g}"
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 3)] + "..."
+
+
+def details(record: TrialRecord, width: int | None = None) -> str:
+    """Score, delta to the best before it, time, and what the trial did (and why it failed)."""
+    delta = f"({fmt_delta(record.delta)})" if record.delta is not None else ""
+    what = record.description
+    if record.reason and record.status not in ("keep", "baseline", "discard"):
+        what = f"{what}  [{record.reason}]"
+    head = f"{fmt_score(record.score):>11} {delta:<12} {record.seconds:6.1f}s  "
+    return head + (what if width is None else shorten(what, max(20, width - len(head) - 30)))
+
+
+def live_line(record: TrialRecord, width: int | None = None) -> str:
+    """One line for a finished trial: number, status, then :func:`details`."""
+    head = f"trial {record.trial:>3}  {record.status:<8}  "
+    return head + details(record, None if width is None else width - len(head))
+
+
+def table(records: Sequence[TrialRecord], width: int | None = None) -> str:
+    """All trials as a table; descriptions are cut to ``width`` columns when one is given."""
+    from tabulate import tabulate
+
+    headers = ("trial", "status", "score", "delta", "secs", "commit", "description")
+    rows = [
+        [r.trial, r.status, fmt_score(r.score), fmt_delta(r.delta), f"{r.seconds:.1f}", r.commit[:8], r.description]
+        for r in records
+    ]
+    if width is not None:
+        fixed = len(tabulate([row[:-1] for row in rows], headers=headers[:-1], tablefmt="simple").splitlines()[0])
+        room = max(20, width - fixed - 3)
+        for row in rows:
+            row[-1] = shorten(row[-1], room)
+    return tabulate(
+        rows,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=("right", "left", "right", "right", "right", "left", "left"),
+    )
+
+
+def summary(
+    records: Sequence[TrialRecord],
+    *,
+    goal: str,
+    metric: str,
+    branch: str,
+    log_path: str,
+    tag: str,
+    base_ref: str,
+    stop_reason: str | None,
+) -> list[str]:
+    """The lines after the table: baseline -> best, counts, where things are, what to do next."""
+    if not records:
+        return []
+    baseline = records[0]
+    kept = [r for r in records if r.status == "keep"]
+    best = kept[-1] if kept else baseline
+    counts = {status: 0 for status in STATUSES}
+    for r in records[1:]:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    trials = len(records) - 1
+    lines = []
+    if baseline.score is not None and best.score is not None:
+        gain = improvement(best.score, baseline.score, goal)
+        rel = f", {100 * gain / abs(baseline.score):.1f}% better" if baseline.score and gain else ""
+        lines.append(
+            f"{metric} ({goal}): baseline {fmt_score(baseline.score)} -> best {fmt_score(best.score)}"
+            f" (trial {best.trial}{rel})"
+        )
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none yet"
+    lines.append(f"{trials} trial{'s' if trials != 1 else ''}: {tally}")
+    if stop_reason:
+        lines.append(f"stopped: {stop_reason}")
+    lines.append(f"log: {log_path}")
+    if kept:
+        lines.append(f"branch {branch} is at {best.commit[:10]} ({len(kept)} kept commit{'s' if len(kept) != 1 else ''} on {base_ref[:10]})")
+        lines.append(f"  inspect: git log --oneline {base_ref[:10]}..{branch}   git diff {base_ref[:10]} {branch}")
+        lines.append(f"  merge:   git merge {branch}")
+    else:
+        lines.append(f"no trial beat the baseline; branch {branch} is still at {base_ref[:10]}")
+    lines.append(f"  any trial's change: git show refs/autoresearch/{tag}/trials/NNN")
+    return lines

@@ -1,0 +1,414 @@
+"""The ``mutate`` agent: what it may touch, how it changes it, and that its search finds gains.
+
+It is the offline baseline every LLM agent has to beat, so besides the mechanics these tests
+run it in an in-process keep-if-better loop on two small seeded problems and require real
+improvements within a dozen trials.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from pytest_autoresearch.agents import AgentError, ProposalContext
+from pytest_autoresearch.agents.mutate import MutateAgent, find_targets, perturb
+from pytest_autoresearch.records import MetricSpec, TrialRecord, is_better
+from pytest_autoresearch.surface import Surface
+
+METRIC = MetricSpec("tests/test_fit.py::test_fit", "mse", "min", True)
+
+
+def make_context(
+    files: Mapping[str, str], trial: int = 1, history: Sequence[TrialRecord] = (), score: float = 1.0
+) -> ProposalContext:
+    baseline = TrialRecord(0, "baseline", "baseline", score=score)
+    kept = [r for r in history if r.status == "keep"]
+    return ProposalContext(
+        trial=trial,
+        tag="test",
+        rootdir=Path("."),
+        surface=Surface(sorted(files)),
+        files=dict(files),
+        program="",
+        metric=METRIC,
+        baseline=baseline,
+        best=kept[-1] if kept else baseline,
+        history=[baseline, *history],
+        last_failure=None,
+        trials_left=None,
+        read=lambda path: None,
+    )
+
+
+def targets_of(path: str, text: str) -> dict[str, object]:
+    return {t.name: t.value for t in find_targets({path: text})}
+
+
+# --- what may be perturbed -------------------------------------------------------------------
+
+PYTHON_MODEL = '''"""A model."""
+import math
+
+SEED = 1234
+LR = 0.01
+EPOCHS: int = 40
+SHIFT = -3
+OFFSET = -0.5
+USE_BIAS = True
+ADAM_BETAS = (0.9, 0.999)
+LAYERS = [64, -1, "relu"]
+NAME = "model"
+IMAG = 2j
+MASK = 0xFF
+
+
+class Config:
+    DROPOUT = 0.1
+
+
+def train(xs):
+    total = 0.0
+    for i in range(10):
+        total += xs[i] * 2
+    return helper(total, scale=3.5)
+'''
+
+
+def test_python_targets_are_module_and_class_constants() -> None:
+    assert targets_of("model.py", PYTHON_MODEL) == {
+        "LR": 0.01,
+        "EPOCHS": 40,
+        "SHIFT": -3,
+        "OFFSET": -0.5,
+        "USE_BIAS": True,
+        "ADAM_BETAS[0]": 0.9,
+        "ADAM_BETAS[1]": 0.999,
+        "LAYERS[0]": 64,
+        "LAYERS[1]": -1,
+        "Config.DROPOUT": 0.1,
+    }
+
+
+def test_keyword_arguments_only_when_a_file_has_no_constants() -> None:
+    code = "import torch\n\ndef make(model):\n    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)\n"
+    assert targets_of("train.py", code) == {"lr": 0.01, "momentum": 0.9}
+    assert targets_of("train.py", "LR = 0.1\n" + code) == {"LR": 0.1}
+
+
+def test_literals_inside_functions_are_never_touched() -> None:
+    text = "def f(xs):\n    total = 0.0\n    for i in range(10):\n        total += xs[i] * 2\n    return total\n"
+    assert targets_of("model.py", text) == {}
+
+
+def test_repeated_names_get_their_line() -> None:
+    assert targets_of("model.py", "N = 3\nN = 5\n") == {"N (line 1)": 3, "N (line 2)": 5}
+
+
+def test_config_file_targets() -> None:
+    toml = '[train]\nlr = 0.001\nepochs = 12\nname = "x"\nversion = "1.2.3"\nwhen = 2024-01-01\nzip = 01234\nseed = 3\n'
+    assert targets_of("conf.toml", toml) == {"lr": 0.001, "epochs": 12}
+    yaml = "model:\n  dropout: 0.5  # regularise\n  depth: -2\n  ratio: 1:2\n"
+    assert targets_of("conf.yaml", yaml) == {"dropout": 0.5, "depth": -2}
+    json = '{\n  "batch_size": 32,\n  "warmup": 1e-3\n}\n'
+    assert targets_of("conf.json", json) == {"batch_size": 32, "warmup": 0.001}
+    assert targets_of(".env", "export STEPS=100\nTOKEN=abc\n") == {"STEPS": 100}
+
+
+def test_start_refuses_a_surface_without_targets() -> None:
+    agent = MutateAgent()
+    with pytest.raises(AgentError, match=r"mutate: found no numeric constants to perturb in model\.py"):
+        agent.start(make_context({"model.py": "def f():\n    return 1\n"}))
+    agent.start(make_context({"model.py": "K = 3\n"}))
+
+
+# --- how it changes them -----------------------------------------------------------------------
+
+
+def literal_values(text: str) -> dict[str, object]:
+    """Module-level constants as Python evaluates them (tuples flattened like the agent's names)."""
+    out: dict[str, object] = {}
+    for stmt in ast.parse(text).body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+            try:
+                value = ast.literal_eval(stmt.value)
+            except ValueError:
+                continue
+            if isinstance(value, (tuple, list)):
+                out.update({f"{target.id}[{i}]": v for i, v in enumerate(value)})  # type: ignore[union-attr]
+            else:
+                out[target.id] = value  # type: ignore[union-attr]
+    return out
+
+
+TYPES_MODEL = "A = 3\nB = 40\nC = 0.9\nD = 2.5\nE = -7\nF = -0.25\nG = False\nH = 0\nI = 0.0\nJ = (0.5, 1)\n"
+
+
+def test_types_signs_and_ranges_are_kept() -> None:
+    before = literal_values(TYPES_MODEL)
+    seen_changes: set[str] = set()
+    for seed in range(12):
+        agent = MutateAgent(seed)
+        for trial in range(1, 9):
+            proposal = agent.propose(make_context({"model.py": TYPES_MODEL}, trial))
+            after = literal_values(proposal.files["model.py"])
+            assert after.keys() == before.keys()
+            for name, old in before.items():
+                new = after[name]
+                assert type(new) is type(old), (name, old, new)
+                if new == old:
+                    continue
+                seen_changes.add(name)
+                if isinstance(old, bool):
+                    assert new is (not old)
+                elif old == 0:
+                    assert new != 0
+                elif isinstance(old, float) and 0 < old < 1:
+                    assert 0 < new < 1
+                else:
+                    assert (new > 0) == (old > 0), (name, old, new)
+                    if isinstance(old, int):
+                        assert abs(new) >= 1
+    assert seen_changes == set(before)
+
+
+def test_small_ints_step_and_counts_stay_positive() -> None:
+    for seed in range(20):
+        new = literal_values(MutateAgent(seed).propose(make_context({"m.py": "DEGREE = 1\n"})).files["m.py"])
+        assert new["DEGREE"] in (2, 3)
+
+
+def test_step_scale_widens_and_narrows_the_moves() -> None:
+    def spread(scale: float) -> float:
+        rng = random.Random(5)
+        return sum(abs(math.log(perturb(2.0, rng, scale) / 2.0)) for _ in range(300)) / 300  # type: ignore[operator]
+
+    assert spread(0.25) < 0.5 * spread(1.0) < 0.5 * spread(3.0)
+
+
+def test_only_the_literal_span_changes() -> None:
+    text = '# ünïcode heads the file\nÉTA = 0.5  # résumé\nPAIR = ("é", 7)\r\nK = 3\n'
+    assert targets_of("m.py", text) == {"ÉTA": 0.5, "PAIR[1]": 7, "K": 3}
+    targets = {t.name: t for t in find_targets({"m.py": text})}
+    for seed in range(30):
+        proposal = MutateAgent(seed).propose(make_context({"m.py": text}))
+        new = proposal.files["m.py"]
+        # Rebuild the new text from the old one by replacing only the described literals.
+        expected = text
+        for part in sorted(proposal.description.split(", "), key=lambda p: -targets[p.split(" ")[0]].start):
+            name, old, arrow, value = part.split(" ")
+            target = targets[name]
+            assert (arrow, old) == ("->", target.text)
+            expected = expected[: target.start] + value + expected[target.end :]
+        assert new == expected
+
+
+def test_description_format() -> None:
+    proposal = MutateAgent(0).propose(make_context({"model.py": "SAMPLES = 40\n"}))
+    assert re.fullmatch(r"SAMPLES 40 -> \d+", proposal.description)
+    files = {"model.py": "LAMBDA = 1.0\nDEGREE = 1\n", "conf.toml": "lr = 0.5\n"}
+    for seed in range(10):
+        description = MutateAgent(seed).propose(make_context(files)).description
+        parts = re.split(r"; (?=\S+: )", description)
+        for part in parts:
+            assert re.fullmatch(r"(model\.py|conf\.toml): \S+ \S+ -> \S+(, \S+ \S+ -> \S+)*", part), description
+
+
+def test_same_seed_same_proposals_other_seeds_differ() -> None:
+    files = {"model.py": "LAMBDA = 1.0\nDEGREE = 1\nALPHA = 0.3\n"}
+
+    def sequence(seed: int) -> list[str]:
+        agent = MutateAgent(seed)
+        return [agent.propose(make_context(files, trial)).description for trial in range(1, 6)]
+
+    assert sequence(0) == sequence(0)
+    assert sequence(0) != sequence(1) != sequence(2)
+    assert MutateAgent(3).describe() == "mutate (seed 3)"
+
+
+def test_no_proposal_repeats_or_leaves_the_files_as_they_are() -> None:
+    files = {"model.py": "DEGREE = 2\nUSE_BIAS = True\nLR = 0.01\n"}
+    agent = MutateAgent(0)
+    history: list[TrialRecord] = []
+    seen = {files["model.py"]}
+    for trial in range(1, 31):
+        proposal = agent.propose(make_context(files, trial, history))
+        assert proposal.error is None
+        assert set(proposal.files) == {"model.py"}
+        assert proposal.files["model.py"] not in seen, (trial, proposal.description)
+        seen.add(proposal.files["model.py"])
+        history.append(TrialRecord(trial, "discard", proposal.description, score=2.0))
+
+
+def test_an_exhausted_surface_still_gets_a_change() -> None:
+    agent = MutateAgent(0)
+    files = {"m.py": "USE_BIAS = True\n"}
+    first = agent.propose(make_context(files, 1))
+    history = [TrialRecord(1, "discard", first.description, score=2.0)]
+    second = agent.propose(make_context(files, 2, history))
+    assert first.files == second.files == {"m.py": "USE_BIAS = False\n"}
+    assert second.description == "USE_BIAS True -> False"
+
+
+def test_a_kept_move_is_tried_again() -> None:
+    """About half the time; a blind draw would repeat it by chance in about a quarter."""
+    repeated = 0
+    for seed in range(40):
+        agent = MutateAgent(seed)
+        first = agent.propose(make_context({"m.py": "DEGREE = 1\n"}, 1))
+        step = int(first.description.split()[-1]) - 1
+        history = [TrialRecord(1, "keep", first.description, score=0.5)]
+        second = agent.propose(make_context(first.files, 2, history))
+        if second.description == f"DEGREE {1 + step} -> {1 + 2 * step}":
+            repeated += 1
+    assert 20 <= repeated < 40
+
+
+def test_only_surface_files_change() -> None:
+    files = {"model.py": "K = 3\n", "notes.md": "No numbers here.\n"}
+    for seed in range(5):
+        assert set(MutateAgent(seed).propose(make_context(files)).files) == {"model.py"}
+
+
+# --- does the search find gains ---------------------------------------------------------------
+
+RIDGE_MODEL = '''"""Polynomial ridge regression, solved in pure Python."""
+
+DEGREE = 1
+LAMBDA = 1.0
+
+
+def fit(xs, ys):
+    n = DEGREE + 1
+    a = [[0.0] * n for _ in range(n)]
+    b = [0.0] * n
+    for x, y in zip(xs, ys):
+        row = [x**k for k in range(n)]
+        for i in range(n):
+            b[i] += row[i] * y
+            for j in range(n):
+                a[i][j] += row[i] * row[j]
+    for i in range(1, n):
+        a[i][i] += LAMBDA
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(a[r][col]))
+        a[col], a[pivot] = a[pivot], a[col]
+        b[col], b[pivot] = b[pivot], b[col]
+        for r in range(col + 1, n):
+            f = a[r][col] / a[col][col]
+            for c in range(col, n):
+                a[r][c] -= f * a[col][c]
+            b[r] -= f * b[col]
+    w = [0.0] * n
+    for i in range(n - 1, -1, -1):
+        w[i] = (b[i] - sum(a[i][j] * w[j] for j in range(i + 1, n))) / a[i][i]
+    return lambda x: sum(wk * x**k for k, wk in enumerate(w))
+'''
+
+
+def _ridge_data() -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    rng = random.Random(7)
+    points = []
+    for _ in range(120):
+        x = rng.uniform(-1.5, 1.5)
+        points.append((x, math.sin(3 * x) + 0.5 * x * x + rng.gauss(0.0, 0.2)))
+    return points[:80], points[80:]
+
+
+TRAIN, VALID = _ridge_data()
+
+
+def ridge_mse(text: str) -> float:
+    namespace: dict[str, object] = {}
+    exec(compile(text, "model.py", "exec"), namespace)
+    predict = namespace["fit"]([x for x, _ in TRAIN], [y for _, y in TRAIN])  # type: ignore[operator]
+    return sum((predict(x) - y) ** 2 for x, y in VALID) / len(VALID)
+
+
+SMOOTHING_MODEL = '''"""Exponential smoothing, then a centred moving average."""
+
+ALPHA = 0.9
+WINDOW = 9
+
+
+def smooth(signal):
+    level = signal[0]
+    levels = []
+    for value in signal:
+        level = ALPHA * value + (1 - ALPHA) * level
+        levels.append(level)
+    half = WINDOW // 2
+    out = []
+    for i in range(len(levels)):
+        window = levels[max(0, i - half) : i + half + 1]
+        out.append(sum(window) / len(window))
+    return out
+'''
+
+
+def _signal() -> tuple[list[float], list[float]]:
+    rng = random.Random(11)
+    clean = [math.sin(t / 15) for t in range(200)]
+    return clean, [c + rng.gauss(0.0, 0.5) for c in clean]
+
+
+CLEAN, NOISY = _signal()
+
+
+def smoothing_mse(text: str) -> float:
+    namespace: dict[str, object] = {}
+    exec(compile(text, "model.py", "exec"), namespace)
+    out = namespace["smooth"](NOISY)  # type: ignore[operator]
+    return sum((a - b) ** 2 for a, b in zip(out, CLEAN)) / len(CLEAN)
+
+
+def search(text: str, score: Callable[[str], float], agent: MutateAgent, trials: int) -> tuple[int | None, float, float]:
+    """A keep-if-strictly-better loop like the driver's: (first improving trial, baseline, best)."""
+    files = {"model.py": text}
+    best = baseline = score(text)
+    history: list[TrialRecord] = []
+    first: int | None = None
+    context = make_context(files, 1, history, baseline)
+    agent.start(context)
+    for trial in range(1, trials + 1):
+        context = make_context(files, trial, history, baseline)
+        proposal = agent.propose(context)
+        assert proposal.error is None and set(proposal.files) <= set(files)
+        candidate = {**files, **proposal.files}
+        assert candidate != files
+        try:
+            value = score(candidate["model.py"])
+            status = "keep" if math.isfinite(value) and is_better(value, best, "min") else "discard"
+        except (ArithmeticError, OverflowError):
+            value, status = math.nan, "crash"
+        history.append(TrialRecord(trial, status, proposal.description, score=value))
+        if status == "keep":
+            files, best = candidate, value
+            first = trial if first is None else first
+    return first, baseline, best
+
+
+def test_default_seed_improves_the_ridge_fit_within_ten_trials() -> None:
+    first, baseline, best = search(RIDGE_MODEL, ridge_mse, MutateAgent(), 10)
+    assert first is not None and first <= 10
+    assert best < 0.25 * baseline  # a higher degree, not a rounding-level gain
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_seed_improves_the_ridge_fit_within_twelve_trials(seed: int) -> None:
+    first, baseline, best = search(RIDGE_MODEL, ridge_mse, MutateAgent(seed), 12)
+    assert first is not None and first <= 12
+    assert best < 0.25 * baseline
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_seed_improves_the_smoothing_within_twelve_trials(seed: int) -> None:
+    first, baseline, best = search(SMOOTHING_MODEL, smoothing_mse, MutateAgent(seed), 12)
+    assert first is not None and first <= 12
+    assert best < 0.9 * baseline
