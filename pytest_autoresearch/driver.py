@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import shutil
-import sys
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +38,9 @@ def _width() -> int | None:
 class TrialItem(pytest.Item):
     """One trial as a test item; ``runtest`` evaluates the proposal it was made with."""
 
-    def __init__(self, *, loop: ResearchLoop, number: int, proposal: Proposal | None, record: TrialRecord | None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, loop: ResearchLoop, number: int, proposal: Proposal | None, record: TrialRecord | None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.loop = loop
         self.number = number
@@ -146,7 +148,7 @@ class Driver:
         for note in loop.notes:
             self._say(f"autoresearch: {note}")
         session.testscollected = 1 + (s.trials or 0)
-        self._report(session, TrialItem.from_parent(session, name=self._name(0), nodeid=self._nodeid(0), loop=loop, number=0, proposal=None, record=baseline))
+        self._report(session, 0, record=baseline)
         try:
             loop.start_agent()
         except FatalError as exc:
@@ -163,8 +165,7 @@ class Driver:
                 raise pytest.UsageError(f"autoresearch: {exc}") from None
             if s.trials is None:
                 session.testscollected = number + 1
-            item = TrialItem.from_parent(session, name=self._name(number), nodeid=self._nodeid(number), loop=loop, number=number, proposal=proposal, record=None)
-            self._report(session, item)
+            self._report(session, number, proposal=proposal)
             if loop.fatal:
                 raise pytest.UsageError(f"autoresearch: {loop.fatal}")
             if session.testsfailed:
@@ -173,13 +174,14 @@ class Driver:
             if session.shouldstop or session.shouldfail:
                 break
 
-    def _name(self, number: int) -> str:
-        return f"trial-{number:03d}"
-
-    def _nodeid(self, number: int) -> str:
-        return self.nodeid_prefix + self._name(number)
-
-    def _report(self, session: pytest.Session, item: TrialItem) -> None:
+    def _report(
+        self, session: pytest.Session, number: int, *, proposal: Proposal | None = None, record: TrialRecord | None = None
+    ) -> None:
+        """Run trial ``number`` (or report the finished baseline) as a test item."""
+        name = f"trial-{number:03d}"
+        item = TrialItem.from_parent(
+            session, name=name, nodeid=self.nodeid_prefix + name, loop=self.loop, number=number, proposal=proposal, record=record
+        )
         session.items.append(item)
         item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
 

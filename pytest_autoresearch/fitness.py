@@ -8,14 +8,14 @@ scores at the end of the run.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
-from .records import Goal
+if TYPE_CHECKING:
+    from .records import Goal
 
 #: user_properties names; also the junitxml property names.
 SCORE_PROP = "fitness"
@@ -35,8 +35,7 @@ class FitnessUsageError(Exception):
     """A fitness marker or fixture used in a way the plugin cannot score."""
 
 
-@dataclasses.dataclass(frozen=True)
-class FitnessSpec:
+class FitnessSpec(NamedTuple):  # not a dataclass: this module loads in every pytest run
     goal: Goal
     primary: bool
 

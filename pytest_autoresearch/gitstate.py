@@ -76,8 +76,14 @@ class Repository:
 
     def dirty_files(self) -> list[str]:
         """Tracked files with staged or unstaged changes."""
-        out = self.git.status("--porcelain=v1", "-z", "--untracked-files=no")
-        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+        entries = iter(self.git.status("--porcelain=v1", "-z", "--untracked-files=no").split("\0"))
+        paths = []
+        for entry in entries:
+            if len(entry) > 3:
+                paths.append(entry[3:])
+                if entry[0] in "RC":  # a rename or copy: its source path follows
+                    next(entries, None)
+        return paths
 
     def ref_exists(self, ref: str) -> bool:
         try:
@@ -119,12 +125,6 @@ class Repository:
         )
         if proc.returncode != 0:
             raise GitStateError(f"git update-ref failed: {proc.stderr.strip()}")
-
-    def delete_ref(self, ref: str) -> None:
-        try:
-            self.git.update_ref("-d", ref)
-        except git.GitCommandError:
-            pass
 
     def add_worktree(self, path: Path, commit: str) -> Worktree:
         self.git.worktree("add", "--detach", "--quiet", str(path), commit)

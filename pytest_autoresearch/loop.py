@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .agents import Agent, AgentError, ProposalContext
+from .agents import Agent, AgentError, AgentExhausted, ProposalContext
 from .gitstate import ZERO, GitStateError, Repository, Worktree, trailers
 from .plugin import RUN_DIR_NAME
 from .proposal import Proposal, check, one_line
@@ -128,14 +129,13 @@ class ResearchLoop:
         worktree_path = self.run_dir / "worktree"
         self._worktree = self.repo.add_worktree(worktree_path, self.head)
         self._undo.append(lambda: self.repo.remove_worktree(worktree_path))
-        self.log = ResultsLog(self.run_dir / "results.tsv", ())
+
+    def _tag_taken(self, tag: str) -> bool:
+        return self.repo.ref_exists(f"refs/heads/autoresearch/{tag}") or (self.settings.rootdir / RUN_DIR_NAME / tag).exists()
 
     def _choose_tag(self) -> str:
         tag = self.settings.tag
-        taken = lambda t: self.repo.ref_exists(f"refs/heads/autoresearch/{t}") or (  # noqa: E731
-            self.settings.rootdir / RUN_DIR_NAME / t
-        ).exists()
-        if not taken(tag):
+        if not self._tag_taken(tag):
             return tag
         if self.settings.tag_given:
             raise SetupError(
@@ -143,7 +143,7 @@ class ResearchLoop:
                 "choose another --autoresearch-tag"
             )
         n = 2
-        while taken(f"{tag}-{n}"):
+        while self._tag_taken(f"{tag}-{n}"):
             n += 1
         return f"{tag}-{n}"
 
@@ -158,6 +158,7 @@ class ResearchLoop:
         """Undo the set-up (a setup error): the repository is as it was."""
         while self._undo:
             self._undo.pop()()
+        self._worktree = None
 
     # -- evaluation --------------------------------------------------------------------
 
@@ -178,6 +179,10 @@ class ResearchLoop:
             margin = min(2.0, max(1.0, 0.2 * self.timeout))
             args.append(f"--timeout={max(self.timeout / 2, self.timeout - margin):g}")
         args += s.forward_args
+        if s.inifile is not None:
+            args += ["-c", str(self._in_worktree(s.inifile) if self._inside_repo(s.inifile) else s.inifile)]
+        if s.rootdir_given:
+            args.append(f"--rootdir={self._in_worktree(s.rootdir)}")
         for arg in s.test_args:
             path, sep, rest = arg.partition("::")
             candidate = Path(path)
@@ -340,6 +345,7 @@ class ResearchLoop:
             trial=number,
             tag=self.tag,
             rootdir=self.settings.rootdir,
+            workdir=self._in_worktree(self.settings.rootdir),
             surface=self.surface,
             files=files,
             program=self.program,
@@ -360,12 +366,26 @@ class ResearchLoop:
             raise FatalError(str(exc)) from None
 
     def propose(self, number: int) -> Proposal:
-        """Ask the agent; AgentExhausted ends the loop, AgentError becomes FatalError."""
+        """Ask the agent; AgentExhausted ends the loop, AgentError (or a bug) becomes FatalError."""
         assert self.agent is not None
+        context = self.context(number)
         try:
-            return self.agent.propose(self.context(number))
+            proposal = self.agent.propose(context)
         except AgentError as exc:
             raise FatalError(f"agent {self.settings.agent_spec}: {exc}") from None
+        except AgentExhausted:
+            raise
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            raise FatalError(
+                f"agent {self.settings.agent_spec} failed: {type(exc).__name__}: {exc} "
+                f"({where.filename}:{where.lineno})"
+            ) from None
+        if self.agent.edits_workdir:
+            self.worktree.reset(self.best.commit)  # its edits are in the proposal now
+        if not isinstance(proposal, Proposal):
+            raise FatalError(f"agent {self.settings.agent_spec} returned {type(proposal).__name__}, not a Proposal")
+        return proposal
 
     def step(self, number: int, proposal: Proposal) -> TrialRecord:
         """Evaluate one proposal and record its verdict."""
@@ -441,6 +461,6 @@ class ResearchLoop:
         """End of the run however it ended: release the agent, drop the worktree."""
         if self.agent is not None:
             self.agent.close()
-        if self._worktree is not None and not self._undo:
+        if self._worktree is not None:
             self.repo.remove_worktree(self._worktree.path)
             self._worktree = None

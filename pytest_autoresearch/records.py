@@ -6,7 +6,6 @@ Kept free of pytest, git and I/O so every other module can import it cheaply.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -24,10 +23,6 @@ def is_better(score: float, than: float, goal: str) -> bool:
 def improvement(score: float, than: float, goal: str) -> float:
     """How much better ``score`` is than ``than``: positive means better, whatever the goal."""
     return than - score if goal == "min" else score - than
-
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +85,6 @@ class RunResult:
     @property
     def failed_tests(self) -> list[TestResult]:
         return [t for t in self.tests if t.outcome in ("failed", "error")]
-
-    @property
-    def primary(self) -> FitnessResult | None:
-        return next((f for f in self.fitness if f.primary), None)
 
     def failure_text(self, limit: int = 4000) -> str:
         """A bounded account of why the run failed: the first failure, else the output tail."""

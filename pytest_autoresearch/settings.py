@@ -32,6 +32,8 @@ class Settings:
     test_args: tuple[str, ...]
     test_args_dir: Path  # the directory test_args are relative to
     forward_args: tuple[str, ...]
+    inifile: Path | None  # given with -c: trials use their worktree's copy of it
+    rootdir_given: bool  # --rootdir was given: trials get their worktree's copy of the rootdir
 
 
 def default_tag(today: datetime.date | None = None) -> str:
@@ -131,6 +133,8 @@ def load_settings(config: pytest.Config) -> Settings:
     if not test_args and config.args_source == pytest.Config.ArgsSource.ARGS:
         test_args = tuple(config.args)
         test_args_dir = invocation_dir
+    elif not test_args and config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
+        test_args_dir = invocation_dir  # no paths and no testpaths: pytest collects from where it runs
 
     return Settings(
         rootdir=rootdir,
@@ -145,4 +149,6 @@ def load_settings(config: pytest.Config) -> Settings:
         test_args=test_args,
         test_args_dir=test_args_dir,
         forward_args=_forwarded_options(config),
+        inifile=Path(config.inipath) if getattr(config.option, "inifilename", None) and config.inipath else None,
+        rootdir_given=bool(getattr(config.option, "rootdir", None)),
     )

@@ -83,7 +83,7 @@ class Project:
             self.git("commit", "-q", "-m", "initial")
         return self
 
-    def run(self, *args: str, timeout: float = 180, cwd: Path | None = None) -> pytest.RunResult:
+    def run(self, *args: str, timeout: float = 180, cwd: Path | None = None, env: dict[str, str] | None = None) -> pytest.RunResult:
         """``python -m pytest ARGS`` in the repository, as a user types it (pytester's own runners
         leave files in the working directory, which would dirty the user's checkout)."""
         start = time.monotonic()
@@ -93,11 +93,12 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
+            env=None if env is None else {**os.environ, **env},
         )
         return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start)
 
-    def loop(self, *args: str, tag: str = "t", timeout: float = 180) -> pytest.RunResult:
-        return self.run("--autoresearch", f"--autoresearch-tag={tag}", *args, timeout=timeout)
+    def loop(self, *args: str, tag: str = "t", timeout: float = 180, env: dict[str, str] | None = None) -> pytest.RunResult:
+        return self.run("--autoresearch", f"--autoresearch-tag={tag}", *args, timeout=timeout, env=env)
 
     def replay(self, *proposals: dict[str, object], name: str = "proposals.jsonl") -> str:
         path = self.outside / name

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -42,8 +42,6 @@ def test_the_readme_command_runs_the_loop_on_a_temporary_copy() -> None:
         assert all(r["status"] in ("keep", "discard") for r in rows[1:])
         assert subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True).stdout == ""
     finally:
-        import shutil
-
         shutil.rmtree(copy.parent, ignore_errors=True)
 
 

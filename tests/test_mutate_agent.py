@@ -33,6 +33,7 @@ def make_context(
         trial=trial,
         tag="test",
         rootdir=Path("."),
+        workdir=Path("."),
         surface=Surface(sorted(files)),
         files=dict(files),
         program="",

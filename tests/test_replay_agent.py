@@ -33,6 +33,7 @@ def make_context(files: dict[str, str] = CURRENT) -> ProposalContext:
         trial=1,
         tag="test",
         rootdir=Path("."),
+        workdir=Path("."),
         surface=Surface(["src/*.py"]),
         files=dict(files),
         program="",

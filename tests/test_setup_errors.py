@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,11 +186,11 @@ def test_xdist_style_numprocesses_is_refused(project: Project) -> None:
     (project.outside / "fakexdist.py").write_text(conftest)
     before = _repo_state(project)
     result = subprocess.run(
-        [__import__("sys").executable, "-m", "pytest", "-p", "fakexdist", "--numprocesses=2", "--autoresearch"],
+        [sys.executable, "-m", "pytest", "-p", "fakexdist", "--numprocesses=2", "--autoresearch"],
         cwd=project.path,
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(project.outside)},
+        env={**os.environ, "PYTHONPATH": str(project.outside)},
     )
     assert result.returncode != 0
     assert "drop -n/--numprocesses" in result.stderr

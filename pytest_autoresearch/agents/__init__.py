@@ -36,7 +36,8 @@ class ProposalContext:
 
     trial: int
     tag: str
-    rootdir: Path
+    rootdir: Path  # the user's rootdir: read it, never write it
+    workdir: Path  # the rootdir's copy in the run's worktree, at the current best
     surface: Surface
     files: Mapping[str, str]  # surface files at the current best, rootdir-relative -> text
     program: str
@@ -53,6 +54,10 @@ class Agent:
     """Base class of agents. Subclasses implement :meth:`propose`."""
 
     name = "agent"
+    #: True for agents that edit files in ``context.workdir`` to prepare a proposal (an external
+    #: coding tool, say): the driver restores the worktree after :meth:`propose`, and only the
+    #: returned proposal, checked against the surface, is applied.
+    edits_workdir = False
 
     def describe(self) -> str:
         """One line for the run header."""
