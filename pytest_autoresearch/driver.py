@@ -25,7 +25,7 @@ from .loop import FatalError, ResearchLoop, SetupError
 from .proposal import Proposal
 from .records import TrialRecord
 from .reporting import STATUS_MARKUP, details, live_line, summary, table
-from .settings import load_settings
+from .settings import SETTINGS_KEY, load_settings
 
 
 def _width() -> int | None:
@@ -92,6 +92,7 @@ class Driver:
             raise pytest.UsageError("--autoresearch runs each trial in its own process; drop -n/--numprocesses")
         self.config = config
         self.settings = load_settings(config)
+        config.stash[SETTINGS_KEY] = self.settings
         self.loop = ResearchLoop(config, self.settings)
         self.nodeid_prefix = "\0"  # set once the run folder is known
         self.stop_reason: str | None = None
@@ -145,6 +146,9 @@ class Driver:
         except SetupError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
         self.ran_baseline = True
+        loop.note = lambda line: self._say(f"autoresearch: {line}")
+        if s.max_cost is not None:
+            loop.notes.append(f"the run ends once the agent's model calls cost ${s.max_cost:g}")
         for note in loop.notes:
             self._say(f"autoresearch: {note}")
         session.testscollected = 1 + (s.trials or 0)
@@ -172,6 +176,9 @@ class Driver:
                 self.stop_reason = "an internal error ended the loop (see the failure above)"
                 break
             if session.shouldstop or session.shouldfail:
+                break
+            if reason := loop.over_budget():
+                self.stop_reason = reason
                 break
 
     def _report(

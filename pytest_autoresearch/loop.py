@@ -65,6 +65,9 @@ class ResearchLoop:
         self.records: list[TrialRecord] = []
         self.notes: list[str] = []  # things the user should know, shown in the header
         self.last_failure: str | None = None
+        self.spent = 0.0  # US dollars the agent's model calls cost so far
+        self._unpriced_noted = False
+        self.note: Callable[[str], None] = print  # status lines for the user; the driver routes them
         self.fatal: str | None = None  # set when a trial found the loop cannot go on
         self.timeout: float | None = settings.timeout
         self.agent: Agent | None = None
@@ -101,6 +104,10 @@ class ResearchLoop:
             )
         for glob in self.surface.unmatched_globs(tracked):
             self.notes.append(f"autoresearch_mutable glob {glob!r} matches no committed file")
+        shown = Surface(s.context)
+        self.context_paths = [p for p in shown.select(tracked) if p not in self.surface_files]
+        for glob in shown.unmatched_globs(tracked):
+            self.notes.append(f"autoresearch_context glob {glob!r} matches no committed file")
         dirty = sorted(p[len(self.prefix):] for p in self.repo.dirty_files() if p.startswith(self.prefix))
         dirty_surface = [p for p in dirty if self.surface.matches(p)]
         if dirty_surface:
@@ -149,9 +156,14 @@ class ResearchLoop:
 
     def _make_agent(self) -> Agent:
         spec = self.settings.agent_spec
-        agent = self.config.hook.pytest_autoresearch_make_agent(config=self.config, spec=spec)
+        try:
+            agent = self.config.hook.pytest_autoresearch_make_agent(config=self.config, spec=spec)
+        except AgentError as exc:
+            raise SetupError(f"agent {spec}: {exc}") from None
         if agent is None:
-            raise SetupError(f"unknown agent {spec!r}: use 'mutate', 'mutate:SEED' or 'replay:PATH'")
+            raise SetupError(
+                f"unknown agent {spec!r}: use 'mutate[:SEED]', 'litellm:MODEL', 'cmd:COMMAND' or 'replay:PATH'"
+            )
         return agent
 
     def abandon(self) -> None:
@@ -276,7 +288,8 @@ class ResearchLoop:
                 self._add_column(fit.nodeid, "", fit.name)
             for name in fit.metrics:
                 self._add_column(fit.nodeid, name, name if fit.nodeid == primary.nodeid else f"{fit.name}.{name}")
-        self.log = ResultsLog(self.run_dir / "results.tsv", list(self._columns.values()))
+        assert self.agent is not None
+        self.log = ResultsLog(self.run_dir / "results.tsv", list(self._columns.values()), usage=self.agent.reports_usage)
         self.log.create()
         self.repo.update_refs(
             (f"refs/heads/{self.branch}", self.head, ZERO),
@@ -356,6 +369,8 @@ class ResearchLoop:
             last_failure=self.last_failure,
             trials_left=trials_left,
             read=self.read,
+            context_files={p: text for p in self.context_paths if (text := self.read(p)) is not None},
+            note=self.note,
         )
 
     def start_agent(self) -> None:
@@ -363,7 +378,7 @@ class ResearchLoop:
         try:
             self.agent.start(self.context(1))
         except AgentError as exc:
-            raise FatalError(str(exc)) from None
+            raise FatalError(f"agent {self.settings.agent_spec}: {exc}") from None
 
     def propose(self, number: int) -> Proposal:
         """Ask the agent; AgentExhausted ends the loop, AgentError (or a bug) becomes FatalError."""
@@ -391,10 +406,19 @@ class ResearchLoop:
         """Evaluate one proposal and record its verdict."""
         best = self.best
         description = one_line(proposal.description or "(no description)")
+        self._keep_exchange(number, proposal)
+        if proposal.usage is not None:
+            if proposal.usage.cost is not None:
+                self.spent += proposal.usage.cost
+            elif self.settings.max_cost is not None and not self._unpriced_noted:
+                self._unpriced_noted = True
+                self.note("this model has no price in litellm's list: --autoresearch-max-cost cannot count its cost (tokens are logged)")
         changes, reason = check(proposal, self.surface, self.read)
         if reason is not None:
             self.last_failure = f"trial {number} was rejected before running: {reason}"
-            record = TrialRecord(number, "invalid", description, parent=best.commit, reason=one_line(reason))
+            record = TrialRecord(
+                number, "invalid", description, parent=best.commit, reason=one_line(reason), usage=proposal.usage
+            )
             self._log(record)
             return record
         reset_to = best.commit
@@ -405,6 +429,7 @@ class ResearchLoop:
             if result.shadowed:
                 raise FatalError(self._shadow_message(result.shadowed))
             record = self._judge(number, description, best, result)
+            record.usage = proposal.usage
             message = f"{description}\n\n" + trailers(
                 {"Trial": number, "Status": record.status, "Score": record.score if record.score is not None else "none"}
             )
@@ -419,6 +444,19 @@ class ResearchLoop:
             self.worktree.reset(reset_to)
         self._log(record)
         return record
+
+    def over_budget(self) -> str | None:
+        """Why the run must stop now for its spending, if it must."""
+        limit = self.settings.max_cost
+        if limit is not None and self.spent >= limit:
+            return f"the agent's model calls cost ${self.spent:.4f}, reaching --autoresearch-max-cost ${limit:g}"
+        return None
+
+    def _keep_exchange(self, number: int, proposal: Proposal) -> None:
+        """The prompt and the answer behind a proposal, beside the trial's log, for the audit."""
+        for kind, text in (("prompt", proposal.prompt), ("answer", proposal.answer)):
+            if text is not None:
+                (self.run_dir / "trials" / f"{number:03d}.{kind}.md").write_text(text, encoding="utf-8")
 
     def _judge(self, number: int, description: str, best: TrialRecord, result: RunResult) -> TrialRecord:
         assert self.metric is not None

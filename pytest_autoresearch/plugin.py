@@ -27,7 +27,9 @@ ENABLE_HELP = (
 )
 AGENT_HELP = (
     "the agent that proposes changes: 'mutate[:SEED]' (offline, perturbs numeric constants; "
-    "the default) or 'replay:PATH' (JSON Lines of proposals)"
+    "the default), 'litellm:MODEL' (any model litellm knows, e.g. openai/gpt-5-mini, "
+    "ollama/qwen2.5-coder), 'cmd:COMMAND' (an external coding agent run in the worktree) or "
+    "'replay:PATH' (JSON Lines of proposals)"
 )
 TRIALS_HELP = "stop after this many trials (the baseline not counted); default: run until interrupted"
 TIMEOUT_HELP = (
@@ -37,6 +39,12 @@ TIMEOUT_HELP = (
 TAG_HELP = "name of the run: branch autoresearch/<TAG>, folder .autoresearch/<TAG>/ (default: the date, e.g. nov26)"
 PROGRAM_HELP = "the agent's policy file (default: program.md at the rootdir when present, else the built-in policy)"
 MUTABLE_HELP = "globs (relative to the rootdir) of the files the agent may change; required by --autoresearch"
+MAX_COST_HELP = "end the run cleanly once the agent's model calls have cost this many US dollars"
+API_BASE_HELP = "the endpoint of the model server for litellm agents (e.g. http://localhost:11434 for Ollama)"
+MODEL_ARGS_HELP = "extra arguments for the model call, as key=value (e.g. temperature=0.7 max_tokens=4096)"
+CONTEXT_HELP = "globs (relative to the rootdir) of read-only files shown to the agent, e.g. the evaluator"
+AGENT_TIMEOUT_HELP = "seconds one proposal may take (a model request, or an external agent command); default 600"
+MAX_PROMPT_TOKENS_HELP = "the prompt budget in tokens (default: the model's input limit from litellm, else 32000)"
 TESTS_HELP = (
     "arguments selecting the tests each trial runs (default: what plain pytest runs here, i.e. "
     "the command line's paths or testpaths)"
@@ -57,12 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--autoresearch-timeout", metavar="SECONDS", default=None, help=TIMEOUT_HELP)
     group.addoption("--autoresearch-tag", metavar="TAG", default=None, help=TAG_HELP)
     group.addoption("--autoresearch-program", metavar="PATH", default=None, help=PROGRAM_HELP)
+    group.addoption("--autoresearch-max-cost", metavar="USD", default=None, help=MAX_COST_HELP)
+    group.addoption("--autoresearch-api-base", metavar="URL", default=None, help=API_BASE_HELP)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="args", default=[])
     parser.addini("autoresearch_agent", AGENT_HELP, default="")
     parser.addini("autoresearch_trials", TRIALS_HELP, default="")
     parser.addini("autoresearch_timeout", TIMEOUT_HELP, default="")
     parser.addini("autoresearch_program", PROGRAM_HELP, default="")
     parser.addini("autoresearch_tests", TESTS_HELP, type="args", default=[])
+    parser.addini("autoresearch_max_cost", MAX_COST_HELP, default="")
+    parser.addini("autoresearch_api_base", API_BASE_HELP, default="")
+    parser.addini("autoresearch_model_args", MODEL_ARGS_HELP, type="args", default=[])
+    parser.addini("autoresearch_context", CONTEXT_HELP, type="args", default=[])
+    parser.addini("autoresearch_agent_timeout", AGENT_TIMEOUT_HELP, default="")
+    parser.addini("autoresearch_max_prompt_tokens", MAX_PROMPT_TOKENS_HELP, default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -95,6 +95,15 @@ class RunResult:
         return tail if len(tail) <= limit else "...\n" + tail[-limit:]
 
 
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """What asking a model for one proposal consumed; ``cost`` is None when the model is unpriced."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+
 @dataclasses.dataclass
 class TrialRecord:
     """One row of results.tsv: a trial (number 0 is the baseline) and its verdict."""
@@ -109,6 +118,7 @@ class TrialRecord:
     seconds: float = 0.0
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     reason: str = ""
+    usage: Usage | None = None
 
     @property
     def kept(self) -> bool:

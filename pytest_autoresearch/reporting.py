@@ -104,6 +104,14 @@ def summary(
         )
     tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none yet"
     lines.append(f"{trials} trial{'s' if trials != 1 else ''}: {tally}")
+    usages = [r.usage for r in records if r.usage is not None]
+    if usages:
+        costs = [u.cost for u in usages if u.cost is not None]
+        spent = f"${sum(costs):.4f}" + ("" if len(costs) == len(usages) else " (some calls unpriced)") if costs else "cost unknown"
+        lines.append(
+            f"model calls: {sum(u.prompt_tokens for u in usages)} tokens in, "
+            f"{sum(u.completion_tokens for u in usages)} out, {spent}"
+        )
     if stop_reason:
         lines.append(f"stopped: {stop_reason}")
     lines.append(f"log: {log_path}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from .records import TrialRecord
 
 LEADING = ("trial", "commit", "status", "score", "delta", "seconds")
+USAGE = ("tokens_in", "tokens_out", "cost_usd")
 TRAILING = ("reason", "description")
 
 
@@ -28,9 +29,9 @@ def _cell(value: object) -> str:
 
 
 class ResultsLog:
-    def __init__(self, path: Path, metric_columns: Sequence[str]) -> None:
+    def __init__(self, path: Path, metric_columns: Sequence[str], usage: bool = False) -> None:
         self.path = path
-        self.columns = (*LEADING, *metric_columns, *TRAILING)
+        self.columns = (*LEADING, *metric_columns, *(USAGE if usage else ()), *TRAILING)
 
     def create(self) -> None:
         """Write the header; a new run's log must not exist yet."""
@@ -49,6 +50,10 @@ class ResultsLog:
             "description": record.description,
             **record.metrics,
         }
+        if record.usage is not None:
+            values.update(
+                tokens_in=record.usage.prompt_tokens, tokens_out=record.usage.completion_tokens, cost_usd=record.usage.cost
+            )
         return "\t".join(_cell(values.get(column)) for column in self.columns) + "\n"
 
     def append(self, record: TrialRecord) -> None:

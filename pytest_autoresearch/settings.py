@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+T = TypeVar("T")
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
@@ -34,6 +38,15 @@ class Settings:
     forward_args: tuple[str, ...]
     inifile: Path | None  # given with -c: trials use their worktree's copy of it
     rootdir_given: bool  # --rootdir was given: trials get their worktree's copy of the rootdir
+    max_cost: float | None = None
+    api_base: str | None = None
+    model_args: dict[str, object] = dataclasses.field(default_factory=dict)
+    context: tuple[str, ...] = ()
+    agent_timeout: float = 600.0
+    max_prompt_tokens: int | None = None
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
 
 
 def default_tag(today: datetime.date | None = None) -> str:
@@ -61,6 +74,30 @@ def _int(raw: str, where: str) -> int:
         raise pytest.UsageError(f"autoresearch: invalid number of trials {raw!r} from {where}") from None
     if value < 0:
         raise pytest.UsageError(f"autoresearch: number of trials from {where} must be >= 0, got {value}")
+    return value
+
+
+def _model_args(entries: list[str]) -> dict[str, object]:
+    """``key=value`` entries; values are JSON where they parse (numbers, booleans, objects)."""
+    args: dict[str, object] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            raise pytest.UsageError(f"autoresearch: autoresearch_model_args entry {entry!r} is not key=value")
+        try:
+            args[key.strip()] = json.loads(value)
+        except ValueError:
+            args[key.strip()] = value
+    return args
+
+
+def _positive(raw: str, where: str, what: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"autoresearch: invalid {what} {raw!r} from {where}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise pytest.UsageError(f"autoresearch: {what} from {where} must be a positive number, got {raw}")
     return value
 
 
@@ -102,18 +139,20 @@ def _forwarded_options(config: pytest.Config) -> tuple[str, ...]:
     return tuple(args)
 
 
+def _optional(config: pytest.Config, option: str | None, ini: str, parse: Callable[[str, str], T]) -> T | None:
+    """A setting from the command line (if it has a twin there) or the ini file, parsed; None if unset."""
+    raw, where = _value(config, option, ini) if option else (config.getini(ini) or None, f"ini {ini}")
+    return parse(str(raw), where) if raw is not None else None
+
+
 def load_settings(config: pytest.Config) -> Settings:
     rootdir = Path(config.rootpath)
     invocation_dir = Path(config.invocation_params.dir)
 
     raw_tag = config.getoption("autoresearch_tag")
     tag = validate_tag(raw_tag, "--autoresearch-tag") if raw_tag else default_tag()
-
     agent, _ = _value(config, "autoresearch_agent", "autoresearch_agent")
-    raw, where = _value(config, "autoresearch_trials", "autoresearch_trials")
-    trials = _int(raw, where) if raw is not None else None
-    raw, where = _value(config, "autoresearch_timeout", "autoresearch_timeout")
-    timeout = _seconds(raw, where) if raw is not None else None
+    api_base, _ = _value(config, "autoresearch_api_base", "autoresearch_api_base")
 
     program: Path | None
     if config.getoption("autoresearch_program"):
@@ -136,14 +175,15 @@ def load_settings(config: pytest.Config) -> Settings:
     elif not test_args and config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
         test_args_dir = invocation_dir  # no paths and no testpaths: pytest collects from where it runs
 
+    max_prompt_tokens = _optional(config, None, "autoresearch_max_prompt_tokens", lambda r, w: _positive(r, w, "prompt budget"))
     return Settings(
         rootdir=rootdir,
         invocation_dir=invocation_dir,
         tag=tag,
         tag_given=bool(raw_tag),
         agent_spec=(agent or "mutate").strip(),
-        trials=trials,
-        timeout=timeout,
+        trials=_optional(config, "autoresearch_trials", "autoresearch_trials", _int),
+        timeout=_optional(config, "autoresearch_timeout", "autoresearch_timeout", _seconds),
         program_path=program,
         mutable=tuple(config.getini("autoresearch_mutable")),
         test_args=test_args,
@@ -151,4 +191,10 @@ def load_settings(config: pytest.Config) -> Settings:
         forward_args=_forwarded_options(config),
         inifile=Path(config.inipath) if getattr(config.option, "inifilename", None) and config.inipath else None,
         rootdir_given=bool(getattr(config.option, "rootdir", None)),
+        max_cost=_optional(config, "autoresearch_max_cost", "autoresearch_max_cost", lambda r, w: _positive(r, w, "maximum cost")),
+        api_base=api_base or None,
+        model_args=_model_args(list(config.getini("autoresearch_model_args"))),
+        context=tuple(config.getini("autoresearch_context")),
+        agent_timeout=_optional(config, None, "autoresearch_agent_timeout", _seconds) or 600.0,
+        max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
     )

@@ -36,7 +36,7 @@ class TrialCommand:
     shadow: tuple[str, ...] = ()  # the user's copies of surface files, which must not be imported
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
+def wait_unreaped(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
     """Wait until the process exits, without reaping it; False when the timeout passed.
 
     Not reaping keeps the process-group id from being reused until the group is killed.
@@ -126,7 +126,7 @@ def run(command: TrialCommand, timeout: float | None, log_path: Path, result_pat
             start_new_session=True,
         )
         try:
-            exited = _wait(proc, timeout)
+            exited = wait_unreaped(proc, timeout)
         finally:
             kill_group(proc)
     seconds = time.monotonic() - start

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoresearch.proposal import PatchError, Proposal, apply_unified_diff, check, from_patch, one_line
+from pytest_autoresearch.diffs import PatchError, apply_unified_diff
+from pytest_autoresearch.proposal import Proposal, check, from_patch, one_line
 from pytest_autoresearch.surface import Surface
 
 # --- check() -----------------------------------------------------------------------------------

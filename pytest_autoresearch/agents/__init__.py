@@ -16,6 +16,7 @@ import pytest
 
 from ..proposal import Proposal
 from ..records import MetricSpec, TrialRecord
+from ..settings import SETTINGS_KEY
 from ..surface import Surface
 
 __all__ = ["Agent", "AgentError", "AgentExhausted", "Proposal", "ProposalContext"]
@@ -48,6 +49,8 @@ class ProposalContext:
     last_failure: str | None
     trials_left: int | None
     read: Callable[[str], str | None]  # any file of the current best, by rootdir-relative path
+    context_files: Mapping[str, str] = dataclasses.field(default_factory=dict)  # read-only files to show
+    note: Callable[[str], None] = print  # a status line for the user (retries, waits)
 
 
 class Agent:
@@ -58,6 +61,8 @@ class Agent:
     #: coding tool, say): the driver restores the worktree after :meth:`propose`, and only the
     #: returned proposal, checked against the surface, is applied.
     edits_workdir = False
+    #: True for agents whose proposals carry token counts and cost (results.tsv gets columns for them).
+    reports_usage = False
 
     def describe(self) -> str:
         """One line for the run header."""
@@ -85,6 +90,23 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
         except ValueError:
             raise pytest.UsageError(f"autoresearch: agent 'mutate:SEED' needs an integer seed, got {arg!r}") from None
         return MutateAgent(seed=seed)
+    if name in ("litellm", "cmd"):
+        settings = config.stash[SETTINGS_KEY]
+        if not arg:
+            raise pytest.UsageError(f"autoresearch: agent '{name}:...' needs a {'model' if name == 'litellm' else 'command'}")
+        if name == "litellm":
+            from .llm import LitellmAgent
+
+            return LitellmAgent(
+                arg,
+                api_base=settings.api_base,
+                model_args=settings.model_args,
+                timeout=settings.agent_timeout,
+                max_prompt_tokens=settings.max_prompt_tokens,
+            )
+        from .command import CommandAgent
+
+        return CommandAgent(arg, timeout=settings.agent_timeout)
     if name == "replay":
         from .replay import ReplayAgent
 

@@ -1,0 +1,192 @@
+"""``cmd:COMMAND``: an external coding agent (``claude -p``, ``codex exec``, aider) as the agent.
+
+Each trial the command runs in the trial's worktree with the same prompt the litellm agent
+gets (on stdin, or in the file named by a ``{prompt_file}`` argument), edits files there as
+it sees fit, and whatever it changed, as git sees it, becomes the proposal. The driver then
+checks that proposal against the surface like any other and resets the worktree, so an agent
+that strays outside the mutable files gets an ``invalid`` trial, never a changed checkout.
+The command runs in its own process group under the agent timeout, like a trial does, and
+its output goes to files, so neither a hung nor a chatty agent can hurt the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from ..proposal import Proposal, one_line
+from ..trial import kill_group, wait_unreaped
+from . import Agent, AgentError, ProposalContext
+from .prompt import render_prompt
+
+PLACEHOLDER = "{prompt_file}"
+TAIL_BYTES = 20_000
+DESCRIPTION_CHARS = 200
+ERROR_LINES = 5
+
+INSTRUCTIONS = """\
+You are working in a copy of the project; the current working directory is its root. Edit
+files directly there. Only these files may change: {files}. Make one focused change that you
+expect to improve the primary metric. Do not run the test suite (the loop runs it after you),
+do not commit, and do not create, delete or edit any other file: a change to any other file
+rejects the whole trial. End your output with one line that describes the change, e.g.
+"raise the learning rate to 0.02"."""
+
+# Keep the parent's git from being redirected (a loop started from a git hook, say).
+_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
+
+
+def _git(workdir: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    proc = subprocess.run(["git", *args], check=False, cwd=workdir, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AgentError(f"git {' '.join(args)} failed in {workdir}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def worktree_changes(workdir: Path, since: str | None = None) -> tuple[dict[str, str | None], str | None]:
+    """What changed in ``workdir``'s worktree, as (rootdir-relative path -> new text or None, error).
+
+    Paths are relative to ``workdir`` (the rootdir's copy); a change elsewhere in the
+    repository keeps a ``../`` path so that the surface check rejects it rather than it being
+    lost. ``since`` is the commit the worktree started at: if the command committed anyway,
+    the committed changes count too.
+    """
+    paths = {entry[3:] for entry in _git(workdir, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames").split("\0") if entry}
+    if since is not None and _git(workdir, "rev-parse", "HEAD").strip() != since:
+        paths |= {p for p in _git(workdir, "diff", "--name-only", "-z", "--no-renames", since, "HEAD").split("\0") if p}
+    root = Path(_git(workdir, "rev-parse", "--show-toplevel").strip())
+    prefix = _git(workdir, "rev-parse", "--show-prefix").strip()
+    files: dict[str, str | None] = {}
+    for repo_path in sorted(paths):
+        repo_path = repo_path.rstrip("/")  # an untracked nested repository shows as "dir/"
+        rel = repo_path[len(prefix):] if repo_path.startswith(prefix) else posixpath.relpath(repo_path, prefix)
+        target = root / repo_path
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            return {}, f"{rel} is not a regular file"
+        if not target.exists():
+            files[rel] = None
+            continue
+        data = target.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\0"
+        if "\0" in text:
+            return {}, f"{rel} is not UTF-8 text (binary files cannot be proposed)"
+        files[rel] = text
+    return files, None
+
+
+def _tail(path: Path, limit: int = TAIL_BYTES) -> str:
+    with path.open("rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+        return f.read().decode("utf-8", "replace")
+
+
+def _last_lines(text: str, count: int) -> list[str]:
+    return [line.rstrip() for line in text.splitlines() if line.strip()][-count:]
+
+
+class CommandAgent(Agent):
+    """Runs ``command`` once per trial in the worktree; its edits there are the proposal."""
+
+    name = "cmd"
+    edits_workdir = True
+
+    def __init__(self, command: str, timeout: float) -> None:
+        self.command = command
+        self.timeout = timeout
+        self._argv: list[str] | None = None
+        self._tmp: Path | None = None
+
+    def describe(self) -> str:
+        return f"cmd: {self.command}"
+
+    def start(self, context: ProposalContext) -> None:
+        """Fail before the first trial if the command cannot run at all: every trial would."""
+        try:
+            argv = shlex.split(self.command)
+        except ValueError as exc:
+            raise AgentError(f"cannot parse the command {self.command!r}: {exc}") from None
+        if not argv:
+            raise AgentError("the command of 'cmd:COMMAND' is empty")
+        program = argv[0]
+        if "/" in program:
+            # relative to where the user typed it, not to the worktree the command runs in
+            program = str(Path(program).expanduser().absolute())
+            argv[0] = program
+        if shutil.which(program) is None:
+            raise AgentError(f"program {argv[0]!r} not found or not executable (command {self.command!r})")
+        self._argv = argv
+
+    def _program(self) -> str:
+        assert self._argv is not None
+        return Path(self._argv[0]).name
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        """Every way the command can fail is an ``invalid`` trial whose reason the next prompt shows."""
+        if self._argv is None:
+            self.start(context)
+        assert self._argv is not None
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="autoresearch-cmd-"))
+        instructions = INSTRUCTIONS.format(files=", ".join(sorted(context.files)))
+        prompt = render_prompt(context, instructions).text()
+        prompt_file = self._tmp / "prompt.md"  # outside the worktree, so it is never a change
+        prompt_file.write_text(prompt, encoding="utf-8")
+        uses_file = any(PLACEHOLDER in arg for arg in self._argv)
+        argv = [arg.replace(PLACEHOLDER, str(prompt_file)) for arg in self._argv]
+        env = dict(os.environ)
+        env["AUTORESEARCH_PROMPT_FILE"] = str(prompt_file)
+        env["AUTORESEARCH_TRIAL"] = str(context.trial)
+        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # an agent that runs Python leaves no __pycache__ behind
+        since = _git(context.workdir, "rev-parse", "HEAD").strip()
+        out_path, err_path = self._tmp / "stdout.txt", self._tmp / "stderr.txt"
+
+        with out_path.open("wb") as out, err_path.open("wb") as err, prompt_file.open("rb") as prompt_in:
+            proc = subprocess.Popen(
+                argv,
+                cwd=context.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL if uses_file else prompt_in,  # a file, so a command that never reads it cannot block us
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+            try:
+                exited = wait_unreaped(proc, self.timeout)
+            finally:
+                kill_group(proc)  # at the deadline, on Ctrl-C, and after a normal exit: whatever it spawned dies too
+
+        stdout, stderr = _tail(out_path), _tail(err_path)
+        last = _last_lines(stdout, 1)
+        description = one_line(last[0], DESCRIPTION_CHARS) if last else f"cmd: {self._program()}"
+
+        def failed(error: str) -> Proposal:
+            return Proposal(description, error=error, prompt=prompt, answer=stdout)
+
+        if not exited:
+            context.note(f"trial {context.trial}: {self._program()} did not finish within {self.timeout:g}s; killed it")
+            return failed(f"the command did not finish within {self.timeout:g}s and was killed")
+        if proc.returncode != 0:
+            tail = _last_lines(stderr, ERROR_LINES) or _last_lines(stdout, ERROR_LINES)
+            how = f"exited with status {proc.returncode}" if proc.returncode > 0 else f"was killed by signal {-proc.returncode}"
+            return failed(f"the command {how}" + (":\n" + "\n".join(tail) if tail else ""))
+        files, error = worktree_changes(context.workdir, since)
+        if error is not None:
+            return failed(error)
+        if not files:
+            return failed("the command changed no file")
+        return Proposal(description, files, prompt=prompt, answer=stdout)
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

@@ -1,0 +1,210 @@
+"""``litellm:MODEL``: any model litellm can reach (OpenAI, Anthropic, Gemini, OpenRouter, or a
+local OpenAI-compatible server such as vLLM, Ollama or llama.cpp) as the mutation operator.
+
+Each trial is one request: the prompt (policy, task, files, history, last failure) fitted
+to the model's context window, and one answer parsed into a proposal. Transport failures
+(429, 5xx, timeouts, dropped connections) are retried here, with backoff, and never become
+trials; litellm's and the SDK's own retries are switched off so attempts do not multiply.
+Authentication and unknown-model errors stop the loop at once.
+
+litellm takes seconds to import and is an optional extra, so it is imported only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from typing import Any
+
+from ..proposal import Proposal
+from ..records import Usage
+from . import Agent, AgentError, ProposalContext
+from .prompt import Prompt, render_prompt
+
+DEFAULT_PROMPT_TOKENS = 32000
+#: history lengths tried, longest first, when a prompt does not fit the context window
+HISTORY_STEPS = (None, 100, 40, 15, 5, 0)
+MAX_TRANSPORT_WAIT = 600.0
+
+
+def import_litellm() -> Any:
+    """Import litellm without letting it reach for the network or chatter on the terminal."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError:
+        raise AgentError(
+            "the litellm agent needs litellm: pip install 'pytest-autoresearch[llm]'"
+        ) from None
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LitellmAgent(Agent):
+    name = "litellm"
+    reports_usage = True
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        model_args: dict[str, object] | None = None,
+        timeout: float = 600.0,
+        max_prompt_tokens: int | None = None,
+        max_transport_wait: float = MAX_TRANSPORT_WAIT,
+    ) -> None:
+        self.model = model
+        self.api_base = api_base
+        self.model_args = dict(model_args or {})
+        self.timeout = timeout
+        self.max_transport_wait = max_transport_wait
+        self.litellm = import_litellm()
+        try:
+            provider = self.litellm.get_llm_provider(model=model, api_base=api_base)[1]
+        except Exception as exc:  # litellm raises its own BadRequestError for unknown providers
+            raise AgentError(
+                f"litellm does not know the model {model!r}: give it as provider/model, e.g. "
+                "openai/gpt-5-mini, anthropic/claude-sonnet-4-5, ollama/qwen2.5-coder "
+                f"({type(exc).__name__})"
+            ) from None
+        self.prompt_budget = max_prompt_tokens or self._model_limit() or DEFAULT_PROMPT_TOKENS
+        if provider == "openai" and api_base and "api_key" not in self.model_args and not os.environ.get("OPENAI_API_KEY"):
+            # a local OpenAI-compatible server needs no key, but the OpenAI client insists on one
+            self.model_args["api_key"] = "no-key"
+
+    def describe(self) -> str:
+        where = f" at {self.api_base}" if self.api_base else ""
+        return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens)"
+
+    def _model_limit(self) -> int | None:
+        try:
+            info = self.litellm.get_model_info(self.model)
+        except Exception:  # an unmapped (e.g. local) model
+            return None
+        return info.get("max_input_tokens") or info.get("max_tokens")
+
+    # -- prompts -----------------------------------------------------------------------
+
+    def _tokens(self, prompt: Prompt) -> int:
+        try:
+            return int(self.litellm.token_counter(model=self.model, messages=prompt.messages()))
+        except Exception:
+            return len(prompt.text()) // 3  # a conservative estimate when no tokenizer applies
+
+    def _fit(self, context: ProposalContext) -> tuple[Prompt, int | None, bool]:
+        """The fullest prompt within the budget: history shortened first, then context files
+        dropped. Returns (prompt, history limit, context files included)."""
+        from ..answers import ANSWER_FORMAT
+
+        for limit in HISTORY_STEPS:
+            prompt = render_prompt(context, ANSWER_FORMAT, history_limit=limit)
+            if self._tokens(prompt) <= self.prompt_budget:
+                return prompt, limit, True
+        prompt = render_prompt(context, ANSWER_FORMAT, history_limit=0, include_context_files=False)
+        size = self._tokens(prompt)
+        if size > self.prompt_budget:
+            raise AgentError(
+                f"the prompt takes {size} tokens even without history and context files, more than the "
+                f"budget of {self.prompt_budget}: narrow autoresearch_mutable or raise autoresearch_max_prompt_tokens"
+            )
+        return prompt, 0, False
+
+    # -- the request -------------------------------------------------------------------
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        from ..answers import ANSWER_FORMAT, parse_answer
+
+        prompt, limit, with_context = self._fit(context)
+        try:
+            response = self._complete(prompt, context)
+        except self.litellm.ContextWindowExceededError:
+            shown = len(context.history) - 1 if limit is None else min(limit, len(context.history) - 1)
+            if shown == 0 and not with_context:
+                raise AgentError(f"{self.model}'s context window is too small for the mutable files") from None
+            context.note(f"the model's context window was exceeded; shortening the history (trial {context.trial})")
+            prompt = render_prompt(context, ANSWER_FORMAT, history_limit=shown // 4, include_context_files=shown > 0)
+            try:
+                response = self._complete(prompt, context)
+            except self.litellm.ContextWindowExceededError:
+                raise AgentError(
+                    f"the prompt does not fit {self.model}'s context window even with the history shortened; "
+                    "set autoresearch_max_prompt_tokens below the model's real limit"
+                ) from None
+        if response is None:
+            return Proposal("(refused)", error="the model's content filter refused the request", prompt=prompt.text())
+        text = response.choices[0].message.content or ""
+        proposal = parse_answer(text, context.files, context.read)
+        return dataclasses.replace(proposal, usage=self._usage(response), prompt=prompt.text(), answer=text)
+
+    def _usage(self, response: Any) -> Usage:
+        usage = getattr(response, "usage", None)
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = self.litellm.completion_cost(completion_response=response)
+            except Exception:  # the model is not in litellm's price list
+                cost = None
+        return Usage(
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=float(cost) if cost is not None else None,
+        )
+
+    def _complete(self, prompt: Prompt, context: ProposalContext) -> Any:
+        """One completion, retrying transport failures with backoff; None if the content filter refused."""
+        lit = self.litellm
+        transient = (lit.RateLimitError, lit.InternalServerError, lit.ServiceUnavailableError, lit.APIConnectionError, lit.Timeout)
+        fatal = (lit.AuthenticationError, lit.PermissionDeniedError, lit.NotFoundError)
+        deadline = time.monotonic() + self.max_transport_wait
+        attempt = 0
+        while True:
+            try:
+                return lit.completion(
+                    model=self.model,
+                    messages=prompt.messages(),
+                    api_base=self.api_base,
+                    timeout=self.timeout,
+                    num_retries=0,
+                    max_retries=0,
+                    **self.model_args,
+                )
+            except lit.ContextWindowExceededError:
+                raise
+            except lit.ContentPolicyViolationError:
+                return None
+            except fatal as exc:
+                raise AgentError(f"{type(exc).__name__} from {self.model}: {_message(exc)}") from None
+            except transient as exc:
+                attempt += 1
+                delay = _retry_after(exc)
+                if delay is None:
+                    delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+                if time.monotonic() + delay > deadline:
+                    raise AgentError(
+                        f"the model endpoint kept failing for {self.max_transport_wait:.0f}s "
+                        f"({attempt} attempts); last: {type(exc).__name__}: {_message(exc)}"
+                    ) from None
+                context.note(f"{type(exc).__name__} from {self.model}; retrying in {delay:.1f}s (attempt {attempt + 1})")
+                time.sleep(delay)
+            except lit.BadRequestError as exc:
+                raise AgentError(f"{self.model} rejected the request: {_message(exc)}") from None
+
+
+def _message(exc: BaseException) -> str:
+    text = " ".join(str(getattr(exc, "message", exc)).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+        return None if value is None else min(120.0, max(0.0, float(value)))
+    except (TypeError, ValueError):
+        return None

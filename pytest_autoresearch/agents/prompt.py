@@ -1,0 +1,117 @@
+"""The prompt every language-model agent gets: policy, task, files, history, last failure.
+
+One renderer serves the litellm agent and external coding-agent commands alike, so a user
+who reads one trial's prompt file knows what any agent saw. The history can be shortened
+(older trials summarised) so that a prompt fits a model's context window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from ..records import TrialRecord, improvement
+from . import ProposalContext
+
+FAILURE_CHARS = 3000
+REASON_CHARS = 160
+
+_FENCE_LANG = {".py": "python", ".sql": "sql", ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
+               ".md": "markdown", ".sh": "bash", ".cfg": "ini", ".ini": "ini", ".js": "javascript", ".ts": "typescript"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    system: str
+    user: str
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+    def text(self) -> str:
+        """Both parts as one document, for agents that take a single prompt."""
+        return f"{self.system}\n\n{self.user}"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _fence(path: str, text: str) -> str:
+    lang = _FENCE_LANG.get("." + path.rsplit(".", 1)[-1] if "." in path else "", "")
+    fence = "````" if "```" in text else "```"
+    return f"### {path}\n{fence}{lang}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{fence}"
+
+
+def _row(r: TrialRecord) -> str:
+    reason = r.reason if len(r.reason) <= REASON_CHARS else r.reason[: REASON_CHARS - 3] + "..."
+    delta = f"{r.delta:+.4g}" if r.delta is not None else ""
+    return f"| {r.trial} | {r.status} | {_fmt(r.score)} | {delta} | {r.description} | {reason} |"
+
+
+def history_section(history: Sequence[TrialRecord], limit: int | None) -> str:
+    """The log as a table; with ``limit``, only the newest ``limit`` trials in full and a
+    summary of the older ones (their counts and the kept changes, which made the best)."""
+    if not history:
+        return "## Trials so far\n\nNone yet."
+    baseline, trials = history[0], list(history[1:])
+    shown = trials if limit is None or len(trials) <= limit else trials[len(trials) - limit :]
+    older = trials[: len(trials) - len(shown)]
+    lines = ["## Trials so far (newest last)", ""]
+    if older:
+        counts: dict[str, int] = {}
+        for r in older:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+        lines.append(f"Trials {older[0].trial}-{older[-1].trial} are summarised: {tally}.")
+        kept = [r for r in older if r.status == "keep"][-20:]
+        if kept:
+            lines.append("Kept changes among them: " + "; ".join(f"trial {r.trial}: {r.description} ({_fmt(r.score)})" for r in kept) + ".")
+        lines.append("")
+    lines += ["| trial | status | score | delta | description | reason |", "|---|---|---|---|---|---|", _row(baseline)]
+    lines += [_row(r) for r in shown]
+    return "\n".join(lines)
+
+
+def render_prompt(
+    context: ProposalContext,
+    instructions: str,
+    *,
+    history_limit: int | None = None,
+    include_context_files: bool = True,
+) -> Prompt:
+    """The prompt for trial ``context.trial``; ``instructions`` says how to answer."""
+    metric, best, baseline = context.metric, context.best, context.baseline
+    direction = "lower is better" if metric.goal == "min" else "higher is better"
+    budget = "no trial limit" if context.trials_left is None else f"{context.trials_left} trials left including this one"
+    gain = ""
+    if best.score is not None and baseline.score is not None and best.trial != 0:
+        gain = f" ({improvement(best.score, baseline.score, metric.goal):+.4g} better than the baseline)"
+    task = [
+        "## Task",
+        "",
+        f"This is trial {context.trial} of run {context.tag} ({budget}).",
+        f"The primary metric is {metric.name} ({metric.goal}: {direction}), measured by {metric.nodeid}.",
+        f"Baseline: {_fmt(baseline.score)}. Current best: {_fmt(best.score)} from trial {best.trial}{gain}.",
+    ]
+    if best.metrics:
+        task.append("Other metrics at the current best: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in best.metrics.items()) + ".")
+    task += [
+        "A change is kept only if the primary metric improves and every test still passes.",
+        "Mutable files (the only ones you may change): " + ", ".join(sorted(context.files)) + ".",
+    ]
+    sections = ["\n".join(task), "## Mutable files (the current best)\n\n" + "\n\n".join(_fence(p, t) for p, t in sorted(context.files.items()))]
+    if include_context_files and context.context_files:
+        sections.append(
+            "## Read-only context (frozen: do not edit)\n\n"
+            + "\n\n".join(_fence(p, t) for p, t in sorted(context.context_files.items()))
+        )
+    sections.append(history_section(context.history, history_limit))
+    if context.last_failure:
+        failure = context.last_failure
+        if len(failure) > FAILURE_CHARS:
+            failure = "...\n" + failure[-FAILURE_CHARS:]
+        sections.append("## The last failed trial\n\n```\n" + failure.rstrip() + "\n```")
+    sections.append(f"Propose one change for trial {context.trial}.")
+    system = f"{context.program.rstrip()}\n\n## How to answer\n\n{instructions.strip()}"
+    return Prompt(system=system, user="\n\n".join(sections) + "\n")

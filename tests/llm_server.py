@@ -1,0 +1,96 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1, for driving the real litellm client.
+
+Each test starts one, queues the answers it should give (chat completions or HTTP errors),
+points the loop at it, and reads back the requests it received.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def answer(content: str, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict[str, Any]:
+    """A successful chat completion."""
+    return {"content": content, "usage": (prompt_tokens, completion_tokens)}
+
+
+def error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An HTTP error in the shape OpenAI sends."""
+    return {"status": status, "message": message, "code": code, "headers": headers or {}}
+
+
+class ScriptedServer:
+    def __init__(self) -> None:
+        self.script: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with server.lock:
+                    server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                    step = server.script.pop(0) if server.script else error(500, "the script ran out")
+                if "status" in step:
+                    payload = {"error": {"message": step["message"], "type": "error", "code": step["code"]}}
+                    self._send(step["status"], payload, step["headers"])
+                    return
+                prompt, completion = step["usage"]
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": step["content"]}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                    },
+                    {},
+                )
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def prompts(self) -> list[str]:
+        """The text of every request's messages, in order."""
+        return ["\n".join(m.get("content", "") for m in r["body"].get("messages", [])) for r in self.requests]
+
+
+@contextmanager
+def scripted_server(*script: dict[str, Any]) -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    server.script.extend(script)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join(timeout=5)

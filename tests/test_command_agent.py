@@ -1,0 +1,325 @@
+"""``cmd:COMMAND``: an external coding agent run in the trial's worktree, whose edits are the proposal.
+
+The commands here are small Python scripts that behave like ``claude -p`` would: read the
+prompt, edit files in the current directory, print a last line. Everything else is real:
+the loop, git, the worktree and the surface check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import GIT_ENV, Project, processes_with
+
+from pytest_autoresearch.agents import AgentError
+from pytest_autoresearch.agents.command import CommandAgent, worktree_changes
+
+PREAMBLE = """\
+import json, os, pathlib, subprocess, sys, time
+model = pathlib.Path("model.py")
+def edit(old, new):
+    model.write_text(model.read_text().replace(old, new))
+def seen(**facts):
+    with open(os.environ["SEEN"], "a") as f:
+        f.write(json.dumps(facts) + "\\n")
+"""
+
+
+def agent(project: Project, body: str, *args: str) -> str:
+    """The ``--autoresearch-agent`` option for a script running ``body`` (after PREAMBLE)."""
+    script = project.outside / "agent.py"
+    script.write_text(PREAMBLE + textwrap.dedent(body), encoding="utf-8")
+    return "--autoresearch-agent=cmd:" + shlex.join([sys.executable, str(script), *args])
+
+
+def seen(project: Project) -> list[dict[str, object]]:
+    path = project.outside / "seen.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def loop(project: Project, *args: str) -> pytest.RunResult:
+    return project.loop(*args, env={"SEEN": str(project.outside / "seen.jsonl")})
+
+
+def output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
+def test_a_command_that_reads_the_prompt_on_stdin_and_edits_the_model(project: Project) -> None:
+    project.init()
+    option = agent(
+        project,
+        """
+        prompt = sys.stdin.read()
+        trial = os.environ["AUTORESEARCH_TRIAL"]
+        assert prompt == pathlib.Path(os.environ["AUTORESEARCH_PROMPT_FILE"]).read_text()
+        assert f"trial {trial}" in prompt, prompt
+        assert "def predict(x):" in prompt and "model.py" in prompt
+        seen(cwd=os.getcwd(), prompt_file=os.environ["AUTORESEARCH_PROMPT_FILE"])
+        if trial == "1":
+            edit("SCALE = 1.0", "SCALE = 2.5")
+            print("thinking about it...\\n\\nsteeper slope\\n")
+        else:
+            edit("OFFSET = 0", "OFFSET = 3")
+            print("shift   the\\tline up")
+        """,
+    )
+    before = project.snapshot()
+    result = loop(project, option, "--autoresearch-trials=2")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "keep", "keep"], rows
+    assert [r["description"] for r in rows[1:]] == ["steeper slope", "shift the line up"]
+    assert float(rows[2]["score"]) < float(rows[1]["score"]) < float(rows[0]["score"])
+    branch_model = project.git("show", "autoresearch/t:model.py")
+    assert "SCALE = 2.5" in branch_model and "OFFSET = 3" in branch_model
+    assert project.snapshot() == before  # the user's checkout is untouched
+    result.stdout.fnmatch_lines(["*agent cmd: *agent.py*"])
+
+    facts = seen(project)
+    assert Path(facts[0]["cwd"]).resolve() == (project.path / ".autoresearch/t/worktree").resolve()
+    prompt_file = Path(facts[0]["prompt_file"])
+    assert not prompt_file.resolve().is_relative_to(project.path.resolve())
+    assert not prompt_file.parent.exists()  # close() removed its temporary files
+
+    trials = project.path / ".autoresearch/t/trials"
+    second = (trials / "002.prompt.md").read_text()
+    assert "| 1 | keep |" in second and "steeper slope" in second and "SCALE = 2.5" in second
+    assert "steeper slope" in (trials / "001.answer.md").read_text()
+
+
+def test_the_prompt_file_placeholder(project: Project) -> None:
+    project.init()
+    option = agent(
+        project,
+        """
+        assert sys.stdin.read() == ""  # the prompt is in the file, not on stdin
+        path = sys.argv[1].removeprefix("--message-file=")
+        assert path == os.environ["AUTORESEARCH_PROMPT_FILE"]
+        assert "trial 1" in pathlib.Path(path).read_text()
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        print("read the prompt from a file")
+        """,
+        "--message-file={prompt_file}",
+    )
+    result = loop(project, option, "--autoresearch-trials=1")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "keep"], rows
+    assert rows[1]["description"] == "read the prompt from a file"
+    assert "SCALE = 2.5" in project.git("show", "autoresearch/t:model.py")
+
+
+def test_a_command_that_edits_a_frozen_test_is_rejected(project: Project) -> None:
+    project.init()
+    option = agent(
+        project,
+        """
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        pathlib.Path("tests/test_gate.py").write_text("def test_nothing():\\n    pass\\n")
+        print("also simplified a test")
+        """,
+    )
+    before = project.snapshot()
+    result = loop(project, option, "--autoresearch-trials=1")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"], rows
+    assert "outside the mutable surface" in rows[1]["reason"] and "tests/test_gate.py" in rows[1]["reason"]
+    assert project.git("rev-parse", "autoresearch/t") == project.git("rev-parse", "HEAD")
+    assert project.snapshot() == before
+
+
+def test_a_failing_command_is_an_invalid_trial_whose_reason_reaches_the_next_prompt(project: Project) -> None:
+    project.init()
+    option = agent(
+        project,
+        """
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        print("half way there")
+        print("\\n".join(f"noise {i}" for i in range(20)), file=sys.stderr)
+        print("boom: the model is on fire", file=sys.stderr)
+        sys.exit(3)
+        """,
+    )
+    result = loop(project, option, "--autoresearch-trials=2")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid", "invalid"], rows
+    reason = rows[1]["reason"]
+    assert reason.startswith("the command exited with status 3:") and "boom: the model is on fire" in reason
+    assert "noise 16" in reason and "noise 15" not in reason  # the last lines only
+    assert rows[1]["description"] == "half way there"
+    assert "boom: the model is on fire" in (project.path / ".autoresearch/t/trials/002.prompt.md").read_text()
+
+
+def test_a_command_past_its_timeout_is_killed_with_its_children(project: Project, no_leftovers: str) -> None:
+    project.init()
+    option = agent(
+        project,
+        f"""
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {no_leftovers!r}])
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        time.sleep(60)
+        """,
+    )
+    start = time.monotonic()
+    result = loop(project, option, "--autoresearch-trials=1", "-o", "autoresearch_agent_timeout=2")
+    assert result.ret == 0, output(result)
+    assert time.monotonic() - start < 30
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"], rows
+    assert rows[1]["reason"] == "the command did not finish within 2s and was killed"
+    assert rows[1]["description"] == f"cmd: {Path(sys.executable).name}"
+    result.stdout.fnmatch_lines(["*autoresearch: trial 1: *did not finish within 2s; killed it*"])
+    assert project.git("rev-parse", "autoresearch/t") == project.git("rev-parse", "HEAD")
+
+
+def test_a_command_that_changes_nothing_and_leaves_a_child_behind(project: Project, no_leftovers: str) -> None:
+    project.init()
+    option = agent(
+        project,
+        f"""
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {no_leftovers!r}],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print("I looked and it is fine")
+        """,
+    )
+    result = loop(project, option, "--autoresearch-trials=1")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"], rows
+    assert rows[1]["reason"] == "the command changed no file"
+    assert rows[1]["description"] == "I looked and it is fine"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("no-such-coding-agent --yes", "agent cmd:no-such-coding-agent --yes: program 'no-such-coding-agent' not found or not executable*"),
+        ("claude -p 'unterminated", "agent cmd:claude -p 'unterminated: cannot parse the command*"),
+    ],
+)
+def test_a_command_that_cannot_run_stops_the_loop(project: Project, command: str, message: str) -> None:
+    project.init()
+    result = project.loop(f"--autoresearch-agent=cmd:{command}", "--autoresearch-trials=1")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines([f"ERROR: autoresearch: {message}"])
+    assert "INTERNALERROR" not in output(result)
+    assert project.statuses() == ["baseline"]
+
+
+def test_ctrl_c_while_the_command_runs_kills_it(project: Project, no_leftovers: str) -> None:
+    project.init()
+    ready = project.outside / "ready"
+    option = agent(
+        project,
+        f"""
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {no_leftovers!r}])
+        pathlib.Path({str(ready)!r}).write_text("")
+        time.sleep(60)
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--autoresearch", "--autoresearch-tag=t",
+         option, "--autoresearch-trials=1"],
+        cwd=project.path,
+        env={**os.environ, **GIT_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), proc.communicate(timeout=30)[0] if proc.poll() is not None else "the agent never started"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "KeyboardInterrupt" in out, out
+    assert not processes_with(no_leftovers)
+    assert project.statuses() == ["baseline"]
+
+
+# -- unit level ------------------------------------------------------------------------
+
+
+def git(path: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *args], cwd=path, check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository whose rootdir is its subfolder ``sub``."""
+    for rel, text in {"top.txt": "top\n", "sub/a.py": "A = 1\n", "sub/b.py": "B = 1\n", "sub/pkg/c.py": "C = 1\n"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "initial")
+    return tmp_path
+
+
+def test_changes_are_rootdir_relative_and_nothing_outside_is_dropped(repo: Path) -> None:
+    sub = repo / "sub"
+    assert worktree_changes(sub) == ({}, None)
+    (sub / "a.py").write_bytes(b"A = 2\r\n")  # line endings are kept as written
+    (sub / "b.py").unlink()
+    (sub / "pkg" / "new file.py").write_text("N = 'é'\n")
+    (repo / "top.txt").write_text("changed\n")
+    (repo / "stray.txt").write_text("new\n")
+    git(repo, "mv", "sub/pkg/c.py", "sub/pkg/d.py")  # a rename is a deletion and an addition
+    files, error = worktree_changes(sub)
+    assert error is None
+    assert files == {
+        "a.py": "A = 2\r\n",
+        "b.py": None,
+        "pkg/new file.py": "N = 'é'\n",
+        "pkg/c.py": None,
+        "pkg/d.py": "C = 1\n",
+        "../top.txt": "changed\n",
+        "../stray.txt": "new\n",
+    }
+
+
+def test_committed_changes_count_too(repo: Path) -> None:
+    sub = repo / "sub"
+    since = git(repo, "rev-parse", "HEAD")
+    (sub / "a.py").write_text("A = 3\n")
+    git(repo, "commit", "-q", "-am", "the agent committed")
+    (sub / "b.py").write_text("B = 3\n")
+    assert worktree_changes(sub, since) == ({"a.py": "A = 3\n", "b.py": "B = 3\n"}, None)
+
+
+@pytest.mark.parametrize("data", [b"\x00\x01binary", b"caf\xe9\n"])
+def test_a_file_that_is_not_text_is_an_error(repo: Path, data: bytes) -> None:
+    (repo / "sub" / "pkg" / "blob.bin").write_bytes(data)
+    assert worktree_changes(repo / "sub") == ({}, "pkg/blob.bin is not UTF-8 text (binary files cannot be proposed)")
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("", "the command of 'cmd:COMMAND' is empty"),
+        ("agent 'open", "cannot parse the command"),
+        ("no-such-coding-agent", "program 'no-such-coding-agent' not found"),
+        ("./no/such/script.sh --go", "not found or not executable"),
+    ],
+)
+def test_start_refuses_a_command_that_cannot_run(command: str, message: str) -> None:
+    with pytest.raises(AgentError, match=message):
+        CommandAgent(command, timeout=5).start(None)  # type: ignore[arg-type]
