@@ -39,7 +39,8 @@ src/model.py
     learning_rate = 0.05
 >>>>>>> REPLACE
 
-- Put the file's path, relative to the repository root, alone on the line above each block.
+- Put the file's path, exactly as this prompt's file headings give it, alone on the line above
+  each block.
 - SEARCH must copy the current lines of the file exactly, indentation included, with just
   enough lines to match one place in the file. REPLACE holds the new lines.
 - Blocks apply in order; use several small blocks rather than one big one. An empty SEARCH

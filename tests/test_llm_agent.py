@@ -196,4 +196,9 @@ def test_tokens_and_cost_are_logged_and_max_cost_ends_the_run(project: Project) 
     cost = float(rows[1]["cost_usd"])
     assert cost == pytest.approx(1000 * 0.15e-6 + 500 * 0.6e-6)  # gpt-4o-mini's listed prices
     assert len(server.requests) == 2
-    result.stdout.fnmatch_lines(["*stopped: the agent's model calls cost $0.0009*reaching --autoresearch-max-cost $0.0008*"])
+    result.stdout.fnmatch_lines(
+        [
+            "model calls: 2000 tokens in, 1000 out, $0.0009",
+            "stopped: the agent's model calls cost $0.0009*reaching --autoresearch-max-cost $0.0008*",
+        ]
+    )
