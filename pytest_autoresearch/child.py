@@ -1,19 +1,25 @@
 """The plugin's side inside a trial subprocess: it reports outcomes and scores to the driver.
 
 The driver starts each trial as ``python -m pytest`` with ``PYTEST_AUTORESEARCH_TRIAL`` set
-to a JSON spec naming the result file. This reporter writes that file once, at the end of a
-session that finished normally; a trial killed, crashed or ``os._exit``-ed writes nothing
+to a JSON spec: where to write the result, a one-time nonce, the frozen-file manifest. The
+plugin takes the spec out of the environment when it is imported, before any conftest or
+test module (or the candidate code they import) runs, so candidate code cannot learn where
+the result goes or the nonce that makes it valid. The result is written once, at the end of
+a session that finished normally; a trial killed, crashed or ``os._exit``-ed writes nothing
 and so has no score. Outputs are never grepped.
 
 It also orders the run for fast failure (ordinary tests first, fitness tests, which are
-usually the expensive ones, last) and checks that the surface modules were imported from
-the trial's worktree rather than from the user's checkout.
+usually the expensive ones, last), verifies the frozen files, checks that nobody replaced
+the plugin's own score recording at run time, and checks that the surface modules were
+imported from the trial's worktree rather than from the user's checkout.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -21,7 +27,9 @@ from typing import Any
 
 import pytest
 
+from . import fitness as fitness_module
 from .fitness import FitnessUsageError, fitness_spec, read_properties
+from .manifest import Manifest
 
 FAILURE_LIMIT = 4000
 TIMEOUT_MARK = "from pytest-timeout"
@@ -31,14 +39,47 @@ def _tail(text: str, limit: int = FAILURE_LIMIT) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
+def arm() -> None:
+    """Tie this trial's life to the driver's: if the driver dies, even by SIGKILL, the kernel
+    sends this process SIGTERM, and SIGTERM takes down the trial's whole process group."""
+
+    def die(signum: int, frame: object) -> None:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    if os.getpgrp() == os.getpid():  # only when the driver made us a group leader
+        signal.signal(signal.SIGTERM, die)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _recorders() -> tuple[object, ...]:
+    """The functions that carry a score from the fitness fixture to the driver."""
+    return (
+        fitness_module.Fitness.__call__,
+        fitness_module.Fitness.metric,
+        fitness_module.read_properties,
+        fitness_module.FitnessPlugin.pytest_runtest_call,
+        TrialReporter.pytest_runtest_logreport,
+        TrialReporter.pytest_sessionfinish,
+        json.dumps,
+    )
+
+
 class TrialReporter:
     def __init__(self, config: pytest.Config, channel: str) -> None:
         spec = json.loads(channel)
         self.config = config
         self.result_path = Path(spec["result"])
+        self.nonce = str(spec.get("nonce", ""))
         self.shadow = {os.path.realpath(p) for p in spec.get("shadow", ())}
+        self.manifest = Manifest.load(Path(spec["manifest"])) if spec.get("manifest") else None
+        if self.manifest is not None:
+            fitness_module.frozen_check = self.manifest.changed
         self.fitness: dict[str, dict[str, Any]] = {}
         self.tests: dict[str, dict[str, Any]] = {}
+        self.recorders = _recorders()
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None, None, None]:
@@ -97,14 +138,22 @@ class TrialReporter:
                 found.append(os.path.realpath(filename))
         return sorted(set(found))
 
+    def _tampered(self) -> list[str]:
+        found = self.manifest.changed() if self.manifest is not None else []
+        if _recorders() != self.recorders:
+            found.append("<the plugin's score recording was replaced at run time>")
+        return found
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         result = {
             "version": 1,
+            "nonce": self.nonce,
             "exitstatus": int(exitstatus),
             "fitness": self.fitness,
             "tests": self.tests,
             "shadowed": self._shadowed(),
+            "tampered": self._tampered(),
         }
         tmp = self.result_path.with_name(self.result_path.name + ".tmp")
         tmp.write_text(json.dumps(result), encoding="utf-8")

@@ -151,12 +151,105 @@ def _file_header(lines: list[str], i: int) -> bool:
     return lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ ")
 
 
+# git's extended header lines, which sit between "diff --git" and "---"
+_GIT_HEADER_PREFIXES = (
+    "old mode ",
+    "new mode ",
+    "deleted file mode ",
+    "new file mode ",
+    "copy from ",
+    "copy to ",
+    "rename from ",
+    "rename to ",
+    "similarity index ",
+    "dissimilarity index ",
+    "index ",
+    "Binary files ",
+    "GIT binary patch",
+)
+_BINARY_FILES_RE = re.compile(r"^Binary files (.+) and (.+) differ\s*$")
+SYMLINK_MODE = "120000"
+
+
+def _git_header_end(lines: list[str], i: int) -> int:
+    """Where the extended header of the ``diff --git`` line at ``i`` ends: at the first line
+    that is not one of git's header lines (normally the ``---`` line)."""
+    j = i + 1
+    while j < len(lines) and lines[j].rstrip("\r").startswith(_GIT_HEADER_PREFIXES):
+        j += 1
+    return j
+
+
+def _git_header_path(lines: list[str], i: int, end: int) -> str:
+    """The file a git header describes, for messages: its ``---``/``+++`` names when they
+    follow, else the ``b/`` side of the ``diff --git`` line."""
+    if end < len(lines) and _file_header(lines, end):
+        named = _strip_prefix(lines[end + 1][4:]) or _strip_prefix(lines[end][4:])
+        if named:
+            return named
+    rest = lines[i][len("diff --git ") :].rstrip("\r").strip()
+    half = (len(rest) - 1) // 2
+    if rest[:half] and rest[half] == " " and rest[:half][2:] == rest[half + 1 :][2:]:
+        return _strip_prefix(rest[half + 1 :]) or rest  # "a/P b/P": the same path twice
+    return _strip_prefix(rest.split(" b/", 1)[-1] if " b/" in rest else rest) or rest
+
+
+def _refuse_unsupported(line: str, path: str | None) -> None:
+    """Refuse a binary patch wherever its marker stands: the worktree receives text only."""
+    bare = line.rstrip("\r")
+    if bare.startswith("GIT binary patch"):
+        raise PatchError(f"binary patches are not accepted ({path or 'a file'} has a GIT binary patch)")
+    binary = _BINARY_FILES_RE.match(bare)
+    if binary:
+        named = path or _strip_prefix(binary.group(2)) or _strip_prefix(binary.group(1))
+        raise PatchError(f"binary patches are not accepted (binary files differ: {named})")
+
+
+def _refuse_git_header(header: list[str], path: str) -> None:
+    """Refuse what a git header asks beyond text: a symlink, a binary patch, a mode change.
+
+    Proposals carry file text only, so applying such a patch would silently drop part of it
+    (the mode, the link) or write a link's target as a regular file.
+    """
+    for line in header:
+        bare = line.rstrip("\r")
+        modes = ("old mode ", "new mode ", "new file mode ", "deleted file mode ", "index ")
+        if bare.startswith(modes) and bare.split()[-1] == SYMLINK_MODE:
+            what = "creates a symlink" if bare.startswith("new") else "touches a symlink"
+            raise PatchError(f"the patch {what} at {path}; symlinks are not accepted, only regular text files")
+    for line in header:
+        _refuse_unsupported(line, path)
+    moves = [line.rstrip() for line in header if line.startswith(("rename from ", "copy from "))]
+    if moves:
+        raise PatchError(
+            f"the patch renames or copies a file ({moves[0]}); give the new file's full text and, if "
+            "deletions are allowed, delete the old one instead"
+        )
+    modes = [line.rstrip() for line in header if line.startswith(("old mode ", "new mode "))]
+    if modes:
+        raise PatchError(
+            f"the patch changes the mode of {path} ({', '.join(modes)}); mode changes are not accepted, "
+            "drop the 'old mode'/'new mode' lines"
+        )
+
+
 def parse_unified_diff(text: str, *, tolerant: bool = False) -> list[_FilePatch]:
-    """Parse a unified diff (plain or git format) into per-file hunks."""
+    """Parse a unified diff (plain or git format) into per-file hunks.
+
+    Git's extended headers are checked against the file they precede: mode changes,
+    symlinks and binary patches raise :class:`PatchError` rather than being skipped, so an
+    agent learns why, instead of seeing half of its change applied.
+    """
     patches: list[_FilePatch] = []
     lines = text.split("\n")
     i = 0
     while i < len(lines):
+        if lines[i].startswith("diff --git "):
+            end = _git_header_end(lines, i)
+            _refuse_git_header(lines[i + 1 : end], _git_header_path(lines, i, end))
+            i = end
+            continue
+        _refuse_unsupported(lines[i], None)
         if _file_header(lines, i):
             current = _FilePatch(_strip_prefix(lines[i][4:]), _strip_prefix(lines[i + 1][4:]), [])
             patches.append(current)

@@ -133,32 +133,45 @@ class Driver:
         loop, s = self.loop, self.settings
         try:
             loop.prepare()
+            self.nodeid_prefix = loop.run_dir.relative_to(self.config.rootpath).as_posix() + "::"
             self._say(
-                f"autoresearch: run {loop.tag} from {loop.base_ref[:12]} ({loop.head[:10]}), "
+                f"autoresearch: run {loop.tag} from {loop.base_ref[:12]} ({loop.r.start_commit[:10]}), "
                 f"branch {loop.branch}, folder {loop.run_dir}"
             )
-            self._say(
-                f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; "
-                + (f"{s.trials} trials" if s.trials is not None else "no trial limit (Ctrl-C stops the run, keeping every finished trial)")
-            )
-            self.nodeid_prefix = loop.run_dir.relative_to(self.config.rootpath).as_posix() + "::"
-            baseline = loop.baseline()
+            limit = f"{s.trials} trials" if s.trials is not None else "no trial limit (Ctrl-C stops the run, keeping every finished trial)"
+            self._say(f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; {limit}")
+            if loop.r.resumed:
+                self._say(f"autoresearch: {loop.notes.pop(0)}")
+                self.ran_baseline = True
+            baseline = loop.baseline() if loop.needs_baseline else None
         except SetupError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
         self.ran_baseline = True
         loop.note = lambda line: self._say(f"autoresearch: {line}")
         if s.max_cost is not None:
             loop.notes.append(f"the run ends once the agent's model calls cost ${s.max_cost:g}")
+        if scrubbed := loop.scrubbed_note():
+            loop.notes.append(scrubbed)
         for note in loop.notes:
             self._say(f"autoresearch: {note}")
-        session.testscollected = 1 + (s.trials or 0)
-        self._report(session, 0, record=baseline)
+        session.testscollected = max(1, (baseline is not None) + (s.trials or 0))
+        if baseline is not None:
+            self._report(session, baseline.trial, record=baseline)
         try:
             loop.start_agent()
         except FatalError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
-        for number in itertools.count(1):
-            if s.trials is not None and number > s.trials:
+        try:
+            self._trials(session)
+        except KeyboardInterrupt:
+            self.stop_reason = f"interrupted; run again with --autoresearch-tag={loop.tag} to continue this run"
+            raise
+
+    def _trials(self, session: pytest.Session) -> None:
+        loop, s = self.loop, self.settings
+        first = loop.next_trial
+        for number in itertools.count(first):
+            if s.trials is not None and number - first >= s.trials:
                 break
             try:
                 proposal = loop.propose(number)
@@ -168,7 +181,7 @@ class Driver:
             except FatalError as exc:
                 raise pytest.UsageError(f"autoresearch: {exc}") from None
             if s.trials is None:
-                session.testscollected = number + 1
+                session.testscollected += 1
             self._report(session, number, proposal=proposal)
             if loop.fatal:
                 raise pytest.UsageError(f"autoresearch: {loop.fatal}")
@@ -220,7 +233,7 @@ class Driver:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         loop = self.loop
-        if not self.ran_baseline or not loop.records or loop.metric is None:
+        if not self.ran_baseline or not loop.records or loop.metric is None or loop.log is None:
             return
         terminalreporter.write_sep("=", "autoresearch")
         if self.config.get_verbosity() >= 0:

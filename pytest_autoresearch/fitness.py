@@ -130,6 +130,9 @@ def _checked(check: Callable[..., float], *args: object) -> float:
 
 _FITNESS_KEY = pytest.StashKey[Fitness]()
 
+#: Set inside a trial: returns the frozen files that changed since the run pinned them.
+frozen_check: Callable[[], list[str]] | None = None
+
 
 @pytest.fixture
 def fitness(request: pytest.FixtureRequest) -> Fitness:
@@ -146,6 +149,11 @@ def fitness(request: pytest.FixtureRequest) -> Fitness:
     if spec is None:
         pytest.fail(
             f'{item.nodeid} uses the fitness fixture but has no @pytest.mark.fitness(goal="min"|"max")',
+            pytrace=False,
+        )
+    if frozen_check is not None and (changed := frozen_check()):
+        pytest.fail(
+            "frozen files changed during this trial, so its score cannot be trusted: " + ", ".join(changed),
             pytrace=False,
         )
     recorder = Fitness(item, spec)

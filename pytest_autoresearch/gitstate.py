@@ -74,6 +74,31 @@ class Repository:
         out = self.git.ls_tree("-r", "-z", "--name-only", commit)
         return [p for p in out.split("\0") if p]
 
+    def blobs(self, commit: str) -> dict[str, str]:
+        """Every file of ``commit`` (repository-relative path -> blob id); submodules left out."""
+        out = {}
+        for entry in self.git.ls_tree("-r", "-z", "--full-tree", commit).split("\0"):
+            if not entry:
+                continue
+            info, _, path = entry.partition("\t")
+            mode, kind, sha = info.split()
+            if kind == "blob":
+                out[path] = sha
+        return out
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        try:
+            self.git.merge_base("--is-ancestor", older, newer)
+            return True
+        except git.GitCommandError:
+            return False
+
+    def rev(self, ref: str) -> str | None:
+        try:
+            return self.git.rev_parse("--verify", "-q", ref + "^{commit}")
+        except git.GitCommandError:
+            return None
+
     def dirty_files(self) -> list[str]:
         """Tracked files with staged or unstaged changes."""
         entries = iter(self.git.status("--porcelain=v1", "-z", "--untracked-files=no").split("\0"))
@@ -86,11 +111,7 @@ class Repository:
         return paths
 
     def ref_exists(self, ref: str) -> bool:
-        try:
-            self.git.rev_parse("--verify", "-q", ref)
-            return True
-        except git.GitCommandError:
-            return False
+        return self.rev(ref) is not None
 
     def exclude(self, pattern: str) -> bool:
         """Add ``pattern`` to ``.git/info/exclude`` unless present; True when added."""
@@ -145,9 +166,22 @@ class Worktree:
         self.path = path
         self.git = _git(path)
 
+    def unsafe(self, repo_path: str) -> str | None:
+        """Why writing ``repo_path`` would leave the worktree (through a symlink), if it would."""
+        current = self.path
+        parts = repo_path.split("/")
+        for i, part in enumerate(parts):
+            current = current / part
+            if current.is_symlink():
+                what = "is a symlink" if i == len(parts) - 1 else f"goes through the symlink {'/'.join(parts[: i + 1])}"
+                return f"{repo_path} {what}; symlinks are never written through"
+        return None
+
     def write(self, changes: dict[str, str | None], prefix: str) -> None:
         """Write each changed file (``prefix`` maps rootdir-relative paths into the repository)."""
         for rel, text in changes.items():
+            if self.unsafe(prefix + rel):
+                raise GitStateError(f"refusing to write {prefix + rel} through a symlink")
             target = self.path / prefix / rel
             if text is None:
                 target.unlink(missing_ok=True)
@@ -164,10 +198,16 @@ class Worktree:
     def commit_tree(self, tree: str, parent: str, message: str) -> str:
         return self.git.commit_tree(tree, "-p", parent, "-m", message)
 
-    def reset(self, commit: str) -> None:
-        """Make the worktree exactly ``commit``: tracked files restored, untracked files removed."""
+    def reset(self, commit: str, keep: tuple[str, ...] = ()) -> None:
+        """Make the worktree exactly ``commit``: tracked files restored, untracked and ignored
+        files a trial left removed, except the carried paths ``keep`` (repository-relative)."""
         self.git.reset("--hard", "-q", commit)
-        self.git.clean("-fdq")
+        self.git.clean("-ffdqx", *[arg for path in keep for arg in ("-e", "/" + path)])
+
+    def changed_tracked(self) -> list[str]:
+        """Tracked files that differ from HEAD now (modified, deleted, type-changed)."""
+        out = self.git.status("--porcelain=v1", "-z", "--untracked-files=no", "--no-renames")
+        return sorted(entry[3:] for entry in out.split("\0") if len(entry) > 3)
 
     def read(self, repo_path: str) -> str | None:
         target = self.path / repo_path

@@ -20,6 +20,14 @@ TRIAL_ENV = "PYTEST_AUTORESEARCH_TRIAL"
 
 RUN_DIR_NAME = ".autoresearch"
 
+# Taken when this entry point is imported, before any conftest or test module runs, so that
+# candidate code in a trial never sees where the result goes or the nonce that makes it valid.
+_trial_channel = os.environ.pop(TRIAL_ENV, None)
+if _trial_channel is not None:
+    from .child import arm
+
+    arm()
+
 ENABLE_HELP = (
     "run the research loop: a baseline, then trials in which an agent changes the mutable "
     "files; a change is kept (committed to branch autoresearch/<tag>) only if the primary "
@@ -45,6 +53,21 @@ MODEL_ARGS_HELP = "extra arguments for the model call, as key=value (e.g. temper
 CONTEXT_HELP = "globs (relative to the rootdir) of read-only files shown to the agent, e.g. the evaluator"
 AGENT_TIMEOUT_HELP = "seconds one proposal may take (a model request, or an external agent command); default 600"
 MAX_PROMPT_TOKENS_HELP = "the prompt budget in tokens (default: the model's input limit from litellm, else 32000)"
+CARRY_HELP = (
+    "paths (relative to the rootdir) of untracked files or folders the trials need, e.g. a data folder git "
+    "ignores: linked into the worktree and kept when a trial's leftovers are cleaned"
+)
+PASS_ENV_HELP = (
+    "environment variables passed to trials although they look like secrets (*_API_KEY, *_TOKEN, ...), "
+    "e.g. the key of the task model a prompt-optimisation evaluator calls"
+)
+MEMORY_HELP = "kill a trial whose processes together use more than this many MiB of resident memory"
+SANDBOX_HELP = (
+    "run each trial in a bubblewrap sandbox (bwrap must be installed): frozen files read-only, no network, "
+    "only the worktree and a private /tmp writable, the home folder hidden"
+)
+ALLOW_DELETE_HELP = "let agents delete surface files (by default a proposal that deletes one is invalid)"
+MAX_FILE_HELP = "the largest file a proposal may write, in KiB (default 1024)"
 TESTS_HELP = (
     "arguments selecting the tests each trial runs (default: what plain pytest runs here, i.e. "
     "the command line's paths or testpaths)"
@@ -79,13 +102,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_context", CONTEXT_HELP, type="args", default=[])
     parser.addini("autoresearch_agent_timeout", AGENT_TIMEOUT_HELP, default="")
     parser.addini("autoresearch_max_prompt_tokens", MAX_PROMPT_TOKENS_HELP, default="")
+    parser.addini("autoresearch_carry", CARRY_HELP, type="args", default=[])
+    parser.addini("autoresearch_pass_env", PASS_ENV_HELP, type="args", default=[])
+    parser.addini("autoresearch_memory_mb", MEMORY_HELP, default="")
+    parser.addini("autoresearch_sandbox", SANDBOX_HELP, type="bool", default=False)
+    parser.addini("autoresearch_allow_delete", ALLOW_DELETE_HELP, type="bool", default=False)
+    parser.addini("autoresearch_max_file_kb", MAX_FILE_HELP, default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(FitnessPlugin(config), "autoresearch-fitness")
-    # Popped, so that pytest runs started by the trial's own tests do not report into it.
-    channel = os.environ.pop(TRIAL_ENV, None)
+    global _trial_channel
+    channel, _trial_channel = _trial_channel, None  # once: pytest runs inside the trial do not report
     if channel is not None:
         from .child import TrialReporter
 

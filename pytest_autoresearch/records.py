@@ -72,9 +72,11 @@ class RunResult:
     seconds: float
     finished: bool
     killed: bool = False  # the driver's hard deadline killed the process group
+    memory_exceeded: bool = False  # the group's memory passed the cap and it was killed
     tests: list[TestResult] = dataclasses.field(default_factory=list)
     fitness: list[FitnessResult] = dataclasses.field(default_factory=list)
     shadowed: list[str] = dataclasses.field(default_factory=list)
+    tampered: list[str] = dataclasses.field(default_factory=list)  # frozen files the trial changed
     output_tail: str = ""
     log_path: Path | None = None
 

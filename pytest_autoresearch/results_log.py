@@ -8,12 +8,13 @@ reader never sees half a row. Cells never contain tabs or newlines.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .records import TrialRecord
+from .records import TrialRecord, Usage
 
 LEADING = ("trial", "commit", "status", "score", "delta", "seconds")
 USAGE = ("tokens_in", "tokens_out", "cost_usd")
@@ -32,11 +33,36 @@ class ResultsLog:
     def __init__(self, path: Path, metric_columns: Sequence[str], usage: bool = False) -> None:
         self.path = path
         self.columns = (*LEADING, *metric_columns, *(USAGE if usage else ()), *TRAILING)
+        self._digest = hashlib.sha256()
+
+    def header(self) -> str:
+        return "\t".join(self.columns) + "\n"
 
     def create(self) -> None:
         """Write the header; a new run's log must not exist yet."""
+        self._digest = hashlib.sha256()
         with self.path.open("x", encoding="utf-8", newline="") as f:
-            f.write("\t".join(self.columns) + "\n")
+            f.write(self.header())
+        self._digest.update(self.header().encode())
+
+    def adopt(self) -> None:
+        """Continue an existing log (a resumed run): what is in it now is what it should hold."""
+        self._digest = hashlib.sha256(self.path.read_bytes())
+
+    def intact(self) -> bool:
+        """Whether the file still holds exactly what this log wrote (a trial may not edit it)."""
+        try:
+            return hashlib.sha256(self.path.read_bytes()).digest() == self._digest.digest()
+        except OSError:
+            return False
+
+    def rewrite(self, records: Sequence[TrialRecord]) -> None:
+        """Restore the file from the records (after something else wrote to it)."""
+        text = self.header() + "".join(self.row(r) for r in records)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, self.path)
+        self._digest = hashlib.sha256(text.encode())
 
     def row(self, record: TrialRecord) -> str:
         values = {
@@ -64,9 +90,52 @@ class ResultsLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self._digest.update(line)
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
     """Rows of a results.tsv as dicts (for reports and resumption)."""
     with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def _number(cell: str) -> float | None:
+    try:
+        return float(cell) if cell else None
+    except ValueError:
+        return None
+
+
+def repair(path: Path) -> bool:
+    """Drop a last row cut short by a killed run (no final newline); True if one was dropped."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    with path.open("r+b") as f:
+        f.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
+def read_records(path: Path, metric_columns: Sequence[str]) -> list[TrialRecord]:
+    """The trials of a results.tsv as records again (for resuming a run)."""
+    records = []
+    for row in read_results(path):
+        usage = None
+        if row.get("tokens_in"):
+            cost = _number(row.get("cost_usd", ""))
+            usage = Usage(int(float(row["tokens_in"])), int(float(row.get("tokens_out") or 0)), cost)
+        records.append(
+            TrialRecord(
+                trial=int(row["trial"]),
+                status=row["status"],
+                description=row.get("description", ""),
+                commit=row.get("commit", ""),
+                score=_number(row.get("score", "")),
+                delta=_number(row.get("delta", "")),
+                seconds=_number(row.get("seconds", "")) or 0.0,
+                metrics={c: v for c in metric_columns if (v := _number(row.get(c, ""))) is not None},
+                reason=row.get("reason", ""),
+                usage=usage,
+            )
+        )
+    return records

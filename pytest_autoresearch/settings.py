@@ -44,6 +44,12 @@ class Settings:
     context: tuple[str, ...] = ()
     agent_timeout: float = 600.0
     max_prompt_tokens: int | None = None
+    carry: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()
+    memory_mb: float | None = None
+    sandbox: bool = False
+    allow_delete: bool = False
+    max_file_kb: float = 1024.0
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -197,4 +203,10 @@ def load_settings(config: pytest.Config) -> Settings:
         context=tuple(config.getini("autoresearch_context")),
         agent_timeout=_optional(config, None, "autoresearch_agent_timeout", _seconds) or 600.0,
         max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
+        carry=tuple(config.getini("autoresearch_carry")),
+        pass_env=tuple(config.getini("autoresearch_pass_env")),
+        memory_mb=_optional(config, None, "autoresearch_memory_mb", lambda r, w: _positive(r, w, "memory cap")),
+        sandbox=bool(config.getini("autoresearch_sandbox")),
+        allow_delete=bool(config.getini("autoresearch_allow_delete")),
+        max_file_kb=_optional(config, None, "autoresearch_max_file_kb", lambda r, w: _positive(r, w, "file size limit")) or 1024.0,
     )

@@ -1,39 +1,51 @@
-"""Running one trial: ``python -m pytest`` in its own process group, under a hard deadline.
+"""Running one trial: ``python -m pytest`` in its own process group, under hard bounds.
 
 pytest-timeout bounds each test inside the trial (and reports where it hung); the driver
 holds the wall-clock deadline and kills the whole process group, children and grandchildren
-included, when it passes, and again when the trial ends, so nothing a candidate started
-outlives its trial. Output goes to a per-trial log file, never into the driver's memory.
+included, when it passes, when the group's memory passes the optional cap, and again when
+the trial ends, so nothing a candidate started outlives its trial. Output is pumped into a
+per-trial log file up to a size limit; the driver keeps only a bounded tail, so a candidate
+printing gigabytes fills neither the disk nor the driver's memory.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 from .plugin import TRIAL_ENV
 from .records import FitnessResult, RunResult, TestResult
 
 TAIL_BYTES = 8192
+LOG_LIMIT = 32 * 1024 * 1024
+MEMORY_POLL = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
 class TrialCommand:
-    """How to start a trial: the arguments after ``python -m pytest``, where, and with what."""
+    """How to start a trial: the command line, where, with what environment and reporting."""
 
-    args: tuple[str, ...]
+    argv: tuple[str, ...]  # the full command: python -m pytest ..., possibly inside a sandbox
     cwd: Path
     env: Mapping[str, str]
     shadow: tuple[str, ...] = ()  # the user's copies of surface files, which must not be imported
+    manifest: Path | None = None  # the frozen-file manifest the trial verifies
+    memory_mb: float | None = None
+    sandbox: tuple[str, ...] | None = None  # bubblewrap arguments, when the trial runs sandboxed
 
 
 def wait_unreaped(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
@@ -63,22 +75,85 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _tail(path: Path) -> str:
-    with contextlib.suppress(OSError), path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - TAIL_BYTES))
-        return f.read().decode("utf-8", "replace")
-    return ""
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory of every process in the group, in MiB (Linux /proc)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid:  # the field after state and ppid
+                continue
+            with open(f"/proc/{entry.name}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 2**20
 
 
-def read_channel(path: Path) -> dict | None:
-    """The trial's own report, or None when its session did not finish normally."""
+def _wait_bounded(proc: subprocess.Popen[bytes], timeout: float | None, memory_mb: float | None) -> str:
+    """Wait for the trial: "exited", "timeout", or "memory" (the group passed the cap)."""
+    if memory_mb is None:
+        return "exited" if wait_unreaped(proc, timeout) else "timeout"
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = MEMORY_POLL if deadline is None else min(MEMORY_POLL, max(0.0, deadline - time.monotonic()))
+        if wait_unreaped(proc, step):
+            return "exited"
+        if group_rss_mb(proc.pid) > memory_mb:
+            return "memory"
+        if deadline is not None and time.monotonic() >= deadline:
+            return "timeout"
+
+
+class OutputPump(threading.Thread):
+    """Copies the trial's output into its log file, up to ``limit`` bytes, keeping a tail."""
+
+    def __init__(self, source: IO[bytes], log_path: Path, limit: int = LOG_LIMIT) -> None:
+        super().__init__(daemon=True, name=f"autoresearch output {log_path.name}")
+        self.source = source
+        self.log_path = log_path
+        self.limit = limit
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.dropped = 0
+
+    def run(self) -> None:
+        written = 0
+        with contextlib.suppress(ValueError, OSError), self.log_path.open("wb") as log:
+            while chunk := self.source.read1(65536):  # type: ignore[attr-defined]
+                room = max(0, self.limit - written)
+                log.write(chunk[:room])
+                written += min(room, len(chunk))
+                self.dropped += len(chunk) - min(room, len(chunk))
+                self.tail.append(chunk)
+                self.tail_size += len(chunk)
+                while self.tail_size - len(self.tail[0]) >= TAIL_BYTES:
+                    self.tail_size -= len(self.tail.popleft())
+            if self.dropped:
+                log.write(
+                    f"\n[pytest-autoresearch: {self.dropped} bytes of output past the {self.limit}-byte "
+                    "limit were dropped; the last of them follow]\n".encode()
+                )
+                log.write(self.text().encode())
+
+    def text(self) -> str:
+        return b"".join(self.tail)[-TAIL_BYTES:].decode("utf-8", "replace")
+
+
+def read_channel(path: Path, nonce: str) -> dict | None:
+    """The trial's own report, or None when its session did not finish normally (or the
+    file was not written by the plugin for this trial)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("version") == 1 else None
+    if not isinstance(data, dict) or data.get("version") != 1 or data.get("nonce") != nonce:
+        return None
+    return data
 
 
 def parse_channel(data: dict) -> tuple[list[TestResult], list[FitnessResult], list[str]]:
@@ -109,36 +184,75 @@ def parse_channel(data: dict) -> tuple[list[TestResult], list[FitnessResult], li
     return tests, fitness, [str(p) for p in data.get("shadowed", [])]
 
 
-def run(command: TrialCommand, timeout: float | None, log_path: Path, result_path: Path) -> RunResult:
-    """Run one trial to completion or to its deadline; always leaves nothing running."""
+def run(
+    command: TrialCommand,
+    timeout: float | None,
+    log_path: Path,
+    result_path: Path,
+    started: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run one trial to completion or to one of its bounds; always leaves nothing running.
+
+    ``started`` is told the trial's process-group id as soon as it exists.
+    """
     result_path.unlink(missing_ok=True)
+    nonce = secrets.token_hex(16)
     env = dict(command.env)
-    env[TRIAL_ENV] = json.dumps({"result": str(result_path), "shadow": list(command.shadow)})
-    start = time.monotonic()
-    with log_path.open("wb") as log:
+    env[TRIAL_ENV] = json.dumps(
+        {
+            "result": str(result_path),
+            "nonce": nonce,
+            "shadow": list(command.shadow),
+            "manifest": str(command.manifest) if command.manifest else None,
+        }
+    )
+    argv, fds = tuple(command.argv), ()
+    with contextlib.ExitStack() as stack:
+        if command.sandbox is not None:
+            # bwrap reads its (possibly thousands of) mount arguments from a file descriptor
+            args_file = stack.enter_context(tempfile.TemporaryFile())
+            args_file.write(b"\0".join(a.encode() for a in command.sandbox) + b"\0")
+            args_file.seek(0)
+            fds = (args_file.fileno(),)
+            argv = ("bwrap", "--args", str(args_file.fileno()), *argv)
+        start = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", *command.args],
+            argv,
             cwd=command.cwd,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=fds,
         )
-        try:
-            exited = wait_unreaped(proc, timeout)
-        finally:
-            kill_group(proc)
+    assert proc.stdout is not None
+    if started is not None:
+        started(proc.pid)
+    pump = OutputPump(proc.stdout, log_path)
+    pump.start()
+    try:
+        ended = _wait_bounded(proc, timeout, command.memory_mb)
+    finally:
+        kill_group(proc)
+        pump.join(timeout=5)  # a process that escaped the group could hold the pipe open
+        proc.stdout.close()
     seconds = time.monotonic() - start
-    data = read_channel(result_path) if exited else None
+    data = read_channel(result_path, nonce) if ended == "exited" else None
     result = RunResult(
-        exit_code=proc.returncode if exited else None,
+        exit_code=proc.returncode if ended == "exited" else None,
         seconds=seconds,
         finished=data is not None,
-        killed=not exited,
-        output_tail=_tail(log_path),
+        killed=ended == "timeout",
+        memory_exceeded=ended == "memory",
+        output_tail=pump.text(),
         log_path=log_path,
     )
     if data is not None:
         result.tests, result.fitness, result.shadowed = parse_channel(data)
+        result.tampered = [str(p) for p in data.get("tampered", [])]
     return result
+
+
+def pytest_argv(args: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return (sys.executable, "-m", "pytest", *args)

@@ -13,7 +13,6 @@ import pytest
 
 from helpers import MODEL, Project, default_files, processes_with
 from pytest_autoresearch.results_log import LEADING, TRAILING
-from pytest_autoresearch.settings import default_tag
 
 
 def test_keep_discard_and_the_branch(project: Project) -> None:
@@ -290,15 +289,6 @@ def test_autoresearch_tests_narrows_the_trials(project: Project) -> None:
     assert result.ret == 0, result.stdout.str()
 
 
-def test_a_second_run_with_the_default_tag_gets_a_new_name(project: Project) -> None:
-    project.init()
-    first = project.run("--autoresearch", "--autoresearch-trials=0")
-    second = project.run("--autoresearch", "--autoresearch-trials=0")
-    assert first.ret == 0 and second.ret == 0, second.stdout.str()
-    tag = default_tag()
-    assert project.git("branch", "--list", "autoresearch/*").split() == [f"autoresearch/{tag}", f"autoresearch/{tag}-2"]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupting_a_trial_kills_it_and_keeps_the_log(project: Project, no_leftovers: str, sig: signal.Signals) -> None:
     project.init()
@@ -326,10 +316,16 @@ def test_interrupting_a_trial_kills_it_and_keeps_the_log(project: Project, no_le
     assert proc.wait(timeout=30) != 0
     time.sleep(0.2)
     assert processes_with(no_leftovers) == []
-    assert project.statuses() == ["baseline", "keep"]
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "keep", "crash"]
+    assert rows[2]["reason"] == "interrupted (Ctrl-C or SIGTERM) before it was judged"
+    assert project.git("rev-parse", "refs/autoresearch/t/trials/002") == rows[2]["commit"]
+    assert project.git("rev-parse", "autoresearch/t") == rows[1]["commit"]
     assert project.git("status", "--porcelain") == ""
+    assert not (project.path / ".autoresearch" / "t" / "worktree").exists()
     out = (project.outside / "out.txt").read_text()
-    assert "1 trial: 1 keep" in out, out
+    assert "2 trials: 1 keep, 1 crash" in out, out
+    assert "stopped: interrupted; run again with --autoresearch-tag=t to continue this run" in out
 
 
 def test_trials_appear_in_junitxml(project: Project) -> None:
@@ -354,6 +350,7 @@ def test_uncommitted_work_elsewhere_is_left_alone(project: Project) -> None:
         (project.path / "tests" / "test_gate.py").read_text() + "\n# my local note\n"
     )
     (project.path / "notes.txt").write_text("untracked notes\n")
+    (project.path / "model.py").write_text(MODEL.replace("SCALE = 1.0", "SCALE = 9.0"))
     project.git("add", "tests/test_gate.py")
     (project.path / "tests" / "test_gate.py").write_text(
         (project.path / "tests" / "test_gate.py").read_text() + "# and an unstaged one\n"
@@ -362,8 +359,14 @@ def test_uncommitted_work_elsewhere_is_left_alone(project: Project) -> None:
     result = project.loop(project.replay({"description": "better", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
     assert result.ret == 0, result.stdout.str()
     assert project.snapshot() == before
-    result.stdout.fnmatch_lines(["*uncommitted changes to tests/test_gate.py are not part of the run*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*uncommitted changes to model.py, tests/test_gate.py are not part of the run: it starts from HEAD and never "
+            "touches your checkout (the loop optimises the committed model.py, not the version in your editor)*"
+        ]
+    )
     assert "my local note" not in project.git("show", "autoresearch/t:tests/test_gate.py")
+    assert float(project.rows()[0]["score"]) == 113.625  # the committed SCALE = 1.0, not the edited 9.0
 
 
 def test_a_project_in_a_subfolder_of_the_repository(project: Project) -> None:

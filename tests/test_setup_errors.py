@@ -91,14 +91,6 @@ def test_two_primary_fitness_tests(project: Project) -> None:
     _assert_refused(project, result, before, "more than one fitness test says primary=True*")
 
 
-def test_uncommitted_changes_to_the_surface(project: Project) -> None:
-    project.init()
-    (project.path / "model.py").write_text(MODEL.replace("SCALE = 1.0", "SCALE = 2.0"))
-    before = _repo_state(project)
-    result = project.loop("--autoresearch-trials=1")
-    _assert_refused(project, result, before, "uncommitted changes to mutable files: model.py*commit or stash*")
-
-
 def test_an_unknown_agent(project: Project) -> None:
     project.init()
     before = _repo_state(project)
@@ -143,17 +135,6 @@ def test_an_invalid_tag(project: Project) -> None:
     before = _repo_state(project)
     result = project.run("--autoresearch", "--autoresearch-tag=../escape")
     _assert_refused(project, result, before, "invalid tag '../escape' from --autoresearch-tag*")
-
-
-def test_an_existing_tag_is_not_overwritten(project: Project) -> None:
-    project.init()
-    first = project.loop("--autoresearch-trials=1")
-    assert first.ret == 0, first.stdout.str()
-    before = _repo_state(project)
-    rows = project.rows()
-    result = project.loop("--autoresearch-trials=1")
-    _assert_refused(project, result, before, "run 't' exists already*choose another --autoresearch-tag*")
-    assert project.rows() == rows
 
 
 def test_shadowed_surface_modules_stop_the_run(project: Project) -> None:

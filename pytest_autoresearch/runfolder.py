@@ -1,0 +1,92 @@
+"""The run folder ``.autoresearch/<tag>/``: its layout, its lock, and what a resumed run reads.
+
+One loop per tag: the lock is an advisory ``flock`` the kernel releases when the driver
+exits, however it exits, so a crashed run never leaves a stale lock behind. ``run.json``
+holds what a later run needs to continue this one (the primary metric, the log's columns,
+where the run started); results.tsv holds the trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+
+class RunLocked(Exception):
+    """Another loop holds this run."""
+
+
+class RunFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.trials = path / "trials"
+        self.results = path / "results.tsv"
+        self.meta = path / "run.json"
+        self.manifest = path / "manifest.json"
+        self.channel = path / "channel"  # where a (sandboxed) trial writes its result
+        self.cache = path / "cache"  # pytest's cache_dir for the trials
+        self.worktree = path / "worktree"
+        self._lock_file: Any = None
+
+    def create(self) -> None:
+        for folder in (self.trials, self.channel, self.cache):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def lock(self) -> None:
+        """Take the run's lock or raise RunLocked naming the holder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = (self.path / "lock").open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise RunLocked(holder) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        self._lock_file = f
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        tmp = self.meta.with_name("run.json.tmp")
+        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        os.replace(tmp, self.meta)
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads(self.meta.read_text(encoding="utf-8"))
+
+    # -- the trial in flight, so that a run killed outright can be cleaned up after ---------
+
+    def trial_started(self, pgid: int) -> None:
+        (self.path / "trial.pgid").write_text(str(pgid))
+
+    def trial_ended(self) -> None:
+        (self.path / "trial.pgid").unlink(missing_ok=True)
+
+    def kill_leftover_trial(self) -> bool:
+        """Kill the process group of a trial whose driver was killed outright; True if one lived."""
+        marker = self.path / "trial.pgid"
+        try:
+            pgid = int(marker.read_text())
+        except (OSError, ValueError):
+            return False
+        marker.unlink(missing_ok=True)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False

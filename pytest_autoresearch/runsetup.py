@@ -1,0 +1,261 @@
+"""How a run starts: every check that can be made before running anything, then a new run or
+the continuation of an earlier one with the same tag, its worktree and its frozen manifest.
+
+A new run that fails to start leaves the repository as it was (everything it created is
+undone). A resumed run repairs what a driver killed outright can leave half-done: a last
+row cut short, the branch one step behind the log, a stale worktree, an orphaned trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .agents import Agent, AgentError
+from .gitstate import GitStateError, Repository, Worktree
+from .manifest import Manifest
+from .plugin import RUN_DIR_NAME
+from .records import MetricSpec, TrialRecord
+from .results_log import read_records, repair
+from .runfolder import RunFolder, RunLocked
+from .sandbox import bwrap_available
+from .settings import Settings
+from .surface import Surface, normalize
+
+DEFAULT_PROGRAM = Path(__file__).with_name("default_program.md")
+
+
+class SetupError(Exception):
+    """The loop cannot start; nothing it created is left behind."""
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a started run knows about itself."""
+
+    settings: Settings
+    repo: Repository
+    head: str  # the user's HEAD now
+    base_ref: str  # the user's branch (or HEAD's commit) the run started from
+    prefix: str  # the rootdir inside the repository: "" or "sub/"
+    tag: str
+    folder: RunFolder
+    surface: Surface
+    surface_files: list[str]
+    context_paths: list[str]
+    agent: Agent
+    program: str
+    notes: list[str]
+    undo: list[Callable[[], None]]
+    worktree: Worktree | None = None
+    manifest: Manifest | None = None
+    carry: tuple[str, ...] = ()  # carried paths, repository-relative
+    records: list[TrialRecord] = dataclasses.field(default_factory=list)
+    meta: dict | None = None  # run.json of a resumed run
+    start_commit: str = ""  # what the baseline scores: HEAD for a new run
+    rebaseline: bool = True  # whether the start commit still needs a baseline row
+
+    @property
+    def branch(self) -> str:
+        return f"autoresearch/{self.tag}"
+
+    @property
+    def resumed(self) -> bool:
+        return self.meta is not None
+
+    @property
+    def metric(self) -> MetricSpec | None:
+        if self.meta is None:
+            return None
+        m = self.meta["metric"]
+        return MetricSpec(m["nodeid"], m["name"], m["goal"], True)
+
+    def abandon(self) -> None:
+        """Undo the set-up (a setup error): the repository is as it was."""
+        while self.undo:
+            self.undo.pop()()
+        self.worktree = None
+
+
+def _tag_taken(repo: Repository, settings: Settings, tag: str) -> bool:
+    return repo.ref_exists(f"refs/heads/autoresearch/{tag}") or (settings.rootdir / RUN_DIR_NAME / tag).exists()
+
+
+def _make_agent(config: pytest.Config, spec: str) -> Agent:
+    try:
+        agent = config.hook.pytest_autoresearch_make_agent(config=config, spec=spec)
+    except AgentError as exc:
+        raise SetupError(f"agent {spec}: {exc}") from None
+    if agent is None:
+        raise SetupError(f"unknown agent {spec!r}: use 'mutate[:SEED]', 'litellm:MODEL', 'cmd:COMMAND' or 'replay:PATH'")
+    return agent
+
+
+def start_run(config: pytest.Config, settings: Settings) -> Run:
+    """Check, then create (or reopen) the run's folder, lock and worktree. Raises SetupError."""
+    s = settings
+    surface = Surface(s.mutable)
+    if not surface:
+        raise SetupError(
+            "autoresearch_mutable is not set: list the files the agent may change, e.g. in "
+            'pyproject.toml under [tool.pytest.ini_options]: autoresearch_mutable = ["model.py"]'
+        )
+    if s.sandbox and not bwrap_available():
+        raise SetupError("autoresearch_sandbox = true needs bubblewrap (bwrap): install it (Debian: apt install bubblewrap)")
+    try:
+        repo = Repository(s.rootdir)
+        head = repo.head()
+    except GitStateError as exc:
+        raise SetupError(str(exc)) from None
+    rel_root = Path(os.path.relpath(s.rootdir.resolve(), repo.root))
+    prefix = "" if str(rel_root) == "." else rel_root.as_posix() + "/"
+    tag = s.tag
+    folder = RunFolder(s.rootdir / RUN_DIR_NAME / tag)
+    resuming = _tag_taken(repo, s, tag)
+    start = repo.rev(f"refs/heads/autoresearch/{tag}") if resuming else head
+    if resuming and (start is None or not folder.meta.exists() or not folder.results.exists()):
+        raise SetupError(
+            f"run {tag!r} cannot be resumed: it needs both branch autoresearch/{tag} and "
+            f"{RUN_DIR_NAME}/{tag}/results.tsv with run.json; remove what is left of it or choose another --autoresearch-tag"
+        )
+    assert start is not None
+    tracked = [p[len(prefix):] for p in repo.tracked_files(start) if p.startswith(prefix)]
+    surface_files = surface.select(tracked)
+    if not surface_files:
+        raise SetupError(
+            f"autoresearch_mutable {list(surface.globs)} matches no committed file under {s.rootdir}; "
+            "the globs are relative to the rootdir and the files must be committed"
+        )
+    notes = [f"autoresearch_mutable glob {g!r} matches no committed file" for g in surface.unmatched_globs(tracked)]
+    for path in surface_files:
+        if path.rsplit("/", 1)[-1].lower() == "conftest.py":
+            raise SetupError(f"autoresearch_mutable includes {path}: conftest files steer pytest itself and must stay frozen")
+    shown = Surface(s.context)
+    context_paths = [p for p in shown.select(tracked) if p not in surface_files]
+    notes += [f"autoresearch_context glob {g!r} matches no committed file" for g in shown.unmatched_globs(tracked)]
+    notes += _dirty_notes(repo, prefix, surface)
+    run = Run(
+        settings=s,
+        repo=repo,
+        head=head,
+        base_ref=repo.current_branch() or head,
+        prefix=prefix,
+        tag=tag,
+        folder=folder,
+        surface=surface,
+        surface_files=surface_files,
+        context_paths=context_paths,
+        agent=_make_agent(config, s.agent_spec),
+        program=(s.program_path or DEFAULT_PROGRAM).read_text(encoding="utf-8"),
+        notes=notes,
+        undo=[],
+        start_commit=start,
+    )
+    try:
+        _reopen(run) if resuming else _create(run)
+        _open_worktree(run)
+    except BaseException:
+        run.abandon()
+        raise
+    return run
+
+
+def _dirty_notes(repo: Repository, prefix: str, surface: Surface) -> list[str]:
+    dirty = sorted(p[len(prefix):] for p in repo.dirty_files() if p.startswith(prefix))
+    if not dirty:
+        return []
+    mutable = [p for p in dirty if surface.matches(p)]
+    shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+    note = f"uncommitted changes to {shown} are not part of the run: it starts from HEAD and never touches your checkout"
+    if mutable:
+        note += f" (the loop optimises the committed {', '.join(mutable)}, not the version in your editor)"
+    return [note]
+
+
+def _lock(run: Run) -> None:
+    try:
+        run.folder.lock()
+    except RunLocked as holder:
+        raise SetupError(f"run {run.tag!r} is in use by another loop ({holder}); wait for it or choose another tag") from None
+    run.undo.append(run.folder.unlock)
+
+
+def _create(run: Run) -> None:
+    folder = run.folder
+    top = next((p for p in (folder.path.parent, folder.path) if not p.exists()), None)
+    if top is not None:
+        run.undo.append(lambda: shutil.rmtree(top, ignore_errors=True))
+    _lock(run)
+    folder.create()
+    pattern = f"/{run.prefix}{RUN_DIR_NAME}/"
+    if run.repo.exclude(pattern):
+        run.undo.append(lambda: run.repo.unexclude(pattern))
+
+
+def _reopen(run: Run) -> None:
+    """Continue the run of the same tag: its log, its best, its branch."""
+    folder = run.folder
+    _lock(run)
+    folder.create()
+    if folder.kill_leftover_trial():
+        run.notes.append("killed the trial the previous driver left running")
+    meta = folder.read_meta()
+    if repair(folder.results):
+        run.notes.append("dropped a half-written last row of results.tsv")
+    run.records = read_records(folder.results, meta["columns"])
+    if not run.records:
+        raise SetupError(f"{folder.results} has no baseline row; remove {folder.path} and the branch to start over")
+    run.meta = meta
+    best = next(r for r in reversed(run.records) if r.kept)
+    tip = run.start_commit
+    if tip == best.commit:
+        run.rebaseline = False
+    elif run.repo.is_ancestor(tip, best.commit):
+        # the previous driver logged a kept trial and died before moving the branch
+        run.repo.update_refs((f"refs/heads/{run.branch}", best.commit, tip))
+        run.start_commit, run.rebaseline = best.commit, False
+        run.notes.append(f"moved branch {run.branch} to the best logged trial ({best.trial})")
+    else:
+        run.notes.append(f"branch {run.branch} has commits the log does not know: scoring it as a new baseline")
+    last = run.records[-1]
+    if last.commit:
+        run.repo.update_refs((f"refs/autoresearch/{run.tag}/trials/{last.trial:03d}", last.commit, None))
+    moved = "" if run.head == meta["head"] else f"; your HEAD moved since ({run.head[:10]}), start a new tag to run from it"
+    run.notes.insert(
+        0, f"resuming run {run.tag} after trial {last.trial}: best {best.score:.6g} from trial {best.trial} (started from {meta['head'][:10]}{moved})"
+    )
+
+
+def _open_worktree(run: Run) -> None:
+    """The run's worktree at its start commit, carried paths linked in, the manifest pinned."""
+    folder, s = run.folder, run.settings
+    if folder.worktree.exists() or folder.worktree.is_symlink():
+        run.repo.remove_worktree(folder.worktree)
+        shutil.rmtree(folder.worktree, ignore_errors=True)
+    run.worktree = run.repo.add_worktree(folder.worktree, run.start_commit)
+    run.undo.append(lambda: run.repo.remove_worktree(folder.worktree))
+    carry = []
+    for entry in s.carry:
+        rel = normalize(entry)
+        source = s.rootdir / rel if rel else None
+        if source is None or not source.exists():
+            raise SetupError(f"autoresearch_carry path {entry!r} does not exist under {s.rootdir}")
+        target = run.worktree.path / (run.prefix + rel)
+        if target.exists():
+            raise SetupError(f"autoresearch_carry path {entry!r} is committed; only untracked paths are carried")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+        carry.append(run.prefix + rel)
+    run.carry = tuple(carry)
+    frozen = {
+        path: sha
+        for path, sha in run.repo.blobs(run.start_commit).items()
+        if not (path.startswith(run.prefix) and run.surface.matches(path[len(run.prefix):]))
+    }
+    run.manifest = Manifest.pin(run.worktree.path, frozen)
+    run.manifest.save(folder.manifest)

@@ -1,0 +1,92 @@
+"""The trial's environment: no secrets, and (optionally) a bubblewrap sandbox.
+
+Candidate code runs inside the trial, so the trial must not hand it the agent's credentials:
+variables that look like secrets are removed unless the user passes them on. With
+``autoresearch_sandbox = true`` and ``bwrap`` installed, the trial also runs with the whole
+filesystem read-only except the worktree (whose frozen files stay read-only), a private
+temporary folder and the run's channel; the home folder hidden except the Python it needs;
+no network; its own process namespace, torn down with the driver.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import site
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+_SECRET = re.compile(
+    r"(?:^|_)(?:API_?KEY|KEY|KEYS|TOKEN|TOKENS|SECRET|SECRETS|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|PRIVATE)(?:_|$)",
+    re.IGNORECASE,
+)
+
+
+def looks_secret(name: str) -> bool:
+    """``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``, ``SSH_AUTH_SOCK``, ..."""
+    return bool(_SECRET.search(name))
+
+
+def scrub(env: Mapping[str, str], keep: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """The environment without secret-looking variables (except ``keep``), and what was removed."""
+    kept = set(keep)
+    removed = sorted(k for k in env if looks_secret(k) and k not in kept)
+    return {k: v for k, v in env.items() if k not in removed}, removed
+
+
+def bwrap_available() -> str | None:
+    return shutil.which("bwrap")
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def bwrap_args(
+    *,
+    worktree: Path,
+    frozen: Iterable[Path],
+    writable: Iterable[Path],
+    readable: Iterable[Path],
+    cwd: Path,
+) -> list[str]:
+    """bubblewrap arguments (to be passed through ``--args FD``) for one trial.
+
+    ``frozen`` are files inside the worktree bound read-only over themselves; ``writable``
+    are folders outside it the trial must write (its result channel, pytest's cache);
+    ``readable`` are paths under the home folder that must stay visible (carried data).
+    """
+    home = Path.home()
+    args = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    visible = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), *map(Path, readable)}
+    visible |= {Path(p) for p in sys.path if p}
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    if user_site:
+        visible.add(Path(user_site))
+    if home != Path("/"):
+        args += ["--tmpfs", str(home)]
+        for path in sorted(p for p in visible if _under(p, home) and p.exists()):
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--bind", str(worktree), str(worktree)]
+    for path in writable:
+        args += ["--bind", str(path), str(path)]
+    for path in frozen:
+        if path.exists() and not path.is_symlink():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--chdir", str(cwd)]
+    return args
+
+
+def environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables a sandboxed trial needs changed: a private, writable temporary folder."""
+    out = dict(env)
+    out["TMPDIR"] = "/tmp"
+    out.pop("TEMP", None)
+    out.pop("TMP", None)
+    return out
