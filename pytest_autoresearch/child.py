@@ -39,6 +39,17 @@ def _tail(text: str, limit: int = FAILURE_LIMIT) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
+def receive(value: str) -> dict[str, Any]:
+    """Read the trial's spec from the unlinked file the driver passed (and close it), and take
+    the result pipe: ``value`` is "SPEC_FD,RESULT_FD" from the environment."""
+    spec_fd, result_fd = (int(part) for part in value.split(","))
+    with os.fdopen(spec_fd, "rb") as f:
+        spec = json.loads(f.read())
+    os.set_inheritable(result_fd, False)  # the trial's own subprocesses do not get it
+    spec["result_fd"] = result_fd
+    return spec
+
+
 def arm() -> None:
     """Tie this trial's life to the driver's: if the driver dies, even by SIGKILL, the kernel
     sends this process SIGTERM, and SIGTERM takes down the trial's whole process group."""
@@ -59,19 +70,27 @@ def _recorders() -> tuple[object, ...]:
     return (
         fitness_module.Fitness.__call__,
         fitness_module.Fitness.metric,
+        fitness_module.Fitness._check_score,
+        fitness_module.Fitness._check_metric,
+        fitness_module._checked,
+        fitness_module._as_number,
+        fitness_module.fitness,
         fitness_module.read_properties,
         fitness_module.FitnessPlugin.pytest_runtest_call,
+        fitness_module.FitnessPlugin.pytest_runtest_setup,
         TrialReporter.pytest_runtest_logreport,
         TrialReporter.pytest_sessionfinish,
+        TrialReporter._tampered,
+        TrialReporter._shadowed,
         json.dumps,
+        os.write,
     )
 
 
 class TrialReporter:
-    def __init__(self, config: pytest.Config, channel: str) -> None:
-        spec = json.loads(channel)
+    def __init__(self, config: pytest.Config, spec: dict[str, Any]) -> None:
         self.config = config
-        self.result_path = Path(spec["result"])
+        self.result_fd: int = spec["result_fd"]
         self.nonce = str(spec.get("nonce", ""))
         self.shadow = {os.path.realpath(p) for p in spec.get("shadow", ())}
         self.manifest = Manifest.load(Path(spec["manifest"])) if spec.get("manifest") else None
@@ -155,6 +174,7 @@ class TrialReporter:
             "shadowed": self._shadowed(),
             "tampered": self._tampered(),
         }
-        tmp = self.result_path.with_name(self.result_path.name + ".tmp")
-        tmp.write_text(json.dumps(result), encoding="utf-8")
-        os.replace(tmp, self.result_path)
+        view = memoryview(json.dumps(result).encode())
+        while view:
+            view = view[os.write(self.result_fd, view) :]
+        os.close(self.result_fd)

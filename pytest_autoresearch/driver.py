@@ -98,7 +98,9 @@ class Driver:
         self.stop_reason: str | None = None
         self.ran_baseline = False
         from . import agents, decision
+        from .trial import become_subreaper
 
+        become_subreaper()  # orphans of trials come back to the driver, which kills them
         config.pluginmanager.register(agents, "autoresearch-agents")
         config.pluginmanager.register(decision, "autoresearch-decision")
 

@@ -13,6 +13,7 @@ advises for long-running processes.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
 
@@ -200,9 +201,24 @@ class Worktree:
 
     def reset(self, commit: str, keep: tuple[str, ...] = ()) -> None:
         """Make the worktree exactly ``commit``: tracked files restored, untracked and ignored
-        files a trial left removed, except the carried paths ``keep`` (repository-relative)."""
+        files a trial left removed, except the carried paths ``keep`` (repository-relative).
+
+        Index flags that hide changes from git (assume-unchanged, skip-worktree), which a
+        trial could set, are cleared first so that the reset really restores every file.
+        """
+        entries = [e for e in self.git.ls_files("-v", "-z").split("\0") if e]
+        hidden = [e[2:] for e in entries if e[0] == "S"]
+        assumed = [e[2:] for e in entries if e[0].islower()]
+        if hidden:  # one flag per call: git applies only the last of several to the paths
+            self.git.update_index("--no-skip-worktree", "--", *hidden)
+        if assumed:
+            self.git.update_index("--no-assume-unchanged", "--", *assumed)
         self.git.reset("--hard", "-q", commit)
         self.git.clean("-ffdqx", *[arg for path in keep for arg in ("-e", "/" + path)])
+
+    def restore(self, commit: str, repo_paths: list[str]) -> None:
+        """Check these files out of ``commit`` again, whatever the index says."""
+        self.git.checkout("-f", commit, "--", *repo_paths)
 
     def changed_tracked(self) -> list[str]:
         """Tracked files that differ from HEAD now (modified, deleted, type-changed)."""
@@ -219,3 +235,49 @@ class Worktree:
 
 def trailers(pairs: dict[str, object]) -> str:
     return "\n".join(f"Autoresearch-{key}: {value}" for key, value in pairs.items())
+
+
+class RepoGuard:
+    """What a trial must not change in the user's git directory: its hooks (a planted hook
+    would run at the user's next commit), its config and its exclude file. Taken once the run
+    is set up; :meth:`restore_changes` puts them back and says what had changed.
+
+    Refs and the checkout are left out on purpose: the user keeps working while a run goes on,
+    and their commits must never be "restored" away. Without the sandbox, candidate code runs
+    with the user's permissions, so this is repair after the fact; the sandbox prevents writes.
+    """
+
+    FILES = ("config", "info/exclude")
+
+    def __init__(self, repo: Repository) -> None:
+        common = Path(repo.git.rev_parse("--git-common-dir"))
+        self.gitdir = common if common.is_absolute() else repo.root / common
+        self.files = self._files()
+
+    def _files(self) -> dict[str, bytes]:
+        found = {}
+        for rel in self.FILES:
+            with contextlib.suppress(OSError):
+                found[rel] = (self.gitdir / rel).read_bytes()
+        hooks = self.gitdir / "hooks"
+        if hooks.is_dir():
+            for path in sorted(hooks.iterdir()):
+                with contextlib.suppress(OSError):
+                    if path.is_file() or path.is_symlink():
+                        found[f"hooks/{path.name}"] = path.read_bytes() if not path.is_symlink() else b"-> " + str(path.readlink()).encode()
+        return found
+
+    def restore_changes(self) -> list[str]:
+        changes = []
+        now = self._files()
+        for rel in sorted(set(self.files) | set(now)):
+            if self.files.get(rel) == now.get(rel):
+                continue
+            changes.append(f".git/{rel}")
+            target = self.gitdir / rel
+            target.unlink(missing_ok=True)
+            if rel in self.files and not self.files[rel].startswith(b"-> "):
+                target.write_bytes(self.files[rel])
+                if rel.startswith("hooks/"):
+                    target.chmod(0o755)
+        return changes

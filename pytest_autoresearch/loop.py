@@ -192,7 +192,7 @@ class ResearchLoop:
                 bwrap_args(
                     worktree=self.worktree.path,
                     frozen=[self.worktree.path / p for p in run_.manifest.blobs],
-                    writable=[run_.folder.channel, run_.folder.cache],
+                    writable=[run_.folder.cache],
                     readable=[run_.folder.manifest, *(Path(os.path.realpath(self.worktree.path / c)) for c in run_.carry)],
                     cwd=cwd,
                 )
@@ -223,18 +223,10 @@ class ResearchLoop:
 
     def evaluate(self, number: int) -> RunResult:
         folder = self.r.folder
-        result = run(
-            self._command(),
-            self.timeout,
-            folder.trials / f"{number:03d}.log",
-            folder.channel / f"{number:03d}.result.json",
-            started=folder.trial_started,
-        )
-        folder.trial_ended()
-        channel = folder.channel / f"{number:03d}.result.json"
-        if channel.exists():
-            os.replace(channel, folder.trials / channel.name)
-        return result
+        try:
+            return run(self._command(), self.timeout, folder.trials / f"{number:03d}.log", started=folder.trial_started)
+        finally:
+            folder.trial_ended()
 
     # -- the baseline ------------------------------------------------------------------
 
@@ -459,9 +451,20 @@ class ResearchLoop:
         finally:
             self.worktree.reset(reset_to, keep=run_.carry)
             if tampered and run_.manifest is not None:
-                run_.manifest.refresh(tampered)
-                run_.manifest.save(run_.folder.manifest)
+                self._restore_frozen(reset_to, [p for p in tampered if p in run_.manifest.blobs])
         return record
+
+    def _restore_frozen(self, commit: str, paths: list[str]) -> None:
+        """After a tamper: make sure the reset really restored the frozen files, then re-pin them."""
+        manifest = self.r.manifest
+        assert manifest is not None
+        stubborn = manifest.refresh(paths)
+        if stubborn:
+            self.worktree.restore(commit, stubborn)
+            stubborn = manifest.refresh(stubborn)
+        if stubborn:
+            raise FatalError(f"frozen files could not be restored in the worktree: {', '.join(stubborn)}")
+        manifest.save(self.r.folder.manifest)
 
     def _message(self, record: TrialRecord) -> str:
         score = record.score if record.score is not None else "none"
@@ -477,11 +480,13 @@ class ResearchLoop:
             self.note("this model has no price in litellm's list: --autoresearch-max-cost cannot count its cost (tokens are logged)")
 
     def _tampered(self, result: RunResult) -> list[str]:
-        """Frozen files (and run files) the trial changed, by git's account and the trial's own."""
+        """What the trial changed that it must not: frozen files (by git's account, by the
+        manifest's, by the trial's own), the run's files, your repository's refs and hooks."""
         run_ = self.r
         assert run_.manifest is not None and self.log is not None
         frozen = set(run_.manifest.blobs)
         found = {p for p in self.worktree.changed_tracked() if p in frozen}
+        found |= set(run_.manifest.changed())
         found |= {p for p in result.tampered if p in frozen or p.startswith("<")}
         if not self.log.intact():
             self.log.rewrite(self.records)
@@ -489,6 +494,11 @@ class ResearchLoop:
         if run_.manifest.changed_file(run_.folder.manifest):
             run_.manifest.save(run_.folder.manifest)
             found.add("<manifest.json>")
+        if not run_.folder.meta_intact():
+            run_.folder.restore_meta()
+            found.add("<run.json>")
+        if run_.guard is not None:
+            found |= {f"<your repository's {what}>" for what in run_.guard.restore_changes()}
         return sorted(found)
 
     def _judge(self, number: int, description: str, best: TrialRecord, result: RunResult, tampered: list[str]) -> TrialRecord:
@@ -497,7 +507,7 @@ class ResearchLoop:
         primary = next((f for f in result.fitness if f.nodeid == self.metric.nodeid), None)
         if tampered:
             record.status = "tamper"
-            record.reason = one_line("changed frozen files: " + ", ".join(tampered), 300)
+            record.reason = one_line("changed what a trial must not: " + ", ".join(tampered), 300)
             self.last_failure = f"trial {number} (tamper): it changed files that must stay frozen: {', '.join(tampered)}"
             return record
         if result.timed_out:

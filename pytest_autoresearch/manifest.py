@@ -52,11 +52,18 @@ class Manifest:
     def pin(cls, root: Path, blobs: Mapping[str, str]) -> Manifest:
         return cls(root, blobs, {p: fingerprint(root / p) for p in blobs})
 
-    def refresh(self, paths: Iterable[str]) -> None:
-        """Take new fingerprints after the driver restored these files."""
+    def refresh(self, paths: Iterable[str]) -> list[str]:
+        """Take new fingerprints of files the driver restored, once their content is verified;
+        returns the files that still differ from their pinned blob."""
+        wrong = []
         for p in paths:
-            if p in self.blobs:
+            if p not in self.blobs:
+                continue
+            if blob_sha(self.root / p) == self.blobs[p]:
                 self.prints[p] = fingerprint(self.root / p)
+            else:
+                wrong.append(p)
+        return wrong
 
     def changed(self) -> list[str]:
         """Frozen files whose content differs from the pinned blobs (or that are gone)."""

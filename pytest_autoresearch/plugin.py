@@ -22,10 +22,11 @@ RUN_DIR_NAME = ".autoresearch"
 
 # Taken when this entry point is imported, before any conftest or test module runs, so that
 # candidate code in a trial never sees where the result goes or the nonce that makes it valid.
-_trial_channel = os.environ.pop(TRIAL_ENV, None)
-if _trial_channel is not None:
-    from .child import arm
+_trial_channel: dict | None = None
+if TRIAL_ENV in os.environ:
+    from .child import arm, receive
 
+    _trial_channel = receive(os.environ.pop(TRIAL_ENV))
     arm()
 
 ENABLE_HELP = (

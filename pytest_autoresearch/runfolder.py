@@ -28,13 +28,12 @@ class RunFolder:
         self.results = path / "results.tsv"
         self.meta = path / "run.json"
         self.manifest = path / "manifest.json"
-        self.channel = path / "channel"  # where a (sandboxed) trial writes its result
         self.cache = path / "cache"  # pytest's cache_dir for the trials
         self.worktree = path / "worktree"
         self._lock_file: Any = None
 
     def create(self) -> None:
-        for folder in (self.trials, self.channel, self.cache):
+        for folder in (self.trials, self.cache):
             folder.mkdir(parents=True, exist_ok=True)
 
     def lock(self) -> None:
@@ -62,12 +61,27 @@ class RunFolder:
             self._lock_file = None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
+        text = json.dumps(meta, indent=1).encode()
         tmp = self.meta.with_name("run.json.tmp")
-        tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        tmp.write_bytes(text)
         os.replace(tmp, self.meta)
+        self._meta_text = text
 
     def read_meta(self) -> dict[str, Any]:
-        return json.loads(self.meta.read_text(encoding="utf-8"))
+        self._meta_text = self.meta.read_bytes()
+        return json.loads(self._meta_text)
+
+    def meta_intact(self) -> bool:
+        """Whether run.json still holds what the loop wrote (a trial may not edit it)."""
+        try:
+            return self.meta.read_bytes() == getattr(self, "_meta_text", None)
+        except OSError:
+            return False
+
+    def restore_meta(self) -> None:
+        tmp = self.meta.with_name("run.json.tmp")
+        tmp.write_bytes(self._meta_text)
+        os.replace(tmp, self.meta)
 
     # -- the trial in flight, so that a run killed outright can be cleaned up after ---------
 

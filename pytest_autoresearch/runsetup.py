@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .agents import Agent, AgentError
-from .gitstate import GitStateError, Repository, Worktree
+from .gitstate import GitStateError, RepoGuard, Repository, Worktree
 from .manifest import Manifest
 from .plugin import RUN_DIR_NAME
 from .records import MetricSpec, TrialRecord
@@ -54,6 +54,7 @@ class Run:
     undo: list[Callable[[], None]]
     worktree: Worktree | None = None
     manifest: Manifest | None = None
+    guard: RepoGuard | None = None
     carry: tuple[str, ...] = ()  # carried paths, repository-relative
     records: list[TrialRecord] = dataclasses.field(default_factory=list)
     meta: dict | None = None  # run.json of a resumed run
@@ -259,3 +260,4 @@ def _open_worktree(run: Run) -> None:
     }
     run.manifest = Manifest.pin(run.worktree.path, frozen)
     run.manifest.save(folder.manifest)
+    run.guard = RepoGuard(run.repo)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
@@ -144,12 +145,29 @@ class OutputPump(threading.Thread):
         return b"".join(self.tail)[-TAIL_BYTES:].decode("utf-8", "replace")
 
 
-def read_channel(path: Path, nonce: str) -> dict | None:
-    """The trial's own report, or None when its session did not finish normally (or the
-    file was not written by the plugin for this trial)."""
+class ChannelReader(threading.Thread):
+    """Reads what the trial reports through its result pipe (concurrently, so a large report
+    never blocks the trial), up to a limit."""
+
+    def __init__(self, fd: int, limit: int = 64 * 1024 * 1024) -> None:
+        super().__init__(daemon=True, name="autoresearch result channel")
+        self.fd = fd
+        self.limit = limit
+        self.data = bytearray()
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self.fd, 65536):
+                if len(self.data) < self.limit:
+                    self.data += chunk
+
+
+def decode_channel(raw: bytes, nonce: str) -> dict | None:
+    """The trial's own report, or None when its session did not finish normally or anything
+    but exactly one report, with this trial's nonce, came through the channel."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("version") != 1 or data.get("nonce") != nonce:
         return None
@@ -188,33 +206,34 @@ def run(
     command: TrialCommand,
     timeout: float | None,
     log_path: Path,
-    result_path: Path,
     started: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run one trial to completion or to one of its bounds; always leaves nothing running.
 
+    The trial gets its spec (nonce, manifest, the paths it must not import) through an
+    unlinked file and reports through a pipe, both inherited file descriptors: nothing
+    candidate code could find on disk or in the environment and simply write to.
     ``started`` is told the trial's process-group id as soon as it exists.
     """
-    result_path.unlink(missing_ok=True)
     nonce = secrets.token_hex(16)
-    env = dict(command.env)
-    env[TRIAL_ENV] = json.dumps(
-        {
-            "result": str(result_path),
-            "nonce": nonce,
-            "shadow": list(command.shadow),
-            "manifest": str(command.manifest) if command.manifest else None,
-        }
-    )
-    argv, fds = tuple(command.argv), ()
+    spec = {"nonce": nonce, "shadow": list(command.shadow), "manifest": str(command.manifest) if command.manifest else None}
     with contextlib.ExitStack() as stack:
+        spec_file = stack.enter_context(tempfile.TemporaryFile())
+        spec_file.write(json.dumps(spec).encode())
+        spec_file.seek(0)
+        result_read, result_write = os.pipe()
+        stack.callback(os.close, result_write)
+        fds = [spec_file.fileno(), result_write]
+        argv = tuple(command.argv)
         if command.sandbox is not None:
             # bwrap reads its (possibly thousands of) mount arguments from a file descriptor
             args_file = stack.enter_context(tempfile.TemporaryFile())
             args_file.write(b"\0".join(a.encode() for a in command.sandbox) + b"\0")
             args_file.seek(0)
-            fds = (args_file.fileno(),)
+            fds.append(args_file.fileno())
             argv = ("bwrap", "--args", str(args_file.fileno()), *argv)
+        env = dict(command.env)
+        env[TRIAL_ENV] = f"{spec_file.fileno()},{result_write}"
         start = time.monotonic()
         proc = subprocess.Popen(
             argv,
@@ -231,14 +250,19 @@ def run(
         started(proc.pid)
     pump = OutputPump(proc.stdout, log_path)
     pump.start()
+    channel = ChannelReader(result_read)
+    channel.start()
     try:
         ended = _wait_bounded(proc, timeout, command.memory_mb)
     finally:
         kill_group(proc)
-        pump.join(timeout=5)  # a process that escaped the group could hold the pipe open
+        reap_orphans()
+        pump.join(timeout=5)  # a process that escaped the group could hold the pipes open
+        channel.join(timeout=5)
         proc.stdout.close()
+        os.close(result_read)
     seconds = time.monotonic() - start
-    data = read_channel(result_path, nonce) if ended == "exited" else None
+    data = decode_channel(bytes(channel.data), nonce) if ended == "exited" else None
     result = RunResult(
         exit_code=proc.returncode if ended == "exited" else None,
         seconds=seconds,
@@ -251,8 +275,62 @@ def run(
     if data is not None:
         result.tests, result.fitness, result.shadowed = parse_channel(data)
         result.tampered = [str(p) for p in data.get("tampered", [])]
+        (log_path.with_suffix(".result.json")).write_bytes(bytes(channel.data))
+    elif ended == "exited" and channel.data:
+        result.tampered = ["<the trial's result channel carried something other than its own report>"]
     return result
 
 
+def become_subreaper() -> None:
+    """Make orphaned descendants of trials (a daemon that left its process group with setsid,
+    say) this process's children rather than init's, so that :func:`reap_orphans` finds them."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
+def reap_orphans() -> None:
+    """Kill and reap processes re-parented to this (subreaper) process by a finished trial.
+
+    Such orphans are never in this process's own group (trials start their own session),
+    which tells them from the driver's own short-lived children (git commands).
+    """
+    me, group = str(os.getpid()), os.getpgrp()
+    for _ in range(50):
+        orphans = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                if fields[1].decode() == me and int(fields[2]) != group:
+                    orphans.append(int(entry.name))
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        if not orphans:
+            return
+
+
+# Real pytest and this plugin are imported before the trial's folder joins sys.path, so that a
+# candidate file named pytest.py (or pytest_autoresearch/) cannot stand in for the harness;
+# then the folder is put first, as `python -m pytest` would, for the user's own imports.
+LAUNCHER = """\
+import os, runpy, sys
+if sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]
+import pytest, pytest_autoresearch.plugin
+try:
+    import pytest_timeout
+except ImportError:
+    pass
+sys.path.insert(0, os.getcwd())
+runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+"""
+
+
 def pytest_argv(args: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    return (sys.executable, "-m", "pytest", *args)
+    """The command line of a trial: ``python -m pytest ARGS``, with the harness imported first."""
+    return (sys.executable, "-c", LAUNCHER, *args)

@@ -26,12 +26,15 @@ class ReplayAgent(Agent):
             for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), 1)
             if line.strip()
         ]
-        self._next = 0
+        self._next: int | None = None
 
     def describe(self) -> str:
         return f"replay {self.path} ({len(self._lines)} proposals)"
 
     def propose(self, context: ProposalContext) -> Proposal:
+        if self._next is None:
+            # one line per trial so far, so that a resumed run picks up where the last one stopped
+            self._next = sum(1 for r in context.history if r.status != "baseline")
         if self._next >= len(self._lines):
             raise AgentExhausted(f"replay: all {len(self._lines)} proposals of {self.path.name} were used")
         number, line = self._lines[self._next]
