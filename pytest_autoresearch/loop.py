@@ -190,6 +190,7 @@ class ResearchLoop:
             env = environment(env)
             sandbox = tuple(
                 bwrap_args(
+                    repo_root=run_.repo.root,
                     worktree=self.worktree.path,
                     frozen=[self.worktree.path / p for p in run_.manifest.blobs],
                     writable=[run_.folder.cache],

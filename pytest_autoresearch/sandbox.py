@@ -49,6 +49,7 @@ def _under(path: Path, root: Path) -> bool:
 
 def bwrap_args(
     *,
+    repo_root: Path,
     worktree: Path,
     frozen: Iterable[Path],
     writable: Iterable[Path],
@@ -59,7 +60,9 @@ def bwrap_args(
 
     ``frozen`` are files inside the worktree bound read-only over themselves; ``writable``
     are folders outside it the trial must write (its result channel, pytest's cache);
-    ``readable`` are paths under the home folder that must stay visible (carried data).
+    ``readable`` are paths under the home folder that must stay visible (carried data). The
+    interpreter's own paths stay visible too, but nothing of the user's checkout (``repo_root``)
+    except the worktree.
     """
     home = Path.home()
     args = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
@@ -71,8 +74,10 @@ def bwrap_args(
         visible.add(Path(user_site))
     if home != Path("/"):
         args += ["--tmpfs", str(home)]
+        wanted = set(map(Path, readable))
         for path in sorted(p for p in visible if _under(p, home) and p.exists()):
-            args += ["--ro-bind", str(path), str(path)]
+            if path in wanted or not (_under(path, repo_root) or path.resolve() == home.resolve()):
+                args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(worktree), str(worktree)]
     for path in writable:
         args += ["--bind", str(path), str(path)]

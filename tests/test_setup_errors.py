@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FITNESS_TEST, MODEL, PYPROJECT, Project, default_files
+from helpers import FITNESS_TEST, PYPROJECT, Project, default_files
 
 
 def _repo_state(project: Project) -> dict[str, object]:
