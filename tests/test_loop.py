@@ -386,3 +386,32 @@ def test_a_project_in_a_subfolder_of_the_repository(project: Project) -> None:
     assert [line.split("\t")[2] for line in rows[1:]] == ["baseline", "keep"]
     assert "SCALE = 2.0" in project.git("show", "autoresearch/t:sub/model.py")
     assert project.git("status", "--porcelain") == ""
+
+
+def test_carried_data_reaches_trials_and_leftovers_do_not_reach_the_next_trial(project: Project) -> None:
+    """A data folder git ignores is linked into the worktree (autoresearch_carry); a file a
+    trial leaves behind is gone before the next trial, the carried folder is not."""
+    files = default_files()
+    files[".gitignore"] = "data/\n"
+    files["pyproject.toml"] += 'autoresearch_carry = ["data"]\n'
+    files["tests/test_data.py"] = (
+        "from pathlib import Path\n\n\ndef test_the_carried_data_is_there():\n"
+        "    assert Path('data/values.txt').read_text() == '1 2 3\\n'\n"
+    )
+    project.init(files)
+    (project.path / "data").mkdir()
+    (project.path / "data" / "values.txt").write_text("1 2 3\n")
+    leaves = MODEL + "\nfrom pathlib import Path as _P\n_P(__file__).with_name('leftover.txt').write_text('x')\n"
+    checks = MODEL.replace("SCALE = 1.0", "SCALE = 2.5") + (
+        "\nfrom pathlib import Path as _P\nassert not _P(__file__).with_name('leftover.txt').exists(), 'a leftover of trial 1'\n"
+    )
+    result = project.loop(
+        project.replay(
+            {"description": "leaves a file", "files": {"model.py": leaves.replace("SCALE = 1.0", "SCALE = 2.0")}},
+            {"description": "checks for it", "files": {"model.py": checks}},
+        ),
+        "--autoresearch-trials=2",
+    )
+    assert result.ret == 0, result.stdout.str()
+    assert project.statuses() == ["baseline", "keep", "keep"], [r["reason"] for r in project.rows()]
+    assert (project.path / "data" / "values.txt").read_text() == "1 2 3\n"  # the user's data, untouched
