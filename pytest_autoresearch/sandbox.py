@@ -59,25 +59,30 @@ def bwrap_args(
     """bubblewrap arguments (to be passed through ``--args FD``) for one trial.
 
     ``frozen`` are files inside the worktree bound read-only over themselves; ``writable``
-    are folders outside it the trial must write (its result channel, pytest's cache);
-    ``readable`` are paths under the home folder that must stay visible (carried data). The
-    interpreter's own paths stay visible too, but nothing of the user's checkout (``repo_root``)
-    except the worktree.
+    are folders outside it the trial must write (pytest's cache); ``readable`` are further
+    paths that must stay visible (the manifest, carried data). /tmp and the home folder are
+    hidden; the interpreter and its packages stay visible wherever they live (a venv inside
+    the project included), but nothing else of the user's checkout (``repo_root``) except the
+    worktree.
     """
     home = Path.home()
     args = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
-    visible = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), *map(Path, readable)}
-    visible |= {Path(p) for p in sys.path if p}
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/dev/shm"]
+    hidden = [Path("/tmp")] + ([home] if home != Path("/") else [])
+    for folder in hidden:
+        args += ["--tmpfs", str(folder)]
+    # what the trial needs from the hidden folders: the interpreter, its packages, carried data
+    interpreter = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(sys.executable).parent}
     user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
     if user_site:
-        visible.add(Path(user_site))
-    if home != Path("/"):
-        args += ["--tmpfs", str(home)]
-        wanted = set(map(Path, readable))
-        for path in sorted(p for p in visible if _under(p, home) and p.exists()):
-            if path in wanted or not (_under(path, repo_root) or path.resolve() == home.resolve()):
-                args += ["--ro-bind", str(path), str(path)]
+        interpreter.add(Path(user_site))
+    wanted = interpreter | set(map(Path, readable))
+    others = {Path(p) for p in sys.path if p} - wanted  # editable installs, .pth entries, ...
+    for path in sorted(wanted | others):
+        if not path.exists() or not any(_under(path, folder) for folder in hidden):
+            continue
+        if path in wanted or not (_under(path, repo_root) or any(path.resolve() == f.resolve() for f in hidden)):
+            args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(worktree), str(worktree)]
     for path in writable:
         args += ["--bind", str(path), str(path)]
