@@ -108,13 +108,7 @@ def _positive(raw: str, where: str, what: str) -> float:
 
 
 def _seconds(raw: str, where: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise pytest.UsageError(f"autoresearch: invalid timeout {raw!r} from {where}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise pytest.UsageError(f"autoresearch: timeout from {where} must be a positive number of seconds, got {raw}")
-    return value
+    return _positive(raw, where, "timeout")
 
 
 def validate_tag(tag: str, where: str) -> str:

@@ -73,6 +73,22 @@ def _wait_for(path: Path, text: str | None = None, timeout: float = 60) -> None:
     raise AssertionError(f"{path} never showed {text!r}")
 
 
+def _start_hanging(project: Project, marker: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A loop whose second trial hangs with a child process; returns once that trial runs."""
+    project.init()
+    hang = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', '{marker}'])\n" + HANG
+    agent = project.replay(
+        {"description": "better", "files": project.model_with(SCALE=2.0)},
+        {"description": "hang", "files": {"model.py": hang}},
+        {"description": "best", "files": project.model_with(SCALE=2.5, OFFSET=3)},
+    )
+    proc = _start(project, agent, "--autoresearch-timeout=120", env={})
+    deadline = time.monotonic() + 60
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, agent
+
+
 def _consistent(project: Project) -> list[dict[str, str]]:
     """The log's rows are whole, numbered without gaps, and agree with git."""
     text = (project.path / ".autoresearch" / "t" / "results.tsv").read_text()
@@ -123,17 +139,7 @@ def test_interrupted_while_the_agent_proposes_then_resumed(slow_project: Project
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_while_a_trial_runs_then_resumed(project: Project, no_leftovers: str, sig: int) -> None:
-    project.init()
-    hang = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', '{no_leftovers}'])\n" + HANG
-    agent = project.replay(
-        {"description": "better", "files": project.model_with(SCALE=2.0)},
-        {"description": "hang", "files": {"model.py": hang}},
-        {"description": "best", "files": project.model_with(SCALE=2.5, OFFSET=3)},
-    )
-    proc = _start(project, agent, "--autoresearch-timeout=120", env={})
-    deadline = time.monotonic() + 60
-    while not processes_with(no_leftovers) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc, agent = _start_hanging(project, no_leftovers)
     out = _interrupt(project, proc, sig)
     time.sleep(0.2)
     assert processes_with(no_leftovers) == []
@@ -164,17 +170,7 @@ def test_interrupted_while_a_trial_is_judged(slow_project: Project) -> None:
 
 
 def test_a_driver_killed_outright_loses_only_the_trial_in_flight(project: Project, no_leftovers: str) -> None:
-    project.init()
-    hang = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', '{no_leftovers}'])\n" + HANG
-    agent = project.replay(
-        {"description": "better", "files": project.model_with(SCALE=2.0)},
-        {"description": "hang", "files": {"model.py": hang}},
-        {"description": "best", "files": project.model_with(SCALE=2.5, OFFSET=3)},
-    )
-    proc = _start(project, agent, "--autoresearch-timeout=120", env={})
-    deadline = time.monotonic() + 60
-    while not processes_with(no_leftovers) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    proc, agent = _start_hanging(project, no_leftovers)
     proc.kill()  # SIGKILL: no cleanup of any kind in the driver
     proc.wait(timeout=30)
     deadline = time.monotonic() + 10
