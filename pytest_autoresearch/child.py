@@ -72,6 +72,7 @@ def _recorders() -> tuple[object, ...]:
         fitness_module.Fitness.metric,
         fitness_module.Fitness._check_score,
         fitness_module.Fitness._check_metric,
+        fitness_module.Fitness._check_bound,
         fitness_module._checked,
         fitness_module._as_number,
         fitness_module.fitness,
@@ -98,6 +99,8 @@ class TrialReporter:
             fitness_module.frozen_check = self.manifest.changed
         self.fitness: dict[str, dict[str, Any]] = {}
         self.tests: dict[str, dict[str, Any]] = {}
+        self.holdout: list[str] = []
+        self.holdout_only = bool(spec.get("holdout_only"))
         self.recorders = _recorders()
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -107,11 +110,21 @@ class TrialReporter:
                 continue
             try:
                 spec = fitness_spec(item)
-                goal, primary = (spec.goal, spec.primary) if spec else (None, False)
             except FitnessUsageError:
-                goal, primary = None, False
+                spec = None
+            if spec is not None and spec.holdout:
+                self.holdout.append(item.nodeid)
+                if not self.holdout_only:
+                    continue
+            goal, primary = (spec.goal, spec.primary) if spec else (None, False)
             self.fitness[item.nodeid] = {"name": item.name, "goal": goal, "primary": primary, "order": order}
         yield
+        # holdout tests never run in trials; a holdout evaluation runs them and nothing else
+        wanted = set(self.holdout) if self.holdout_only else None
+        keep = [i for i in items if (i.nodeid in wanted if wanted is not None else i.nodeid not in self.holdout)]
+        if len(keep) != len(items):
+            self.config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
         items.sort(key=lambda item: item.nodeid in self.fitness)  # stable: gates first, fitness last
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -137,15 +150,16 @@ class TrialReporter:
         elif report.skipped and report.when in ("setup", "call") and entry["outcome"] == "passed":
             entry["outcome"] = "skipped"
         if report.when == "teardown":
-            score, goal, metrics = read_properties(report.user_properties)
-            if report.nodeid in self.fitness or goal is not None:
+            recorded = read_properties(report.user_properties)
+            if report.nodeid in self.fitness or recorded.goal is not None:
                 fit = self.fitness.setdefault(
                     report.nodeid,
-                    {"name": report.nodeid.rpartition("::")[2], "goal": goal, "primary": False, "order": len(self.fitness)},
+                    {"name": report.nodeid.rpartition("::")[2], "goal": recorded.goal, "primary": False, "order": len(self.fitness)},
                 )
-                fit["goal"] = fit["goal"] or goal
-                fit["score"] = score
-                fit["metrics"] = metrics
+                fit["goal"] = fit["goal"] or recorded.goal
+                fit["score"] = recorded.score
+                fit["metrics"] = recorded.metrics
+                fit["bounds"] = {name: list(bound) for name, bound in recorded.bounds.items()}
 
     def _shadowed(self) -> list[str]:
         if not self.shadow:
@@ -173,6 +187,7 @@ class TrialReporter:
             "tests": self.tests,
             "shadowed": self._shadowed(),
             "tampered": self._tampered(),
+            "holdout": self.holdout,
         }
         view = memoryview(json.dumps(result).encode())
         while view:

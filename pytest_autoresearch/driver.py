@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,8 +141,7 @@ class Driver:
                 f"autoresearch: run {loop.tag} from {loop.base_ref[:12]} ({loop.r.start_commit[:10]}), "
                 f"branch {loop.branch}, folder {loop.run_dir}"
             )
-            limit = f"{s.trials} trials" if s.trials is not None else "no trial limit (Ctrl-C stops the run, keeping every finished trial)"
-            self._say(f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; {limit}")
+            self._say(f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; {self._stop_rules()}")
             if loop.r.resumed:
                 self._say(f"autoresearch: {loop.notes.pop(0)}")
                 self.ran_baseline = True
@@ -150,8 +150,6 @@ class Driver:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
         self.ran_baseline = True
         loop.note = lambda line: self._say(f"autoresearch: {line}")
-        if s.max_cost is not None:
-            loop.notes.append(f"the run ends once the agent's model calls cost ${s.max_cost:g}")
         if scrubbed := loop.scrubbed_note():
             loop.notes.append(scrubbed)
         for note in loop.notes:
@@ -168,12 +166,29 @@ class Driver:
         except KeyboardInterrupt:
             self.stop_reason = f"interrupted; run again with --autoresearch-tag={loop.tag} to continue this run"
             raise
+        loop.final_holdout()
+
+    def _stop_rules(self) -> str:
+        s = self.settings
+        rules = [f"{s.trials} trials" if s.trials is not None else ""]
+        rules.append(f"{s.time_limit:g}s" if s.time_limit is not None else "")
+        rules.append(f"target {s.target:g}" if s.target is not None else "")
+        rules.append(f"patience {s.patience}" if s.patience is not None else "")
+        rules.append(f"${s.max_cost:g}" if s.max_cost is not None else "")
+        chosen = ", ".join(r for r in rules if r)
+        if chosen:
+            return f"stops at {chosen}"
+        stop = f"{self.loop.run_dir}/STOP"
+        return f"no stop rule: runs until Ctrl-C or `touch {stop}`, keeping every finished trial"
 
     def _trials(self, session: pytest.Session) -> None:
         loop, s = self.loop, self.settings
-        first = loop.next_trial
+        first, started = loop.next_trial, time.monotonic()
         for number in itertools.count(first):
             if s.trials is not None and number - first >= s.trials:
+                break
+            if reason := loop.stop_reason(started):
+                self.stop_reason = reason
                 break
             try:
                 proposal = loop.propose(number)
@@ -191,9 +206,6 @@ class Driver:
                 self.stop_reason = "an internal error ended the loop (see the failure above)"
                 break
             if session.shouldstop or session.shouldfail:
-                break
-            if reason := loop.over_budget():
-                self.stop_reason = reason
                 break
 
     def _report(
@@ -251,6 +263,9 @@ class Driver:
             tag=loop.tag,
             base_ref=loop.base_ref,
             stop_reason=self.stop_reason,
+            holdout=loop.holdout,
+            holdout_best_trial=loop.holdout_best_trial,
+            holdout_goals=loop.holdout_goals,
         ):
             terminalreporter.write_line(line)
 

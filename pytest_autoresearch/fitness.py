@@ -21,14 +21,16 @@ if TYPE_CHECKING:
 SCORE_PROP = "fitness"
 GOAL_PROP = "fitness.goal"
 METRIC_PREFIX = "fitness.metric."
+MIN_PREFIX = "fitness.min."
+MAX_PREFIX = "fitness.max."
 
 MARKER_HELP = (
-    'fitness(goal="min"|"max", primary=False): the test records a score with the fitness '
-    "fixture; --autoresearch optimises the primary one (the first, unless one says "
-    "primary=True)."
+    'fitness(goal="min"|"max", primary=False, holdout=False): the test records a score with the '
+    "fitness fixture; --autoresearch optimises the primary one (the first, unless one says "
+    "primary=True); holdout tests never run in trials, only on the baseline and the final best."
 )
 
-_MARKER_KWARGS = {"goal", "primary"}
+_MARKER_KWARGS = {"goal", "primary", "holdout"}
 
 
 class FitnessUsageError(Exception):
@@ -38,6 +40,16 @@ class FitnessUsageError(Exception):
 class FitnessSpec(NamedTuple):  # not a dataclass: this module loads in every pytest run
     goal: Goal
     primary: bool
+    holdout: bool = False
+
+
+class Recorded(NamedTuple):
+    """What a fitness test recorded, as read back from its report's user_properties."""
+
+    score: float | None
+    goal: str | None
+    metrics: dict[str, float]
+    bounds: dict[str, tuple[float | None, float | None]]
 
 
 def fitness_spec(item: pytest.Item) -> FitnessSpec | None:
@@ -58,10 +70,14 @@ def fitness_spec(item: pytest.Item) -> FitnessSpec | None:
         raise FitnessUsageError(
             f'@pytest.mark.fitness needs goal="min" or goal="max", got {goal!r}'
         )
-    primary = mark.kwargs.get("primary", False)
-    if not isinstance(primary, bool):
-        raise FitnessUsageError(f"@pytest.mark.fitness primary= must be True or False, got {primary!r}")
-    return FitnessSpec(goal=goal, primary=primary)
+    flags = {}
+    for flag in ("primary", "holdout"):
+        flags[flag] = mark.kwargs.get(flag, False)
+        if not isinstance(flags[flag], bool):
+            raise FitnessUsageError(f"@pytest.mark.fitness {flag}= must be True or False, got {flags[flag]!r}")
+    if flags["primary"] and flags["holdout"]:
+        raise FitnessUsageError("@pytest.mark.fitness cannot be both primary=True and holdout=True")
+    return FitnessSpec(goal=goal, primary=flags["primary"], holdout=flags["holdout"])
 
 
 def _as_number(value: object, what: str) -> float:
@@ -95,6 +111,9 @@ class Fitness:
             raise FitnessUsageError(f"fitness(value) was already called with {self.score!r}; a test records one score")
         return _as_number(value, "fitness(value)")
 
+    def _check_bound(self, name: str, which: str, value: object) -> float | None:
+        return None if value is None else _as_number(value, f"fitness.metric({name!r}, ..., {which}=)")
+
     def _check_metric(self, name: object, value: object) -> float:
         if not isinstance(name, str) or not name or any(c in name for c in "\t\n\r"):
             raise FitnessUsageError(f"fitness.metric name must be a non-empty one-line string, got {name!r}")
@@ -108,11 +127,19 @@ class Fitness:
         self.score = score
         self._item.user_properties.append((SCORE_PROP, score))
 
-    def metric(self, name: str, value: object) -> None:
+    def metric(self, name: str, value: object, *, min: object = None, max: object = None) -> None:  # noqa: A002
+        """Record a named number; ``min``/``max`` make it a gate: under ``--autoresearch`` a
+        candidate that leaves the bounds is not kept, whatever its primary score."""
         __tracebackhide__ = True
         number = _checked(self._check_metric, name, value)
+        low = _checked(self._check_bound, name, "min", min) if min is not None else None
+        high = _checked(self._check_bound, name, "max", max) if max is not None else None
         self.metrics[name] = number
         self._item.user_properties.append((METRIC_PREFIX + name, number))
+        if low is not None:
+            self._item.user_properties.append((MIN_PREFIX + name, low))
+        if high is not None:
+            self._item.user_properties.append((MAX_PREFIX + name, high))
 
     def __repr__(self) -> str:
         return f"<Fitness goal={self.goal} score={self.score!r} metrics={self.metrics!r}>"
@@ -162,11 +189,13 @@ def fitness(request: pytest.FixtureRequest) -> Fitness:
     return recorder
 
 
-def read_properties(properties: Sequence[tuple[str, object]]) -> tuple[float | None, str | None, dict[str, float]]:
-    """Return (score, goal, metrics) from a report's user_properties."""
+def read_properties(properties: Sequence[tuple[str, object]]) -> Recorded:
+    """What a fitness test recorded, from a report's user_properties."""
     score: float | None = None
     goal: str | None = None
     metrics: dict[str, float] = {}
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
     for name, value in properties:
         if name == SCORE_PROP:
             score = float(value)  # type: ignore[arg-type]
@@ -174,7 +203,22 @@ def read_properties(properties: Sequence[tuple[str, object]]) -> tuple[float | N
             goal = str(value)
         elif name.startswith(METRIC_PREFIX):
             metrics[name[len(METRIC_PREFIX):]] = float(value)  # type: ignore[arg-type]
-    return score, goal, metrics
+        elif name.startswith(MIN_PREFIX):
+            low[name[len(MIN_PREFIX):]] = float(value)  # type: ignore[arg-type]
+        elif name.startswith(MAX_PREFIX):
+            high[name[len(MAX_PREFIX):]] = float(value)  # type: ignore[arg-type]
+    bounds = {n: (low.get(n), high.get(n)) for n in set(low) | set(high)}
+    return Recorded(score, goal, metrics, bounds)
+
+
+def broken_bound(value: float, bound: tuple[float | None, float | None]) -> str | None:
+    """How ``value`` leaves ``bound`` (min, max), or None when it is within."""
+    low, high = bound
+    if low is not None and value < low:
+        return f"below its min {low:g}"
+    if high is not None and value > high:
+        return f"above its max {high:g}"
+    return None
 
 
 def format_number(value: float | None) -> str:
@@ -186,7 +230,7 @@ class FitnessPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.rows: dict[str, tuple[float | None, str, dict[str, float]]] = {}
+        self.rows: dict[str, Recorded] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -214,17 +258,20 @@ class FitnessPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "teardown":
             return
-        score, goal, metrics = read_properties(report.user_properties)
-        if goal is not None:
-            self.rows[report.nodeid] = (score, goal, metrics)
+        recorded = read_properties(report.user_properties)
+        if recorded.goal is not None:
+            self.rows[report.nodeid] = recorded
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.rows or self.config.get_verbosity() < -1:
             return
         table = [("test", "score", "goal", "metrics")]
-        for nodeid, (score, goal, metrics) in self.rows.items():
-            shown = ", ".join(f"{k}={format_number(v)}" for k, v in metrics.items())
-            table.append((nodeid, format_number(score), goal, shown))
+        for nodeid, (score, goal, metrics, bounds) in self.rows.items():
+            shown = []
+            for name, value in metrics.items():
+                broken = broken_bound(value, bounds[name]) if name in bounds else None
+                shown.append(f"{name}={format_number(value)}" + (f" ({broken})" if broken else ""))
+            table.append((nodeid, format_number(score), goal or "", ", ".join(shown)))
         if not any(row[3] for row in table[1:]):
             table = [row[:3] for row in table]
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]

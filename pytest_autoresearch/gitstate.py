@@ -216,6 +216,15 @@ class Worktree:
         self.git.reset("--hard", "-q", commit)
         self.git.clean("-ffdqx", *[arg for path in keep for arg in ("-e", "/" + path)])
 
+    def hide(self, repo_paths: list[str]) -> None:
+        """Take files out of the worktree without git reporting them deleted (an agent working
+        in the worktree must not see them; :meth:`reset` brings them back)."""
+        present = [p for p in repo_paths if (self.path / p).exists()]
+        if present:
+            self.git.update_index("--skip-worktree", "--", *present)
+            for p in present:
+                (self.path / p).unlink()
+
     def restore(self, commit: str, repo_paths: list[str]) -> None:
         """Check these files out of ``commit`` again, whatever the index says."""
         self.git.checkout("-f", commit, "--", *repo_paths)

@@ -14,6 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from .agents import Agent
     from .decision import Decision
+    from .noise import Noise
     from .records import MetricSpec, TrialRecord
 
 
@@ -34,14 +35,15 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
 
 @pytest.hookspec(firstresult=True)
 def pytest_autoresearch_decide(
-    config: pytest.Config, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord
+    config: pytest.Config, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord, noise: Noise
 ) -> Decision | None:
-    """Decide whether a candidate that passed every test is kept.
+    """Decide whether a candidate that passed every test (and every metric bound) is kept.
 
-    ``metric`` is the primary fitness test (its name and goal); ``candidate`` passed all
-    tests and has a primary score; ``best`` is the current best (the baseline at first).
-    Return a :class:`pytest_autoresearch.decision.Decision`. The built-in rule keeps a
-    strictly better primary score.
+    ``metric`` is the primary fitness test (its name and goal); ``candidate`` has a primary
+    score (the mean of ``candidate.runs`` runs), its ``spread`` and net ``lines``; ``best`` is
+    the current best (the baseline at first); ``noise`` is what the run knows of the
+    evaluator's noise. Return a :class:`pytest_autoresearch.decision.Decision`. The built-in
+    rule is described in :mod:`pytest_autoresearch.decision`.
     """
 
 

@@ -1,40 +1,43 @@
 """The research loop itself: score the baseline, then one trial at a time.
 
 A trial is: ask the agent for a proposal, check it against the surface, write it into the
-run's worktree, run the suite there in a subprocess, judge the outcome (frozen files
-intact? tests passed? better?), record a commit for it, log its row, move the branch if it
-was kept, and reset the worktree to the best. The row is written before the refs move, and
-Ctrl-C is held off while both happen, so the log and git never disagree about a trial.
+run's worktree, run the suite there, judge the outcome (frozen files intact? tests passed?
+metric bounds held? better, beyond the noise, once confirmed?), record a commit for it, log
+its row, then move the branch if it was kept (or park it for review) and reset the worktree
+to the best. The row is written before the refs move, and Ctrl-C is held off while both
+happen, so the log and git never disagree about a trial.
 
-This module knows git, subprocesses and the log but nothing of pytest's terminal; the
-:mod:`~pytest_autoresearch.driver` presents it as pytest items. How a run starts (or
-resumes) is :mod:`~pytest_autoresearch.runsetup`.
+How a run starts (or resumes) is :mod:`~pytest_autoresearch.runsetup`; how a candidate is
+run, :mod:`~pytest_autoresearch.evaluation`; the keep rule, :mod:`~pytest_autoresearch.decision`.
+This module knows nothing of pytest's terminal; the :mod:`~pytest_autoresearch.driver`
+presents it as pytest items.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
+from . import ciguard
 from .agents import Agent, AgentError, AgentExhausted, ProposalContext
+from .decision import rule_of
+from .evaluation import Evaluator
+from .fitness import broken_bound
 from .gitstate import ZERO, Worktree, trailers
+from .noise import DEFAULT_NOISY_BASELINE_RUNS, Noise, mean, stdev
 from .proposal import Limits, Proposal, check, one_line
-from .records import MetricSpec, RunResult, TrialRecord
+from .records import MetricSpec, RunResult, TrialRecord, improvement, is_better
 from .results_log import ResultsLog
 from .runsetup import Run, SetupError, start_run
-from .sandbox import bwrap_args, environment, scrub
 from .settings import Settings
-from .surface import normalize
-from .trial import TrialCommand, pytest_argv, run
+from .surface import Surface, normalize
 
 __all__ = ["FatalError", "ResearchLoop", "SetupError"]
 
@@ -60,6 +63,11 @@ def _crash_line(failure: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _lines(text: str | None) -> int:
+    """Surface size for the simplicity rule: non-blank lines."""
+    return 0 if text is None else sum(1 for line in text.splitlines() if line.strip())
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM off while a trial's row and refs are written, then deliver them."""
@@ -82,19 +90,26 @@ class ResearchLoop:
         self.config = config
         self.settings = settings
         self.run: Run | None = None
+        self.evaluator: Evaluator | None = None
         self.records: list[TrialRecord] = []
         self.metric: MetricSpec | None = None
         self.log: ResultsLog | None = None
-        self.timeout: float | None = settings.timeout
+        self.noise = Noise()
+        self.rule = rule_of(config)
         self.last_failure: str | None = None
         self.spent = 0.0  # US dollars the agent's model calls cost so far
         self.note: Callable[[str], None] = print  # status lines for the user; the driver routes them
         self.fatal: str | None = None  # set when a trial found the loop cannot go on
         self.limits = Limits(allow_delete=settings.allow_delete, max_file_bytes=int(settings.max_file_kb * 1024))
+        self.review = Surface(settings.review)
+        self.holdout: dict[str, dict[str, float]] = {}  # "baseline"/"best" -> holdout test -> score
+        self.holdout_best_trial: int | None = None  # the trial "best" holdout scores belong to
+        self.holdout_goals: dict[str, str] = {}
+        self.holdout_files: set[str] = set()  # rootdir-relative files defining holdout tests
         self._columns: dict[tuple[str, str], str] = {}  # (nodeid, metric or "") -> column
         self._unpriced_noted = False
-        self._scrubbed: list[str] = []
         self._session_start = 1  # this session's first trial (a resumed run continues the numbering)
+        self._repinned: list[str] = []  # frozen files the loop itself changed in a kept commit
 
     # -- the run and what the driver shows of it -----------------------------------------
 
@@ -102,6 +117,11 @@ class ResearchLoop:
     def r(self) -> Run:
         assert self.run is not None
         return self.run
+
+    @property
+    def ev(self) -> Evaluator:
+        assert self.evaluator is not None
+        return self.evaluator
 
     @property
     def worktree(self) -> Worktree:
@@ -115,6 +135,7 @@ class ResearchLoop:
     base_ref = property(lambda self: self.r.base_ref)
     notes = property(lambda self: self.r.notes)
     surface_files = property(lambda self: self.r.surface_files)
+    timeout = property(lambda self: self.ev.timeout)
 
     @property
     def agent(self) -> Agent:
@@ -135,99 +156,24 @@ class ResearchLoop:
     def prepare(self) -> None:
         """Start the run, or take up an earlier one with the same tag. Raises SetupError."""
         self.run = run_ = start_run(self.config, self.settings)
+        self.evaluator = Evaluator(self.config, self.settings, run_)
         if run_.meta is None:
             return
         meta = run_.meta
         self.metric = run_.metric
         self._columns = {(nodeid, metric): column for nodeid, metric, column in meta["column_keys"]}
         self.records = list(run_.records)
+        for r in self.records:
+            self.noise.add_summary(r.runs, r.spread)
         self.spent = sum(r.usage.cost for r in self.records if r.usage is not None and r.usage.cost is not None)
         self.log = ResultsLog(run_.folder.results, meta["columns"], usage=meta["usage"])
         self.log.adopt()
-        if self.timeout is None:
-            self.timeout = meta["timeout"]
-
-    # -- evaluation --------------------------------------------------------------------
-
-    def _in_worktree(self, path: Path) -> Path:
-        rel = os.path.relpath(path.resolve(), self.r.repo.root)
-        return self.worktree.path if rel == "." else self.worktree.path / rel
-
-    def _inside_repo(self, path: Path) -> bool:
-        resolved = path.resolve()
-        return resolved.is_relative_to(self.r.repo.root) and not resolved.is_relative_to(self.run_dir.resolve())
-
-    def _command(self) -> TrialCommand:
-        s, run_ = self.settings, self.r
-        args = ["-x", "-o", f"cache_dir={run_.folder.cache}"]
-        if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-            args += ["-p", "pytest_autoresearch.plugin"] + (["-p", "pytest_timeout"] if self._has_timeout_plugin() else [])
-        if self.timeout is not None and self._pytest_timeout_is_ours():
-            # below the hard deadline, so a hung test is reported with its traceback
-            margin = min(2.0, max(1.0, 0.2 * self.timeout))
-            args.append(f"--timeout={max(self.timeout / 2, self.timeout - margin):g}")
-        args += s.forward_args
-        if s.inifile is not None:
-            args += ["-c", str(self._in_worktree(s.inifile) if self._inside_repo(s.inifile) else s.inifile)]
-        if s.rootdir_given:
-            args.append(f"--rootdir={self._in_worktree(s.rootdir)}")
-        for arg in s.test_args:
-            path, sep, rest = arg.partition("::")
-            if Path(path).is_absolute() and self._inside_repo(Path(path)):
-                arg = str(self._in_worktree(Path(path))) + sep + rest
-            args.append(arg)
-        cwd = self._in_worktree(s.test_args_dir if self._inside_repo(s.test_args_dir) else s.rootdir)
-        env, self._scrubbed = scrub(os.environ, s.pass_env)
-        env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-second, same-size edit must not reuse stale bytecode
-        if env.get("PYTHONPATH"):
-            env["PYTHONPATH"] = os.pathsep.join(
-                str(self._in_worktree(Path(p))) if Path(p).is_absolute() and self._inside_repo(Path(p)) else p
-                for p in env["PYTHONPATH"].split(os.pathsep)
-            )
-        sandbox = None
-        if s.sandbox:
-            assert run_.manifest is not None
-            env = environment(env)
-            sandbox = tuple(
-                bwrap_args(
-                    repo_root=run_.repo.root,
-                    worktree=self.worktree.path,
-                    frozen=[self.worktree.path / p for p in run_.manifest.blobs],
-                    writable=[run_.folder.cache],
-                    readable=[run_.folder.manifest, *(Path(os.path.realpath(self.worktree.path / c)) for c in run_.carry)],
-                    cwd=cwd,
-                )
-            )
-        return TrialCommand(
-            argv=pytest_argv(args),
-            cwd=cwd,
-            env=env,
-            shadow=tuple(str(run_.repo.root / (run_.prefix + p)) for p in run_.surface_files),
-            manifest=run_.folder.manifest,
-            memory_mb=s.memory_mb,
-            sandbox=sandbox,
-        )
-
-    def _has_timeout_plugin(self) -> bool:
-        return self.config.pluginmanager.hasplugin("timeout")
-
-    def _pytest_timeout_is_ours(self) -> bool:
-        """Give each test a timeout below the trial's unless the user configured pytest-timeout."""
-        if not self._has_timeout_plugin():
-            return False
-        if os.environ.get("PYTEST_TIMEOUT") or getattr(self.config.option, "timeout", None) is not None:
-            return False
-        try:
-            return not self.config.getini("timeout")
-        except ValueError:
-            return True
-
-    def evaluate(self, number: int) -> RunResult:
-        folder = self.r.folder
-        try:
-            return run(self._command(), self.timeout, folder.trials / f"{number:03d}.log", started=folder.trial_started)
-        finally:
-            folder.trial_ended()
+        self.holdout = {k: dict(v) for k, v in meta.get("holdout", {}).items()}
+        self.holdout_best_trial = meta.get("holdout_best_trial")
+        self.holdout_goals = dict(meta.get("holdout_goals", {}))
+        self._hide_holdout(meta.get("holdout_files", []))
+        if self.ev.timeout is None:
+            self.ev.timeout = meta["timeout"]
 
     # -- the baseline ------------------------------------------------------------------
 
@@ -240,61 +186,99 @@ class ResearchLoop:
                 self.r.abandon()
             raise
 
-    def _baseline(self) -> TrialRecord:
-        run_ = self.r
-        number = self.next_trial
-        result = self.evaluate(number)
+    def _baseline_run(self, number: int, attempt: int) -> RunResult:
+        result = self.ev.evaluate(number, attempt)
+        what = "the baseline" if attempt == 1 else f"run {attempt} of the baseline"
         if result.shadowed:
             raise SetupError(self._shadow_message(result.shadowed))
         if result.timed_out:
-            raise SetupError(
-                f"the baseline timed out after {result.seconds:.0f}s; raise --autoresearch-timeout.\n" + result.failure_text(2000)
-            )
+            raise SetupError(f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout.\n" + result.failure_text(2000))
         if result.memory_exceeded:
-            raise SetupError(f"the baseline used more than autoresearch_memory_mb = {self.settings.memory_mb:g} MiB")
+            raise SetupError(f"{what} used more than autoresearch_memory_mb = {self.settings.memory_mb:g} MiB")
         if not result.finished:
             raise SetupError(
-                f"the baseline's pytest session did not finish (exit code {result.exit_code}); "
+                f"{what}'s pytest session did not finish (exit code {result.exit_code}); "
                 f"output (full log in {result.log_path}):\n" + result.failure_text(2000)
             )
         if result.failed_tests:
-            raise SetupError("the baseline fails, so nothing could be judged against it; fix the tests first.\n" + result.failure_text(2000))
+            raise SetupError(f"{what} fails, so nothing could be judged against it; fix the tests first.\n" + result.failure_text(2000))
         if not result.fitness:
             raise SetupError(
                 'no fitness test ran: mark a test with @pytest.mark.fitness(goal="min") (or "max") '
                 "and record its score with the fitness fixture, fitness(value)"
             )
-        for fit in result.fitness:
+        return result
+
+    def _baseline(self) -> TrialRecord:
+        run_, number = self.r, self.next_trial
+        results = [self._baseline_run(number, 1)]
+        first = results[0]
+        for fit in first.fitness:
             path = fit.nodeid.split("::")[0]
             if run_.surface.matches(path):
                 raise SetupError(f"autoresearch_mutable includes {path}, which defines the fitness test {fit.nodeid}: the evaluator must stay frozen")
         if self.metric is None:
-            explicit = [f for f in result.fitness if f.primary]
+            explicit = [f for f in first.fitness if f.primary]
             if len(explicit) > 1:
                 raise SetupError("more than one fitness test says primary=True: " + ", ".join(f.nodeid for f in explicit))
-            first = explicit[0] if explicit else result.fitness[0]
-            self.metric = MetricSpec(first.nodeid, first.name, first.goal, True)
-        primary = next((f for f in result.fitness if f.nodeid == self.metric.nodeid), None)
-        if primary is None or primary.score is None:
+            chosen = explicit[0] if explicit else first.fitness[0]
+            self.metric = MetricSpec(chosen.nodeid, chosen.name, chosen.goal, True)
+        if self._primary(first) is None:
             raise SetupError(f"the primary fitness test {self.metric.nodeid} recorded no score")
-        if self.timeout is None:
-            self.timeout = max(60.0, round(3 * result.seconds))
-            run_.notes.append(f"trial timeout {self.timeout:g}s (3x the baseline; set --autoresearch-timeout)")
+        if self.ev.timeout is None:
+            self.ev.timeout = max(60.0, round(3 * first.seconds))
+            run_.notes.append(f"trial timeout {self.ev.timeout:g}s (3x the baseline; set --autoresearch-timeout)")
+        wanted = self.settings.baseline_runs
+        while len(results) < wanted:
+            results.append(self._baseline_run(number, len(results) + 1))
+            scores = [self._primary(r) for r in results]
+            if len(results) == wanted and len(set(scores)) > 1:
+                wanted = max(wanted, DEFAULT_NOISY_BASELINE_RUNS)  # noise: estimate its spread better
+        scores = [s for r in results if (s := self._primary(r)) is not None]
+        if len(scores) != len(results):
+            raise SetupError(f"the primary fitness test {self.metric.nodeid} recorded no score on some baseline runs")
+        self.noise.add(scores)
+        self._noise_note(scores)
+        self._hide_holdout(sorted({n.split("::")[0] for n in first.holdout}))
         if self.log is None:
-            self._start_log(result)
+            self._start_log(first)
         record = TrialRecord(
             trial=number,
             status="baseline",
             description="baseline" if number == 0 else "baseline again: the branch changed outside the loop",
             commit=run_.start_commit,
-            score=primary.score,
-            seconds=result.seconds,
-            metrics=self._metrics(result),
+            score=mean(scores),
+            seconds=sum(r.seconds for r in results),
+            metrics=self._metrics(results),
+            runs=len(scores),
+            spread=stdev(scores) if len(scores) > 1 else None,
         )
+        for reason in self._broken_bounds(results):
+            run_.notes.append(f"the baseline breaks a bound ({reason}): candidates must satisfy it to be kept")
         self._commit_record(record, branch_from=None)
         run_.undo.clear()
         run_.rebaseline = False
+        if first.holdout:
+            self.holdout["baseline"] = self._holdout_scores(number)
+            self._save_meta()
         return record
+
+    def _noise_note(self, scores: Sequence[float]) -> None:
+        if len(scores) < 2:
+            return
+        if len(set(scores)) == 1:
+            self.r.notes.append(f"the evaluator is deterministic ({len(scores)} identical baseline runs): one run per trial decides")
+            return
+        self.r.notes.append(
+            f"the evaluator is noisy: {len(scores)} baseline runs scored {', '.join(f'{s:.6g}' for s in scores)} "
+            f"(spread {self.noise.spread:.3g}); a promising candidate runs {1 + self.rule.confirm_runs} times and is kept "
+            f"only when its mean gains more than {self.rule.threshold(self.noise):.3g} (max of autoresearch_min_delta "
+            f"and {self.rule.k:g} x the spread)"
+        )
+
+    def _primary(self, result: RunResult) -> float | None:
+        assert self.metric is not None
+        return next((f.score for f in result.fitness if f.nodeid == self.metric.nodeid), None)
 
     def _start_log(self, result: RunResult) -> None:
         """A new run's log, metadata and branch, once its baseline stands."""
@@ -305,38 +289,64 @@ class ResearchLoop:
                 self._add_column(fit.nodeid, "", fit.name)
             for name in fit.metrics:
                 self._add_column(fit.nodeid, name, name if fit.nodeid == self.metric.nodeid else f"{fit.name}.{name}")
-        columns = list(self._columns.values())
-        self.log = ResultsLog(run_.folder.results, columns, usage=run_.agent.reports_usage)
+        self.log = ResultsLog(run_.folder.results, list(self._columns.values()), usage=run_.agent.reports_usage)
         self.log.create()
+        self._save_meta()
+        run_.repo.update_refs((f"refs/heads/{run_.branch}", run_.start_commit, ZERO))
+
+    def _save_meta(self) -> None:
+        run_, metric = self.r, self.metric
+        assert metric is not None and self.log is not None
         run_.folder.write_meta(
             {
                 "version": 1,
                 "tag": run_.tag,
-                "head": run_.head,
+                "head": run_.meta["head"] if run_.meta else run_.head,
                 "base_ref": run_.base_ref,
-                "metric": {"nodeid": self.metric.nodeid, "name": self.metric.name, "goal": self.metric.goal},
-                "columns": columns,
+                "metric": {"nodeid": metric.nodeid, "name": metric.name, "goal": metric.goal},
+                "columns": list(self._columns.values()),
                 "column_keys": [[n, m, c] for (n, m), c in self._columns.items()],
-                "usage": run_.agent.reports_usage,
-                "timeout": self.timeout,
+                "usage": "tokens_in" in self.log.columns,
+                "timeout": self.ev.timeout,
+                "holdout": self.holdout,
+                "holdout_best_trial": self.holdout_best_trial,
+                "holdout_goals": self.holdout_goals,
+                "holdout_files": sorted(self.holdout_files),
             }
         )
-        run_.repo.update_refs((f"refs/heads/{run_.branch}", run_.start_commit, ZERO))
 
     def _add_column(self, nodeid: str, metric: str, name: str) -> None:
-        taken = set(self._columns.values()) | {"trial", "commit", "status", "score", "delta", "seconds", "reason", "description"}
+        taken = set(self._columns.values()) | {"trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "reason", "description"}
         column = name if name not in taken else f"{nodeid}:{metric}" if metric else nodeid
         self._columns[(nodeid, metric)] = column
 
-    def _metrics(self, result: RunResult) -> dict[str, float]:
-        values: dict[str, float] = {}
-        for fit in result.fitness:
-            if (fit.nodeid, "") in self._columns and fit.score is not None:
-                values[self._columns[(fit.nodeid, "")]] = fit.score
-            for name, value in fit.metrics.items():
-                if (fit.nodeid, name) in self._columns:
-                    values[self._columns[(fit.nodeid, name)]] = value
-        return values
+    def _metrics(self, results: Sequence[RunResult]) -> dict[str, float]:
+        """Secondary scores and named metrics, as means over the runs that recorded them."""
+        seen: dict[str, list[float]] = {}
+        for result in results:
+            for fit in result.fitness:
+                if (fit.nodeid, "") in self._columns and fit.score is not None:
+                    seen.setdefault(self._columns[(fit.nodeid, "")], []).append(fit.score)
+                for name, value in fit.metrics.items():
+                    if (fit.nodeid, name) in self._columns:
+                        seen.setdefault(self._columns[(fit.nodeid, name)], []).append(value)
+        return {column: mean(values) for column, values in seen.items()}
+
+    def _broken_bounds(self, results: Sequence[RunResult]) -> list[str]:
+        """The metric bounds the mean of these runs leaves, described."""
+        values: dict[tuple[str, str], list[float]] = {}
+        bounds: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        for result in results:
+            for fit in result.fitness:
+                for name, bound in fit.bounds.items():
+                    if name in fit.metrics:
+                        values.setdefault((fit.name, name), []).append(fit.metrics[name])
+                        bounds[(fit.name, name)] = bound
+        broken = []
+        for key, vals in values.items():
+            if why := broken_bound(mean(vals), bounds[key]):
+                broken.append(f"{key[1]} {mean(vals):.6g} is {why}")
+        return broken
 
     def _shadow_message(self, paths: list[str]) -> str:
         return (
@@ -346,15 +356,40 @@ class ResearchLoop:
             'rootdir instead (e.g. pythonpath = ["src"] under [tool.pytest.ini_options]) and run again'
         )
 
+    # -- the holdout -------------------------------------------------------------------
+
+    def _hide_holdout(self, files: Sequence[str]) -> None:
+        """Holdout test files are never shown to an agent, not even as read-only context."""
+        self.holdout_files = set(files)
+        listed = [p for p in self.r.context_paths if p in self.holdout_files]
+        if listed:
+            self.r.context_paths = [p for p in self.r.context_paths if p not in self.holdout_files]
+            self.r.notes.append(f"left {', '.join(listed)} out of the agent's context: it holds holdout tests")
+
+    def _holdout_scores(self, number: int) -> dict[str, float]:
+        result = self.ev.evaluate(number, holdout_only=True)
+        if not result.finished or result.failed_tests:
+            self.note(f"the holdout tests failed on trial {number}: {result.failure_text(300)}")
+        self.holdout_goals.update({f.nodeid: f.goal for f in result.fitness})
+        return {f.nodeid: f.score for f in result.fitness if f.score is not None}
+
+    def final_holdout(self) -> None:
+        """Score the holdout tests on the final best (the worktree is there between trials)."""
+        if "baseline" not in self.holdout or self.run is None or self.run.worktree is None:
+            return
+        self.holdout["best"] = self._holdout_scores(self.best.trial)
+        self.holdout_best_trial = self.best.trial
+        self._save_meta()
+
     # -- trials ------------------------------------------------------------------------
 
-    def _trial_ref(self, number: int) -> str:
-        return f"refs/autoresearch/{self.tag}/trials/{number:03d}"
+    def _trial_ref(self, number: int, kind: str = "trials") -> str:
+        return f"refs/autoresearch/{self.tag}/{kind}/{number:03d}"
 
     def read(self, path: str) -> str | None:
         """A file of the current best, by rootdir-relative path (what agents may read)."""
         clean = normalize(path)
-        if clean is None or ".git" in clean.lower().split("/"):
+        if clean is None or ".git" in clean.lower().split("/") or clean in self.holdout_files:
             return None
         return self.worktree.read(self.r.prefix + clean)
 
@@ -365,7 +400,7 @@ class ResearchLoop:
             trial=number,
             tag=self.tag,
             rootdir=self.settings.rootdir,
-            workdir=self._in_worktree(self.settings.rootdir),
+            workdir=self.ev.in_worktree(self.settings.rootdir),
             surface=self.r.surface,
             files={p: text for p in self.surface_files if (text := self.read(p)) is not None},
             program=self.r.program,
@@ -389,6 +424,8 @@ class ResearchLoop:
 
     def propose(self, number: int) -> Proposal:
         """Ask the agent; AgentExhausted ends the loop, AgentError (or a bug) becomes FatalError."""
+        if self.agent.edits_workdir and self.holdout_files:
+            self.worktree.hide([self.r.prefix + p for p in sorted(self.holdout_files)])
         try:
             proposal = self.agent.propose(self.context(number))
         except AgentError as exc:
@@ -423,27 +460,29 @@ class ResearchLoop:
                 self._commit_record(record, branch_from=None)
             return record
         reset_to, tampered = best.commit, []
+        lines = sum(_lines(text) - _lines(self.read(p)) for p, text in changes.items())
         try:
             self.worktree.write(changes, run_.prefix)
             tree = self.worktree.stage([run_.prefix + p for p in changes])
             started = time.monotonic()
             try:
-                result = self.evaluate(number)
-                if result.shadowed:
-                    raise FatalError(self._shadow_message(result.shadowed))
-                tampered = self._tampered(result)
-                record = self._judge(number, description, best, result, tampered)
+                record, results, tampered = self._evaluate(number, description, best, lines)
             except KeyboardInterrupt:
                 record = TrialRecord(
                     number, "crash", description, parent=best.commit, seconds=time.monotonic() - started,
-                    reason="interrupted (Ctrl-C or SIGTERM) before it was judged", usage=proposal.usage,
+                    reason="interrupted (Ctrl-C or SIGTERM) before it was judged", usage=proposal.usage, lines=lines,
                 )
                 with _signals_held():
                     record.commit = self.worktree.commit_tree(tree, best.commit, self._message(record))
                     self._commit_record(record, branch_from=None)
                 raise
             record.usage = proposal.usage
+            if record.status == "keep" and any(self.review.matches(p) for p in changes):
+                record.status = "review"
+                record.reason = "touches " + ", ".join(p for p in sorted(changes) if self.review.matches(p)) + " (autoresearch_review)"
             with _signals_held():
+                if record.status == "keep":
+                    tree = self._update_fitness_json(results, tree)
                 record.commit = self.worktree.commit_tree(tree, best.commit, self._message(record))
                 if record.status == "keep":
                     run_.surface_files = sorted(set(run_.surface_files) | set(changes))
@@ -451,12 +490,80 @@ class ResearchLoop:
             reset_to = record.commit if record.status == "keep" else best.commit
         finally:
             self.worktree.reset(reset_to, keep=run_.carry)
-            if tampered and run_.manifest is not None:
-                self._restore_frozen(reset_to, [p for p in tampered if p in run_.manifest.blobs])
+            if run_.manifest is not None:
+                moved = [p for p in tampered if p in run_.manifest.blobs] + self._repinned
+                self._repinned = []
+                if moved:
+                    self._restore_frozen(reset_to, moved)
         return record
 
+    def _evaluate(self, number: int, description: str, best: TrialRecord, lines: int) -> tuple[TrialRecord, list[RunResult], list[str]]:
+        """Run the candidate (again, if the noise calls for it) and judge it."""
+        assert self.metric is not None
+        result = self.ev.evaluate(number)
+        if result.shadowed:
+            raise FatalError(self._shadow_message(result.shadowed))
+        tampered = self._tampered(result)
+        record = self._judge(number, description, best, result, tampered)
+        record.lines = lines
+        results = [result]
+        if record.reason:  # tamper, timeout, crash: judged already
+            return record, results, tampered
+        assert record.score is not None and best.score is not None
+        gain = improvement(record.score, best.score, self.metric.goal)
+        if self.rule.worth_confirming(gain, self.noise, fewer_lines=lines < 0):
+            for attempt in range(2, 2 + self.rule.confirm_runs):
+                again = self.ev.evaluate(number, attempt)
+                tampered = self._tampered(again)
+                check = self._judge(number, description, best, again, tampered)
+                results.append(again)
+                record.seconds += again.seconds
+                if check.reason:
+                    check.reason = one_line(f"run {attempt} of {1 + self.rule.confirm_runs}: {check.reason}", 300)
+                    check.seconds, check.lines = record.seconds, lines
+                    return check, results, tampered
+            scores = [s for r in results if (s := self._primary(r)) is not None]
+            self.noise.add(scores)
+            record.score, record.runs, record.spread = mean(scores), len(scores), stdev(scores)
+            record.delta = record.score - best.score
+            record.metrics = self._metrics(results)
+        broken = self._broken_bounds(results)
+        if broken:
+            record.status, record.reason = "discard", one_line("breaks a bound: " + "; ".join(broken), 300)
+            self.last_failure = f"trial {number} improved nothing it may: {record.reason}"
+            return record, results, tampered
+        decision = self.config.hook.pytest_autoresearch_decide(
+            config=self.config, metric=self.metric, candidate=record, best=best, noise=self.noise
+        )
+        record.status = "keep" if decision.keep else "discard"
+        record.reason = one_line(decision.reason)
+        return record, results, tampered
+
+    def _update_fitness_json(self, results: Sequence[RunResult], tree: str) -> str:
+        """In a kept commit, fitness.json (when the repository tracks one) gets the new scores."""
+        run_ = self.r
+        path = run_.prefix + ciguard.FILENAME
+        if run_.manifest is None or path not in run_.manifest.blobs:
+            return tree
+        target = self.worktree.path / path
+        saved = ciguard.load(target)
+        scores: dict[str, list[float]] = {}
+        goals: dict[str, str] = {}
+        for result in results:
+            for fit in result.fitness:
+                if fit.score is not None:
+                    scores.setdefault(fit.nodeid, []).append(fit.score)
+                    goals[fit.nodeid] = fit.goal
+        for nodeid, values in scores.items():
+            saved[nodeid] = {"score": mean(values), "goal": goals[nodeid]}
+        ciguard.save(target, saved)
+        new_tree = self.worktree.stage([path])
+        run_.manifest.blobs[path] = self.worktree.git.hash_object(str(target))
+        self._repinned.append(path)  # re-fingerprinted once the worktree is reset to the new commit
+        return new_tree
+
     def _restore_frozen(self, commit: str, paths: list[str]) -> None:
-        """After a tamper: make sure the reset really restored the frozen files, then re-pin them."""
+        """After a reset: make sure it really restored these frozen files, then re-pin them."""
         manifest = self.r.manifest
         assert manifest is not None
         stubborn = manifest.refresh(paths)
@@ -482,7 +589,7 @@ class ResearchLoop:
 
     def _tampered(self, result: RunResult) -> list[str]:
         """What the trial changed that it must not: frozen files (by git's account, by the
-        manifest's, by the trial's own), the run's files, your repository's refs and hooks."""
+        manifest's, by the trial's own), the run's files, your repository's hooks and config."""
         run_ = self.r
         assert run_.manifest is not None and self.log is not None
         frozen = set(run_.manifest.blobs)
@@ -503,6 +610,8 @@ class ResearchLoop:
         return sorted(found)
 
     def _judge(self, number: int, description: str, best: TrialRecord, result: RunResult, tampered: list[str]) -> TrialRecord:
+        """The verdict on one run, short of the keep decision (the record's reason stays empty
+        when the run passed everything)."""
         assert self.metric is not None
         record = TrialRecord(number, "crash", description, parent=best.commit, seconds=result.seconds)
         primary = next((f for f in result.fitness if f.nodeid == self.metric.nodeid), None)
@@ -514,7 +623,7 @@ class ResearchLoop:
         if result.timed_out:
             record.status = "timeout"
             hung = next((t.nodeid for t in result.tests if t.timed_out), None)
-            record.reason = f"{hung} exceeded its time limit" if hung else f"killed at the {self.timeout:g}s trial deadline"
+            record.reason = f"{hung} exceeded its time limit" if hung else f"killed at the {self.ev.timeout:g}s trial deadline"
         elif result.memory_exceeded:
             record.reason = f"killed: its processes used more than {self.settings.memory_mb:g} MiB (autoresearch_memory_mb)"
         elif not result.finished:
@@ -529,12 +638,7 @@ class ResearchLoop:
         if primary is not None and primary.score is not None and record.status != "timeout":
             record.score = primary.score
             record.delta = primary.score - best.score if best.score is not None else None
-        record.metrics = self._metrics(result)
-        if record.reason:
-            return record
-        decision = self.config.hook.pytest_autoresearch_decide(config=self.config, metric=self.metric, candidate=record, best=best)
-        record.status = "keep" if decision.keep else "discard"
-        record.reason = one_line(decision.reason)
+        record.metrics = self._metrics([result])
         return record
 
     def _commit_record(self, record: TrialRecord, branch_from: str | None) -> None:
@@ -543,17 +647,35 @@ class ResearchLoop:
         self.log.append(record)
         self.records.append(record)
         updates = [(self._trial_ref(record.trial), record.commit, None)] if record.commit else []
+        if record.status == "review":
+            updates.append((self._trial_ref(record.trial, "review"), record.commit, None))
         if branch_from is not None:
             updates.append((f"refs/heads/{self.branch}", record.commit, branch_from))
         if updates:
             self.r.repo.update_refs(*updates)
         self.config.hook.pytest_autoresearch_trial_logged(config=self.config, record=record)
 
-    def over_budget(self) -> str | None:
-        """Why the run must stop now for its spending, if it must."""
-        limit = self.settings.max_cost
-        if limit is not None and self.spent >= limit:
-            return f"the agent's model calls cost ${self.spent:.4f}, reaching --autoresearch-max-cost ${limit:g}"
+    # -- stopping ----------------------------------------------------------------------
+
+    def stop_reason(self, session_started: float) -> str | None:
+        """Why the run must stop now, if it must: a stop rule, the budget, or a STOP file."""
+        s = self.settings
+        stop_file = self.r.folder.path / "STOP"
+        if stop_file.exists():
+            stop_file.unlink(missing_ok=True)
+            return f"found {stop_file} (removed it; run again with the same tag to continue)"
+        if s.time_limit is not None and time.monotonic() - session_started >= s.time_limit:
+            return f"the time limit of {s.time_limit:g}s (--autoresearch-time) is used up"
+        best = self.best
+        if s.target is not None and best.score is not None and self.metric is not None:
+            if best.score == s.target or is_better(best.score, s.target, self.metric.goal):
+                return f"the target {s.target:g} is reached: {best.score:.6g} (trial {best.trial})"
+        if s.patience is not None:
+            since = [r for r in self.records if r.trial > best.trial and r.trial >= self._session_start]
+            if len(since) >= s.patience:
+                return f"{len(since)} trials in a row without a keep (autoresearch_patience {s.patience})"
+        if s.max_cost is not None and self.spent >= s.max_cost:
+            return f"the agent's model calls cost ${self.spent:.4f}, reaching --autoresearch-max-cost ${s.max_cost:g}"
         return None
 
     def _keep_exchange(self, number: int, proposal: Proposal) -> None:
@@ -563,9 +685,9 @@ class ResearchLoop:
                 (self.r.folder.trials / f"{number:03d}.{kind}.md").write_text(text, encoding="utf-8")
 
     def scrubbed_note(self) -> str | None:
-        if not self._scrubbed:
+        if not self.ev.scrubbed:
             return None
-        return f"trials run without {', '.join(self._scrubbed)} (secret-looking; autoresearch_pass_env passes them on)"
+        return f"trials run without {', '.join(self.ev.scrubbed)} (secret-looking; autoresearch_pass_env passes them on)"
 
     def finish(self) -> None:
         """End of the run however it ended: release the agent, drop the worktree, unlock."""

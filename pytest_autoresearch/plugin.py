@@ -69,6 +69,23 @@ SANDBOX_HELP = (
 )
 ALLOW_DELETE_HELP = "let agents delete surface files (by default a proposal that deletes one is invalid)"
 MAX_FILE_HELP = "the largest file a proposal may write, in KiB (default 1024)"
+BASELINE_RUNS_HELP = (
+    "how many times the baseline runs (default 2): identical scores mean a deterministic evaluator; "
+    "differing scores mean noise, and then the baseline runs 5 times in all"
+)
+MIN_DELTA_HELP = "the smallest gain of the primary score worth keeping (default 0: any gain)"
+NOISE_K_HELP = "with a noisy evaluator, a gain must exceed this many noise spreads (default 2)"
+CONFIRM_HELP = "with a noisy evaluator, extra runs of a promising candidate before it is judged (default 2)"
+REVIEW_HELP = (
+    "globs of files a human reviews: a trial that would be kept but touches one is parked on "
+    "autoresearch/<tag>/review/NNN instead of the branch"
+)
+TIME_HELP = "stop starting trials after this long (e.g. 45m, 8h, 1h30m, 3600)"
+TARGET_HELP = "stop once the primary score reaches this value"
+PATIENCE_HELP = "stop after this many trials in a row without a keep"
+SAVE_HELP = "write fitness.json at the rootdir: each fitness test's score and goal (for --autoresearch-check)"
+CHECK_HELP = "fail a fitness test whose score is worse than fitness.json's beyond autoresearch_tolerance"
+TOLERANCE_HELP = "how much worse than fitness.json a score may be under --autoresearch-check: 0.01, or 2% (default 0)"
 TESTS_HELP = (
     "arguments selecting the tests each trial runs (default: what plain pytest runs here, i.e. "
     "the command line's paths or testpaths)"
@@ -91,6 +108,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--autoresearch-program", metavar="PATH", default=None, help=PROGRAM_HELP)
     group.addoption("--autoresearch-max-cost", metavar="USD", default=None, help=MAX_COST_HELP)
     group.addoption("--autoresearch-api-base", metavar="URL", default=None, help=API_BASE_HELP)
+    group.addoption("--autoresearch-time", metavar="DURATION", default=None, help=TIME_HELP)
+    group.addoption("--autoresearch-target", metavar="SCORE", default=None, help=TARGET_HELP)
+    group.addoption("--autoresearch-patience", metavar="N", default=None, help=PATIENCE_HELP)
+    group.addoption("--autoresearch-save", action="store_true", default=False, help=SAVE_HELP)
+    group.addoption("--autoresearch-check", action="store_true", default=False, help=CHECK_HELP)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="args", default=[])
     parser.addini("autoresearch_agent", AGENT_HELP, default="")
     parser.addini("autoresearch_trials", TRIALS_HELP, default="")
@@ -109,11 +131,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_sandbox", SANDBOX_HELP, type="bool", default=False)
     parser.addini("autoresearch_allow_delete", ALLOW_DELETE_HELP, type="bool", default=False)
     parser.addini("autoresearch_max_file_kb", MAX_FILE_HELP, default="")
+    parser.addini("autoresearch_baseline_runs", BASELINE_RUNS_HELP, default="")
+    parser.addini("autoresearch_min_delta", MIN_DELTA_HELP, default="")
+    parser.addini("autoresearch_noise_k", NOISE_K_HELP, default="")
+    parser.addini("autoresearch_confirm_runs", CONFIRM_HELP, default="")
+    parser.addini("autoresearch_review", REVIEW_HELP, type="args", default=[])
+    parser.addini("autoresearch_time", TIME_HELP, default="")
+    parser.addini("autoresearch_target", TARGET_HELP, default="")
+    parser.addini("autoresearch_patience", PATIENCE_HELP, default="")
+    parser.addini("autoresearch_tolerance", TOLERANCE_HELP, default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(FitnessPlugin(config), "autoresearch-fitness")
+    if config.getoption("autoresearch_save") or config.getoption("autoresearch_check"):
+        from .ciguard import CiGuard
+
+        config.pluginmanager.register(CiGuard(config), "autoresearch-ciguard")
     global _trial_channel
     channel, _trial_channel = _trial_channel, None  # once: pytest runs inside the trial do not report
     if channel is not None:

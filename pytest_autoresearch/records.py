@@ -45,6 +45,7 @@ class FitnessResult:
     primary: bool
     score: float | None = None
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    bounds: dict[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -77,6 +78,7 @@ class RunResult:
     fitness: list[FitnessResult] = dataclasses.field(default_factory=list)
     shadowed: list[str] = dataclasses.field(default_factory=list)
     tampered: list[str] = dataclasses.field(default_factory=list)  # frozen files the trial changed
+    holdout: list[str] = dataclasses.field(default_factory=list)  # holdout tests the trial left out
     output_tail: str = ""
     log_path: Path | None = None
 
@@ -121,6 +123,9 @@ class TrialRecord:
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     reason: str = ""
     usage: Usage | None = None
+    runs: int = 1  # how many times it was evaluated; ``score`` is the mean of those runs
+    spread: float | None = None  # the standard deviation of its runs' scores
+    lines: int | None = None  # surface lines added (negative: removed) against the best before it
 
     @property
     def kept(self) -> bool:

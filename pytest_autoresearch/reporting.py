@@ -83,6 +83,9 @@ def summary(
     tag: str,
     base_ref: str,
     stop_reason: str | None,
+    holdout: dict[str, dict[str, float]] | None = None,
+    holdout_best_trial: int | None = None,
+    holdout_goals: dict[str, str] | None = None,
 ) -> list[str]:
     """The lines after the table: baseline -> best, counts, where things are, what to do next."""
     if not records:
@@ -104,6 +107,7 @@ def summary(
         )
     tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none yet"
     lines.append(f"{trials} trial{'s' if trials != 1 else ''}: {tally}")
+    lines += holdout_lines(holdout or {}, holdout_goals or {}, goal, baseline, best, holdout_best_trial)
     usages = [r.usage for r in records if r.usage is not None]
     if usages:
         costs = [u.cost for u in usages if u.cost is not None]
@@ -121,5 +125,43 @@ def summary(
         lines.append(f"  merge:   git merge {branch}")
     else:
         lines.append(f"no trial beat the baseline; branch {branch} is still at {base_ref[:10]}")
+    reviews = [r for r in records if r.status == "review"]
+    if reviews:
+        lines.append(f"{len(reviews)} trial{'s' if len(reviews) != 1 else ''} wait for your review (autoresearch_review):")
+        for r in reviews:
+            lines.append(f"  trial {r.trial}: {fmt_score(r.score)} ({fmt_delta(r.delta)}) {shorten(r.description, 60)}")
+            lines.append(f"    git show autoresearch/{tag}/review/{r.trial:03d}   git cherry-pick autoresearch/{tag}/review/{r.trial:03d}")
     lines.append(f"  any trial's change: git show refs/autoresearch/{tag}/trials/NNN")
+    return lines
+
+
+def holdout_lines(
+    holdout: dict[str, dict[str, float]],
+    goals: dict[str, str],
+    goal: str,
+    baseline: TrialRecord,
+    best: TrialRecord,
+    best_trial: int | None,
+) -> list[str]:
+    """The holdout scores at the baseline and at the final best, and a warning when the
+    trial metric improved but the holdout did not (the kept changes may overfit)."""
+    if "baseline" not in holdout:
+        return []
+    before, after = holdout["baseline"], holdout.get("best", {})
+    lines = []
+    worse = []
+    for nodeid, score in before.items():
+        if nodeid in after and best_trial is not None:
+            lines.append(f"holdout {nodeid}: baseline {fmt_score(score)} -> {fmt_score(after[nodeid])} at the best (trial {best_trial})")
+            if improvement(after[nodeid], score, goals.get(nodeid, goal)) <= 0:
+                worse.append(nodeid)
+        else:
+            lines.append(f"holdout {nodeid}: baseline {fmt_score(score)}")
+    improved = best.score is not None and baseline.score is not None and improvement(best.score, baseline.score, goal) > 0
+    if improved and worse:
+        lines.append(
+            "WARNING: the trial metric improved but the holdout did not ("
+            + ", ".join(worse)
+            + "): the kept changes may overfit the data the trials see"
+        )
     return lines

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .records import TrialRecord, Usage
 
-LEADING = ("trial", "commit", "status", "score", "delta", "seconds")
+LEADING = ("trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds")
 USAGE = ("tokens_in", "tokens_out", "cost_usd")
 TRAILING = ("reason", "description")
 
@@ -72,6 +72,9 @@ class ResultsLog:
             "score": record.score,
             "delta": record.delta,
             "seconds": round(record.seconds, 3),
+            "runs": record.runs if record.commit or record.status == "baseline" else "",
+            "spread": record.spread,
+            "lines": record.lines,
             "reason": record.reason,
             "description": record.description,
             **record.metrics,
@@ -136,6 +139,9 @@ def read_records(path: Path, metric_columns: Sequence[str]) -> list[TrialRecord]
                 metrics={c: v for c in metric_columns if (v := _number(row.get(c, ""))) is not None},
                 reason=row.get("reason", ""),
                 usage=usage,
+                runs=int(row["runs"]) if row.get("runs") else 1,
+                spread=_number(row.get("spread", "")),
+                lines=int(row["lines"]) if row.get("lines") else None,
             )
         )
     return records

@@ -50,6 +50,14 @@ class Settings:
     sandbox: bool = False
     allow_delete: bool = False
     max_file_kb: float = 1024.0
+    baseline_runs: int = 2
+    min_delta: float = 0.0
+    noise_k: float = 2.0
+    confirm_runs: int = 2
+    review: tuple[str, ...] = ()
+    time_limit: float | None = None
+    target: float | None = None
+    patience: int | None = None
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -95,6 +103,42 @@ def _model_args(entries: list[str]) -> dict[str, object]:
         except ValueError:
             args[key.strip()] = value
     return args
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def _duration(raw: str, where: str) -> float:
+    """Seconds from ``3600``, ``45m``, ``8h``, ``1h30m``, ``90s``."""
+    match = _DURATION.match(raw.strip().lower())
+    if not raw.strip() or not match or not any(match.groups()):
+        raise pytest.UsageError(f"autoresearch: invalid duration {raw!r} from {where}: use e.g. 3600, 45m, 8h or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise pytest.UsageError(f"autoresearch: duration from {where} must be positive, got {raw!r}")
+    return total
+
+
+def _number(raw: str, where: str, what: str, minimum: float | None = None) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"autoresearch: invalid {what} {raw!r} from {where}") from None
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise pytest.UsageError(f"autoresearch: {what} from {where} must be a finite number{bound}, got {raw}")
+    return value
+
+
+def _count(raw: str, where: str, what: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"autoresearch: invalid {what} {raw!r} from {where}") from None
+    if value < minimum:
+        raise pytest.UsageError(f"autoresearch: {what} from {where} must be >= {minimum}, got {value}")
+    return value
 
 
 def _positive(raw: str, where: str, what: str) -> float:
@@ -203,4 +247,18 @@ def load_settings(config: pytest.Config) -> Settings:
         sandbox=bool(config.getini("autoresearch_sandbox")),
         allow_delete=bool(config.getini("autoresearch_allow_delete")),
         max_file_kb=_optional(config, None, "autoresearch_max_file_kb", lambda r, w: _positive(r, w, "file size limit")) or 1024.0,
+        baseline_runs=_optional(config, None, "autoresearch_baseline_runs", lambda r, w: _count(r, w, "number of baseline runs", 1)) or 2,
+        min_delta=_optional(config, None, "autoresearch_min_delta", lambda r, w: _number(r, w, "minimum gain", 0.0)) or 0.0,
+        noise_k=_default(_optional(config, None, "autoresearch_noise_k", lambda r, w: _number(r, w, "noise factor", 0.0)), 2.0),
+        confirm_runs=_default(
+            _optional(config, None, "autoresearch_confirm_runs", lambda r, w: _count(r, w, "number of confirmation runs", 1)), 2
+        ),
+        review=tuple(config.getini("autoresearch_review")),
+        time_limit=_optional(config, "autoresearch_time", "autoresearch_time", _duration),
+        target=_optional(config, "autoresearch_target", "autoresearch_target", lambda r, w: _number(r, w, "target score")),
+        patience=_optional(config, "autoresearch_patience", "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
     )
+
+
+def _default(value: T | None, default: T) -> T:
+    return default if value is None else value

@@ -45,6 +45,7 @@ class TrialCommand:
     env: Mapping[str, str]
     shadow: tuple[str, ...] = ()  # the user's copies of surface files, which must not be imported
     manifest: Path | None = None  # the frozen-file manifest the trial verifies
+    holdout_only: bool = False  # run the holdout fitness tests and nothing else
     memory_mb: float | None = None
     sandbox: tuple[str, ...] | None = None  # bubblewrap arguments, when the trial runs sandboxed
 
@@ -197,6 +198,10 @@ def parse_channel(data: dict) -> tuple[list[TestResult], list[FitnessResult], li
                 primary=bool(entry.get("primary", False)),
                 score=float(score) if score is not None else None,
                 metrics={str(k): float(v) for k, v in (entry.get("metrics") or {}).items()},
+                bounds={
+                    str(k): (None if v[0] is None else float(v[0]), None if v[1] is None else float(v[1]))
+                    for k, v in (entry.get("bounds") or {}).items()
+                },
             )
         )
     return tests, fitness, [str(p) for p in data.get("shadowed", [])]
@@ -216,7 +221,12 @@ def run(
     ``started`` is told the trial's process-group id as soon as it exists.
     """
     nonce = secrets.token_hex(16)
-    spec = {"nonce": nonce, "shadow": list(command.shadow), "manifest": str(command.manifest) if command.manifest else None}
+    spec = {
+        "nonce": nonce,
+        "shadow": list(command.shadow),
+        "manifest": str(command.manifest) if command.manifest else None,
+        "holdout_only": command.holdout_only,
+    }
     with contextlib.ExitStack() as stack:
         spec_file = stack.enter_context(tempfile.TemporaryFile())
         spec_file.write(json.dumps(spec).encode())
@@ -275,6 +285,7 @@ def run(
     if data is not None:
         result.tests, result.fitness, result.shadowed = parse_channel(data)
         result.tampered = [str(p) for p in data.get("tampered", [])]
+        result.holdout = [str(p) for p in data.get("holdout", [])]
         (log_path.with_suffix(".result.json")).write_bytes(bytes(channel.data))
     elif ended == "exited" and channel.data:
         result.tampered = ["<the trial's result channel carried something other than its own report>"]

@@ -10,7 +10,9 @@ import pytest
 from pytest_autoresearch.records import TrialRecord
 from pytest_autoresearch.results_log import ResultsLog, read_results
 
-HEADER = ("trial", "commit", "status", "score", "delta", "seconds", "accuracy", "loss", "reason", "description")
+HEADER = (
+    "trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "accuracy", "loss", "reason", "description",
+)
 
 
 def make_log(tmp_path: Path, metrics: tuple[str, ...] = ("accuracy", "loss")) -> ResultsLog:
@@ -27,7 +29,7 @@ def cells(row: str) -> list[str]:
 def test_columns_are_in_the_documented_order(tmp_path: Path) -> None:
     assert ResultsLog(tmp_path / "r.tsv", ["accuracy", "loss"]).columns == HEADER
     assert ResultsLog(tmp_path / "r.tsv", ()).columns == (
-        "trial", "commit", "status", "score", "delta", "seconds", "reason", "description",
+        "trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "reason", "description",
     )
 
 
@@ -57,13 +59,13 @@ def test_a_full_row(tmp_path: Path) -> None:
         metrics={"accuracy": 0.9, "loss": 0.125},
         reason="",
     )
-    assert log.row(record) == "3\t0123abcd\tkeep\t0.25\t-0.5\t1.235\t0.9\t0.125\t\tlower the learning rate\n"
+    assert log.row(record) == "3\t0123abcd\tkeep\t0.25\t-0.5\t1\t\t\t1.235\t0.9\t0.125\t\tlower the learning rate\n"
 
 
 def test_missing_metrics_give_empty_cells_and_unknown_metrics_are_ignored(tmp_path: Path) -> None:
     log = ResultsLog(tmp_path / "r.tsv", ["accuracy", "loss"])
     record = TrialRecord(1, "crash", "boom", metrics={"loss": 2.0, "not_a_column": 7.0}, reason="ImportError")
-    assert cells(log.row(record)) == ["1", "", "crash", "", "", "0.0", "", "2.0", "ImportError", "boom"]
+    assert cells(log.row(record)) == ["1", "", "crash", "", "", "", "", "", "0.0", "", "2.0", "ImportError", "boom"]
 
 
 @pytest.mark.parametrize(
@@ -148,11 +150,11 @@ def test_read_results_returns_dicts_keyed_by_column(tmp_path: Path) -> None:
     assert rows == [
         {
             "trial": "0", "commit": "aaa", "status": "baseline", "score": "1.0", "delta": "",
-            "seconds": "2.0", "accuracy": "", "loss": "0.5", "reason": "", "description": "baseline",
+            "runs": "1", "spread": "", "lines": "", "seconds": "2.0", "accuracy": "", "loss": "0.5", "reason": "", "description": "baseline",
         },
         {
             "trial": "1", "commit": "bbb", "status": "discard", "score": "1.5", "delta": "-0.5",
-            "seconds": "1.0", "accuracy": "", "loss": "", "reason": "", "description": "worse: caf\u00e9",
+            "runs": "1", "spread": "", "lines": "", "seconds": "1.0", "accuracy": "", "loss": "", "reason": "", "description": "worse: caf\u00e9",
         },
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -163,11 +164,15 @@ def test_collect_only_lists_the_tests_and_runs_nothing(project: Project) -> None
 
 def test_xdist_style_numprocesses_is_refused(project: Project) -> None:
     project.init()
-    conftest = "def pytest_addoption(parser):\n    parser.addoption('--numprocesses', dest='numprocesses')\n"
-    (project.outside / "fakexdist.py").write_text(conftest)
+    if importlib.util.find_spec("xdist") is not None:
+        plugin = ["-n", "2"]
+    else:  # the option as pytest-xdist defines it
+        conftest = "def pytest_addoption(parser):\n    parser.addoption('--numprocesses', dest='numprocesses')\n"
+        (project.outside / "fakexdist.py").write_text(conftest)
+        plugin = ["-p", "fakexdist", "--numprocesses=2"]
     before = _repo_state(project)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "fakexdist", "--numprocesses=2", "--autoresearch"],
+        [sys.executable, "-m", "pytest", *plugin, "--autoresearch"],
         cwd=project.path,
         capture_output=True,
         text=True,

@@ -1,0 +1,121 @@
+"""How often luck gets kept: false-keep rate and power of the keep rules, by simulation.
+
+A synthetic evaluator returns the candidate's true score plus Gaussian noise (sigma = 1).
+For each rule, many independent runs of the loop are simulated on no-op proposals (the
+true score never changes: every keep is luck) and on real improvements of a few
+noise-widths (every discard is a miss). It reports, per rule:
+
+- the chance that the first no-op proposal after the baseline is kept;
+- false keeps per no-op trial over 100-trial runs (the branch filling with luck), and the
+  improvement the log then claims although the true score never moved (in sigmas);
+- the share of real improvements of 2, 3 and 4 sigma that are kept (one proposal, tested
+  right after the baseline);
+- the evaluator runs a trial costs on average.
+
+It uses the loop's own :mod:`pytest_autoresearch.noise` code, so the figures are those of
+the defaults the plugin ships. Run: ``.venv/bin/python bench/noise.py [--seeds 400]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pytest_autoresearch.noise import (  # noqa: E402
+    DEFAULT_BASELINE_RUNS,
+    DEFAULT_CONFIRM_RUNS,
+    DEFAULT_K,
+    DEFAULT_NOISY_BASELINE_RUNS,
+    Noise,
+    NoiseRule,
+    mean,
+)
+
+
+class Loop:
+    """The keep decision of the plugin for a goal="min" metric, on a simulated evaluator."""
+
+    def __init__(self, rng: random.Random, rule: NoiseRule | None, baseline_runs: int, noisy_baseline_runs: int) -> None:
+        self.rng, self.rule = rng, rule
+        self.runs = 0
+        scores = [self.sample(0.0) for _ in range(baseline_runs if rule else 1)]
+        self.noise = Noise()
+        if rule is not None:
+            if len(set(scores)) > 1:
+                scores += [self.sample(0.0) for _ in range(max(0, noisy_baseline_runs - len(scores)))]
+            self.noise.add(scores)
+        self.best, self.best_true = mean(scores), 0.0
+
+    def sample(self, true: float) -> float:
+        self.runs += 1
+        return true + self.rng.gauss(0.0, 1.0)
+
+    def trial(self, true: float) -> bool:
+        """One proposal whose true score is ``true``; True when it is kept."""
+        scores = [self.sample(true)]
+        if self.rule is None:  # the naive rule: one run, strictly better
+            keep = scores[0] < self.best
+        else:
+            if self.rule.worth_confirming(self.best - scores[0], self.noise, fewer_lines=False):
+                scores += [self.sample(true) for _ in range(self.rule.confirm_runs)]
+                self.noise.add(scores)
+            keep = len(scores) > 1 and self.best - mean(scores) > self.rule.threshold(self.noise)
+        if keep:
+            self.best, self.best_true = mean(scores), true
+        return keep
+
+
+def simulate(rule: NoiseRule | None, seeds: int, baseline_runs: int, noisy_baseline_runs: int) -> dict[str, float]:
+    false_keeps = trials = runs = first = 0
+    claimed = 0.0
+    for seed in range(seeds):
+        loop = Loop(random.Random(seed), rule, baseline_runs, noisy_baseline_runs)
+        start, baseline = loop.runs, loop.best
+        for n in range(100):
+            kept = loop.trial(0.0)
+            first += kept and n == 0
+            false_keeps += kept
+            trials += 1
+        runs += loop.runs - start
+        claimed += baseline - loop.best
+    power = {}
+    for d in (2, 3, 4):
+        kept = sum(Loop(random.Random(10_000 + s), rule, baseline_runs, noisy_baseline_runs).trial(-float(d)) for s in range(seeds))
+        power[d] = kept / seeds
+    return {
+        "first": first / seeds,
+        "false_keep": false_keeps / trials,
+        "claimed": claimed / seeds,
+        "runs_per_trial": runs / trials,
+        **{f"power_{d}": p for d, p in power.items()},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=400)
+    args = parser.parse_args()
+    rows = [("naive: one run, keep if better", None, 1, 1)]
+    for k in (1.0, 1.5, 2.0, 3.0):
+        for confirm in (1, 2, 4):
+            for top_up in (DEFAULT_BASELINE_RUNS, DEFAULT_NOISY_BASELINE_RUNS):
+                default = k == DEFAULT_K and confirm == DEFAULT_CONFIRM_RUNS and top_up == DEFAULT_NOISY_BASELINE_RUNS
+                name = f"k={k:g} confirm={confirm} noisy baseline={top_up}" + ("  <- default" if default else "")
+                rows.append((name, NoiseRule(k=k, confirm_runs=confirm), DEFAULT_BASELINE_RUNS, top_up))
+    print(f"false keeps of no-op proposals and power on real gains, noise sigma = 1, {args.seeds} simulated runs each")
+    print(f"{'rule':48} {'1st no-op':>9} {'false keep':>10} {'claimed':>8} {'kept 2s':>8} {'kept 3s':>8} {'kept 4s':>8} {'runs/trial':>10}")
+    for name, rule, base, top in rows:
+        r = simulate(rule, args.seeds, base, top)
+        print(
+            f"{name:48} {r['first']:9.1%} {r['false_keep']:10.2%} {r['claimed']:7.2f}s {r['power_2']:8.0%} "
+            f"{r['power_3']:8.0%} {r['power_4']:8.0%} {r['runs_per_trial']:10.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

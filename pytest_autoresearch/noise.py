@@ -1,0 +1,88 @@
+"""How much of a score is luck: the evaluator's noise, and the rule that keeps luck off the branch.
+
+The baseline runs more than once. Identical scores mean a deterministic evaluator, and one
+run per trial decides. Differing scores mean noise: its spread (the standard deviation of a
+single run) is estimated from every group of repeated runs the loop makes, pooled, and a
+candidate is kept only when the mean of its runs beats the best by more than
+``max(min_delta, k * spread)``. Candidates that do not look promising on their first run are
+not repeated, so noise costs extra runs only where a keep is possible.
+
+Pure arithmetic, no I/O: the same code decides in the loop and in the benchmark that chose
+its defaults (``bench/noise.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+
+#: Defaults chosen by bench/noise.py (see the README's "Noise" section for the figures).
+DEFAULT_BASELINE_RUNS = 2
+DEFAULT_NOISY_BASELINE_RUNS = 5
+DEFAULT_CONFIRM_RUNS = 2
+DEFAULT_K = 2.0
+
+
+def mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def stdev(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+@dataclasses.dataclass
+class Noise:
+    """What the run knows of its evaluator's noise: pooled over groups of repeated runs."""
+
+    sum_squares: float = 0.0  # sum over groups of (runs - 1) * variance
+    dof: int = 0  # sum over groups of (runs - 1)
+    observed: bool = False  # some group of repeated runs
+
+    def add(self, scores: Sequence[float]) -> None:
+        if len(scores) < 2:
+            return
+        self.observed = True
+        self.sum_squares += (len(scores) - 1) * stdev(scores) ** 2
+        self.dof += len(scores) - 1
+
+    def add_summary(self, runs: int, spread: float | None) -> None:
+        """A group known only by its run count and spread (a resumed run's log rows)."""
+        if runs >= 2 and spread is not None:
+            self.observed = True
+            self.sum_squares += (runs - 1) * spread**2
+            self.dof += runs - 1
+
+    @property
+    def deterministic(self) -> bool:
+        return self.observed and self.sum_squares == 0.0
+
+    @property
+    def spread(self) -> float:
+        return math.sqrt(self.sum_squares / self.dof) if self.dof else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseRule:
+    min_delta: float = 0.0
+    k: float = DEFAULT_K
+    confirm_runs: int = DEFAULT_CONFIRM_RUNS
+
+    def threshold(self, noise: Noise) -> float:
+        """The improvement a candidate's mean must exceed to be kept."""
+        return max(self.min_delta, self.k * noise.spread)
+
+    def worth_confirming(self, gain: float, noise: Noise, fewer_lines: bool) -> bool:
+        """Whether a first run is promising enough to pay for confirmation runs: any gain at
+        all, or, for a simpler candidate, a score within the threshold of the best."""
+        if noise.deterministic or not noise.observed:
+            return False
+        return gain > 0 or (fewer_lines and gain > -self.threshold(noise))
+
+
+def improvement_of(scores: Iterable[float], best: float, goal: str) -> float:
+    """Positive when the mean of ``scores`` is better than ``best``, whatever the goal."""
+    m = mean(list(scores))
+    return best - m if goal == "min" else m - best
