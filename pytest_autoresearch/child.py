@@ -160,6 +160,7 @@ class TrialReporter:
                 fit["score"] = recorded.score
                 fit["metrics"] = recorded.metrics
                 fit["bounds"] = {name: list(bound) for name, bound in recorded.bounds.items()}
+                fit["artifacts"] = recorded.artifacts
 
     def _shadowed(self) -> list[str]:
         if not self.shadow:

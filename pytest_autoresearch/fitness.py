@@ -8,8 +8,11 @@ scores at the end of the run.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -23,6 +26,7 @@ GOAL_PROP = "fitness.goal"
 METRIC_PREFIX = "fitness.metric."
 MIN_PREFIX = "fitness.min."
 MAX_PREFIX = "fitness.max."
+ARTIFACT_PREFIX = "fitness.artifact."
 
 MARKER_HELP = (
     'fitness(goal="min"|"max", primary=False, holdout=False): the test records a score with the '
@@ -50,6 +54,7 @@ class Recorded(NamedTuple):
     goal: str | None
     metrics: dict[str, float]
     bounds: dict[str, tuple[float | None, float | None]]
+    artifacts: dict[str, str]  # name -> SHA-256
 
 
 def fitness_spec(item: pytest.Item) -> FitnessSpec | None:
@@ -141,6 +146,20 @@ class Fitness:
         if high is not None:
             self._item.user_properties.append((MAX_PREFIX + name, high))
 
+    def artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Record a file the evaluation produced (model weights, a report) by its SHA-256, so the
+        audit trail can tie every kept trial to exactly what it made. Returns the hash."""
+        __tracebackhide__ = True
+        target = Path(path)
+        if not target.is_file():
+            pytest.fail(f"fitness.artifact({str(path)!r}): no such file")
+        digest = hashlib.sha256()
+        with target.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        self._item.user_properties.append((ARTIFACT_PREFIX + (name or target.name), digest.hexdigest()))
+        return digest.hexdigest()
+
     def __repr__(self) -> str:
         return f"<Fitness goal={self.goal} score={self.score!r} metrics={self.metrics!r}>"
 
@@ -196,6 +215,7 @@ def read_properties(properties: Sequence[tuple[str, object]]) -> Recorded:
     metrics: dict[str, float] = {}
     low: dict[str, float] = {}
     high: dict[str, float] = {}
+    artifacts: dict[str, str] = {}
     for name, value in properties:
         if name == SCORE_PROP:
             score = float(value)  # type: ignore[arg-type]
@@ -207,8 +227,10 @@ def read_properties(properties: Sequence[tuple[str, object]]) -> Recorded:
             low[name[len(MIN_PREFIX):]] = float(value)  # type: ignore[arg-type]
         elif name.startswith(MAX_PREFIX):
             high[name[len(MAX_PREFIX):]] = float(value)  # type: ignore[arg-type]
+        elif name.startswith(ARTIFACT_PREFIX):
+            artifacts[name[len(ARTIFACT_PREFIX):]] = str(value)
     bounds = {n: (low.get(n), high.get(n)) for n in set(low) | set(high)}
-    return Recorded(score, goal, metrics, bounds)
+    return Recorded(score, goal, metrics, bounds, artifacts)
 
 
 def broken_bound(value: float, bound: tuple[float | None, float | None]) -> str | None:
@@ -266,7 +288,7 @@ class FitnessPlugin:
         if not self.rows or self.config.get_verbosity() < -1:
             return
         table = [("test", "score", "goal", "metrics")]
-        for nodeid, (score, goal, metrics, bounds) in self.rows.items():
+        for nodeid, (score, goal, metrics, bounds, _artifacts) in self.rows.items():
             shown = []
             for name, value in metrics.items():
                 broken = broken_bound(value, bounds[name]) if name in bounds else None

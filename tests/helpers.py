@@ -161,3 +161,38 @@ def processes_with(marker: str) -> list[int]:
         if marker in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_copy(name: str, dest: Path) -> Path:
+    """A fresh copy of ``examples/<name>`` in ``dest``, committed to a new git repository,
+    as a user who starts from the example would have it."""
+    import shutil
+
+    target = dest / name
+    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("__pycache__", ".autoresearch", ".pytest_cache"))
+    env = {**os.environ, **GIT_ENV}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", f"{name} example"]):
+        subprocess.run(["git", *args], cwd=target, env=env, check=True, capture_output=True)
+    return target
+
+
+def run_pytest(cwd: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> pytest.RunResult:
+    """``python -m pytest ARGS`` in ``cwd``."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
+    return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start)
+
+
+def results_of(copy: Path, tag: str = "t") -> list[dict[str, str]]:
+    with (copy / ".autoresearch" / tag / "results.tsv").open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
