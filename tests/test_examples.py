@@ -48,4 +48,4 @@ def test_the_readme_command_runs_the_loop_on_a_temporary_copy() -> None:
 def test_an_unknown_example_is_named() -> None:
     proc = subprocess.run([sys.executable, str(EXAMPLES / "run.py"), "nope"], capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "no example 'nope'; known: quickstart" in proc.stderr
+    assert "no example 'nope'; known: buildtime, clinical, prompt, quickstart, sqlite, tinygpt" in proc.stderr
