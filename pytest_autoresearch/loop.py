@@ -42,8 +42,9 @@ from .surface import Surface, normalize
 
 __all__ = ["FatalError", "Pending", "ResearchLoop", "SetupError"]
 
-#: How many times a candidate that beat its parent is re-applied on a best that moved meanwhile.
-MAX_REAPPLY = 5
+#: How many times a candidate that beat its parent is re-applied on a best that moved meanwhile
+#: (each time means another trial was kept, so this only guards against a pathological run).
+MAX_REAPPLY = 50
 
 
 class FatalError(Exception):
