@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_autoresearch.noise import (  # noqa: E402
+from pytest_autoresearch.noise import (
     DEFAULT_BASELINE_RUNS,
     DEFAULT_CONFIRM_RUNS,
     DEFAULT_K,

@@ -142,6 +142,10 @@ class Driver:
                 f"branch {loop.branch}, folder {loop.run_dir}"
             )
             self._say(f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; {self._stop_rules()}")
+            if s.workers > 1 or s.backend != "local":
+                devices = f", devices {','.join(s.devices)}" if s.devices else ""
+                where = "" if s.backend == "local" else f" on {s.backend}"
+                self._say(f"autoresearch: {s.workers} workers{where}{devices}: up to {s.workers} trials in flight, each from the best when it starts")
             if loop.r.resumed:
                 self._say(f"autoresearch: {loop.notes.pop(0)}")
                 self.ran_baseline = True
@@ -182,6 +186,9 @@ class Driver:
         return f"no stop rule: runs until Ctrl-C or `touch {stop}`, keeping every finished trial"
 
     def _trials(self, session: pytest.Session) -> None:
+        if self.settings.workers > 1 or self.settings.backend != "local":
+            self._trials_in_parallel(session)
+            return
         loop, s = self.loop, self.settings
         first, started = loop.next_trial, time.monotonic()
         for number in itertools.count(first):
@@ -207,6 +214,39 @@ class Driver:
                 break
             if session.shouldstop or session.shouldfail:
                 break
+
+    def _trials_in_parallel(self, session: pytest.Session) -> None:
+        """K trials in flight (:mod:`~pytest_autoresearch.workers`); each is reported as it ends."""
+        from .workers import Schedule, make_runner
+
+        loop, s = self.loop, self.settings
+        first, started = loop.next_trial, time.monotonic()
+
+        def propose(number: int) -> Proposal | None:
+            if s.trials is not None and number - first >= s.trials:
+                return None
+            if reason := loop.stop_reason(started):
+                self.stop_reason = reason
+                return None
+            try:
+                proposal = loop.propose(number)
+            except AgentExhausted as exc:
+                self.stop_reason = str(exc)
+                return None
+            if s.trials is None:
+                session.testscollected += 1
+            return proposal
+
+        def report(record: TrialRecord) -> bool:
+            self._report(session, record.trial, record=record)
+            if session.testsfailed:
+                self.stop_reason = "an internal error ended the loop (see the failure above)"
+            return not (session.testsfailed or session.shouldstop or session.shouldfail)
+
+        try:
+            Schedule(loop, make_runner(loop)).run(first, propose, report)
+        except FatalError as exc:
+            raise pytest.UsageError(f"autoresearch: {exc}") from None
 
     def _report(
         self, session: pytest.Session, number: int, *, proposal: Proposal | None = None, record: TrialRecord | None = None

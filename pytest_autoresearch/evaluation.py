@@ -7,16 +7,21 @@ the trial's deadline, bytecode writing off, secrets removed, and optionally unde
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
+import git
 import pytest
 
 from .records import RunResult
-from .runsetup import Run
+from .runsetup import Run, Slot
 from .sandbox import bwrap_args, environment, scrub
 from .settings import Settings
 from .trial import TrialCommand, pytest_argv, run
+
+_CONFIG_FILES = ("*.py", "*.toml", "*.ini", "*.cfg", "*.txt")
+_XDIST_FLAGS = ("-n", "-d", "-f", "--dist", "--tx", "--looponfail", "--maxprocesses", "--rsyncdir")
 
 
 class Evaluator:
@@ -32,52 +37,59 @@ class Evaluator:
         assert self.run.worktree is not None
         return self.run.worktree.path
 
-    def in_worktree(self, path: Path) -> Path:
+    def in_worktree(self, path: Path, slot: Slot | None = None) -> Path:
+        """``path`` of the user's repository, in the worktree of ``slot`` (default: slot 0)."""
+        root = self.worktree if slot is None else slot.worktree.path
         rel = os.path.relpath(path.resolve(), self.run.repo.root)
-        return self.worktree if rel == "." else self.worktree / rel
+        return root if rel == "." else root / rel
 
     def inside_repo(self, path: Path) -> bool:
         resolved = path.resolve()
         return resolved.is_relative_to(self.run.repo.root) and not resolved.is_relative_to(self.run.folder.path.resolve())
 
-    def command(self, holdout_only: bool = False) -> TrialCommand:
+    def command(self, holdout_only: bool = False, slot: Slot | None = None) -> TrialCommand:
         s, run_ = self.settings, self.run
+        slot = slot or run_.home
+        assert slot is not None
+        here = lambda path: self.in_worktree(path, slot)
         args = ["-x", "-o", f"cache_dir={run_.folder.cache}"]
         if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
             args += ["-p", "pytest_autoresearch.plugin"] + (["-p", "pytest_timeout"] if self._has_timeout_plugin() else [])
+        args += self.trimmed
         if self.timeout is not None and self._pytest_timeout_is_ours():
             # below the hard deadline, so a hung test is reported with its traceback
             margin = min(2.0, max(1.0, 0.2 * self.timeout))
             args.append(f"--timeout={max(self.timeout / 2, self.timeout - margin):g}")
         args += s.forward_args
         if s.inifile is not None:
-            args += ["-c", str(self.in_worktree(s.inifile) if self.inside_repo(s.inifile) else s.inifile)]
+            args += ["-c", str(here(s.inifile) if self.inside_repo(s.inifile) else s.inifile)]
         if s.rootdir_given:
-            args.append(f"--rootdir={self.in_worktree(s.rootdir)}")
+            args.append(f"--rootdir={here(s.rootdir)}")
         for arg in s.test_args:
             path, sep, rest = arg.partition("::")
             if Path(path).is_absolute() and self.inside_repo(Path(path)):
-                arg = str(self.in_worktree(Path(path))) + sep + rest
+                arg = str(here(Path(path))) + sep + rest
             args.append(arg)
-        cwd = self.in_worktree(s.test_args_dir if self.inside_repo(s.test_args_dir) else s.rootdir)
+        cwd = here(s.test_args_dir if self.inside_repo(s.test_args_dir) else s.rootdir)
         env, self.scrubbed = scrub(os.environ, s.pass_env)
+        env.update(slot.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-second, same-size edit must not reuse stale bytecode
         if env.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.pathsep.join(
-                str(self.in_worktree(Path(p))) if Path(p).is_absolute() and self.inside_repo(Path(p)) else p
+                str(here(Path(p))) if Path(p).is_absolute() and self.inside_repo(Path(p)) else p
                 for p in env["PYTHONPATH"].split(os.pathsep)
             )
         sandbox = None
         if s.sandbox:
-            assert run_.manifest is not None
             env = environment(env)
+            root = slot.worktree.path
             sandbox = tuple(
                 bwrap_args(
                     repo_root=run_.repo.root,
-                    worktree=self.worktree,
-                    frozen=[self.worktree / p for p in run_.manifest.blobs],
+                    worktree=root,
+                    frozen=[root / p for p in slot.manifest.blobs],
                     writable=[run_.folder.cache],
-                    readable=[run_.folder.manifest, *(Path(os.path.realpath(self.worktree / c)) for c in run_.carry)],
+                    readable=[slot.manifest_file, *(Path(os.path.realpath(root / c)) for c in run_.carry)],
                     cwd=cwd,
                 )
             )
@@ -86,11 +98,42 @@ class Evaluator:
             cwd=cwd,
             env=env,
             shadow=tuple(str(run_.repo.root / (run_.prefix + p)) for p in run_.surface_files),
-            manifest=run_.folder.manifest,
+            manifest=slot.manifest_file,
             memory_mb=s.memory_mb,
             sandbox=sandbox,
             holdout_only=holdout_only,
         )
+
+    @functools.cached_property
+    def trimmed(self) -> list[str]:
+        """``-p no:NAME`` for autoloaded plugins a trial does not need, which cost every trial's
+        start-up: anyio's (it serves only tests that use anyio) and xdist's (the driver refuses -n,
+        so trials never distribute). Each stays when the suite or its options mention it."""
+        s, pm = self.settings, self.config.pluginmanager
+        if not s.trim_plugins or os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+            return []
+        options = " ".join([*s.forward_args, os.environ.get("PYTEST_ADDOPTS", ""), *self._addopts()])
+        out = []
+        for name, entries in (("anyio", ("anyio",)), ("xdist", ("xdist", "xdist.looponfail"))):
+            if pm.has_plugin(name) and name not in options and not self._suite_mentions(name):
+                if name == "xdist" and any(flag in options.split() for flag in _XDIST_FLAGS):
+                    continue
+                out += [arg for entry in entries for arg in ("-p", f"no:{entry}")]
+        return out
+
+    def _addopts(self) -> list[str]:
+        try:
+            return [str(a) for a in self.config.getini("addopts")]
+        except ValueError:
+            return []
+
+    def _suite_mentions(self, word: str) -> bool:
+        """Whether any committed Python or configuration file of the repository names ``word``."""
+        try:
+            self.run.repo.git.grep("-q", "-I", "-w", "-e", word, self.run.start_commit, "--", *_CONFIG_FILES)
+        except git.GitCommandError:
+            return False
+        return True
 
     def _has_timeout_plugin(self) -> bool:
         return self.config.pluginmanager.hasplugin("timeout")
@@ -106,16 +149,21 @@ class Evaluator:
         except ValueError:
             return True
 
-    def evaluate(self, number: int, attempt: int = 1, holdout_only: bool = False) -> RunResult:
-        """One run of the suite on the worktree as it is; its log is trials/NNN[.runK|.holdout].log."""
+    def evaluate(self, number: int, attempt: int = 1, holdout_only: bool = False, slot: Slot | None = None) -> RunResult:
+        """One run of the suite on a worktree as it is; its log is trials/NNN[.runK|.holdout].log.
+
+        Safe to call from several threads at once, for different slots.
+        """
         folder = self.run.folder
+        slot = slot or self.run.home
+        assert slot is not None
         suffix = ".holdout" if holdout_only else "" if attempt == 1 else f".run{attempt}"
         try:
             return run(
-                self.command(holdout_only),
+                self.command(holdout_only, slot),
                 self.timeout,
                 folder.trials / f"{number:03d}{suffix}.log",
-                started=folder.trial_started,
+                started=lambda pgid: folder.trial_started(pgid, slot.index),
             )
         finally:
-            folder.trial_ended()
+            folder.trial_ended(slot.index)

@@ -132,7 +132,7 @@ class Fitness:
         self.score = score
         self._item.user_properties.append((SCORE_PROP, score))
 
-    def metric(self, name: str, value: object, *, min: object = None, max: object = None) -> None:  # noqa: A002
+    def metric(self, name: str, value: object, *, min: object = None, max: object = None) -> None:
         """Record a named number; ``min``/``max`` make it a gate: under ``--autoresearch`` a
         candidate that leaves the bounds is not kept, whatever its primary score."""
         __tracebackhide__ = True

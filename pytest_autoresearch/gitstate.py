@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import tempfile
 from pathlib import Path
 
 import git
@@ -86,6 +87,13 @@ class Repository:
             if kind == "blob":
                 out[path] = sha
         return out
+
+    def show(self, commit: str, path: str) -> str | None:
+        """The text of ``path`` in ``commit``; None when it has no such file (or it is not text)."""
+        try:
+            return self.git.show(f"{commit}:{path}", strip_newline_in_stdout=False)
+        except (git.GitCommandError, UnicodeDecodeError):
+            return None
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         try:
@@ -240,6 +248,33 @@ class Worktree:
             return target.read_text(encoding="utf-8") if target.is_file() and not target.is_symlink() else None
         except (UnicodeDecodeError, OSError):
             return None
+
+
+def merge_texts(ours: str, base: str, theirs: str) -> str | None:
+    """Three-way merge of one file's texts; None on a conflict.
+
+    When no side added or removed lines (the usual case for changed settings), each line is
+    merged on its own, so changes to neighbouring lines combine; otherwise ``git merge-file``
+    decides, which wants an unchanged line between two changes.
+    """
+    lines = [text.splitlines(keepends=True) for text in (ours, base, theirs)]
+    if len({len(side) for side in lines}) == 1:
+        merged = []
+        for o, b, t in zip(*lines):
+            if o != b and t != b and o != t:
+                return None
+            merged.append(t if o == b else o)
+        return "".join(merged)
+    with tempfile.TemporaryDirectory(prefix="autoresearch-merge-") as folder:
+        paths = []
+        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(folder) / name
+            path.write_text(text, encoding="utf-8", newline="")
+            paths.append(str(path))
+        proc = subprocess.run(["git", "merge-file", "-p", "-q", *paths], capture_output=True)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.decode("utf-8")
 
 
 def trailers(pairs: dict[str, object]) -> str:

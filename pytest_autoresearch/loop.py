@@ -16,12 +16,13 @@ presents it as pytest items.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 import pytest
 
@@ -30,16 +31,20 @@ from .agents import Agent, AgentError, AgentExhausted, ProposalContext
 from .decision import rule_of
 from .evaluation import Evaluator
 from .fitness import broken_bound
-from .gitstate import ZERO, Worktree, trailers
+from .gitstate import ZERO, Worktree, merge_texts, trailers
 from .noise import DEFAULT_NOISY_BASELINE_RUNS, Noise, mean, stdev
 from .proposal import Limits, Proposal, check, one_line
 from .records import MetricSpec, RunResult, TrialRecord, improvement, is_better
 from .results_log import ResultsLog
-from .runsetup import Run, SetupError, start_run
+from .runsetup import Run, SetupError, Slot, start_run
 from .settings import Settings
 from .surface import Surface, normalize
 
-__all__ = ["FatalError", "ResearchLoop", "SetupError"]
+__all__ = ["FatalError", "Pending", "ResearchLoop", "SetupError"]
+
+#: How many times a candidate that beat its parent is re-applied on a best that moved meanwhile
+#: (each time means another trial was kept, so this only guards against a pathological run).
+MAX_REAPPLY = 50
 
 
 class FatalError(Exception):
@@ -85,6 +90,24 @@ def _signals_held() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+@dataclasses.dataclass
+class Pending:
+    """A trial in flight: its candidate written into a worker's slot, its runs under way."""
+
+    number: int
+    proposal: Proposal
+    description: str
+    slot: Slot
+    parent: TrialRecord  # the best it started from (or was re-applied on)
+    changes: dict[str, str | None]
+    lines: int
+    tree: str = ""
+    runs: Generator[int, RunResult, tuple[TrialRecord, list[RunResult], list[str]]] | None = None
+    first: int = 1  # the attempt its driver runs first
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    reapplied: list[int] = dataclasses.field(default_factory=list)  # bests it was re-applied on
+
+
 class ResearchLoop:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
@@ -109,7 +132,7 @@ class ResearchLoop:
         self._columns: dict[tuple[str, str], str] = {}  # (nodeid, metric or "") -> column
         self._unpriced_noted = False
         self._session_start = 1  # this session's first trial (a resumed run continues the numbering)
-        self._repinned: list[str] = []  # frozen files the loop itself changed in a kept commit
+        self._pins: dict[str, str] = {}  # frozen files the loop itself rewrote in a kept commit -> blob
 
     # -- the run and what the driver shows of it -----------------------------------------
 
@@ -147,7 +170,7 @@ class ResearchLoop:
 
     @property
     def next_trial(self) -> int:
-        return self.records[-1].trial + 1 if self.records else 0
+        return max(r.trial for r in self.records) + 1 if self.records else 0
 
     @property
     def best(self) -> TrialRecord:
@@ -444,66 +467,162 @@ class ResearchLoop:
             raise FatalError(f"agent {self.settings.agent_spec} returned {type(proposal).__name__}, not a Proposal")
         return proposal
 
+    # -- one trial: begin (write the candidate), runs (one or more), finish (judge, record) --
+
     def step(self, number: int, proposal: Proposal) -> TrialRecord:
-        """Evaluate one proposal and record its verdict."""
+        """Evaluate one proposal and record its verdict, start to end (one worker)."""
+        slot = self.r.slots[0]
+        started = self.begin(number, proposal, slot)
+        if isinstance(started, TrialRecord):
+            return started
+        attempt: int | TrialRecord = started.first
+        try:
+            while not isinstance(attempt, TrialRecord):
+                attempt = self.advance(started, self.ev.evaluate(number, attempt, slot=slot))
+        except KeyboardInterrupt:
+            self.abort(started)
+            raise
+        return attempt
+
+    def begin(self, number: int, proposal: Proposal, slot: Slot) -> TrialRecord | Pending:
+        """Check a proposal and write it into ``slot`` on top of the current best: the trial in
+        flight, or its record when it was invalid (then nothing runs)."""
         run_, best = self.r, self.best
         description = one_line(proposal.description or "(no description)")
         self._keep_exchange(number, proposal)
         self._account(proposal)
         changes, reason = check(proposal, run_.surface, self.read, self.limits)
         if reason is None:
-            reason = next((why for p in changes if (why := self.worktree.unsafe(run_.prefix + p))), None)
+            reason = next((why for p in changes if (why := slot.worktree.unsafe(run_.prefix + p))), None)
         if reason is not None:
             self.last_failure = f"trial {number} was rejected before running: {reason}"
-            record = TrialRecord(number, "invalid", description, parent=best.commit, reason=one_line(reason), usage=proposal.usage)
+            record = TrialRecord(
+                number, "invalid", description, parent=best.commit, parent_trial=best.trial, reason=one_line(reason), usage=proposal.usage
+            )
             with _signals_held():
                 self._commit_record(record, branch_from=None)
             return record
-        reset_to, tampered = best.commit, []
         lines = sum(_lines(text) - _lines(self.read(p)) for p, text in changes.items())
+        pending = Pending(number, proposal, description, slot, best, changes, lines)
         try:
-            self.worktree.write(changes, run_.prefix)
-            tree = self.worktree.stage([run_.prefix + p for p in changes])
-            started = time.monotonic()
-            try:
-                record, results, tampered = self._evaluate(number, description, best, lines)
-            except KeyboardInterrupt:
-                record = TrialRecord(
-                    number, "crash", description, parent=best.commit, seconds=time.monotonic() - started,
-                    reason="interrupted (Ctrl-C or SIGTERM) before it was judged", usage=proposal.usage, lines=lines,
-                )
-                with _signals_held():
-                    record.commit = self.worktree.commit_tree(tree, best.commit, self._message(record))
-                    self._commit_record(record, branch_from=None)
-                raise
-            record.usage = proposal.usage
-            if record.status == "keep" and any(self.review.matches(p) for p in changes):
-                record.status = "review"
-                record.reason = "touches " + ", ".join(p for p in sorted(changes) if self.review.matches(p)) + " (autoresearch_review)"
+            self._write(pending)
+        except BaseException:
+            self._reset_slot(slot, best.commit)
+            raise
+        return pending
+
+    def _write(self, p: Pending) -> None:
+        """The candidate into its slot, on top of its parent; its runs start."""
+        if p.slot.at != p.parent.commit:
+            self._reset_slot(p.slot, p.parent.commit)
+        p.slot.worktree.write(p.changes, self.r.prefix)
+        p.tree = p.slot.worktree.stage([self.r.prefix + path for path in p.changes])
+        p.runs = self._runs(p)
+        p.first = next(p.runs)
+
+    def advance(self, p: Pending, result: RunResult) -> int | TrialRecord:
+        """Take the result of one run of a trial in flight: the next run it needs (its attempt
+        number), or, once it is judged, its record (logged, refs moved, slot reset)."""
+        assert p.runs is not None
+        try:
+            return p.runs.send(result)
+        except StopIteration as stop:
+            record, results, tampered = stop.value
+        except BaseException:
+            self._reset_slot(p.slot, self.best.commit)
+            raise
+        return self._finish(p, record, results, tampered)
+
+    def _finish(self, p: Pending, record: TrialRecord, results: list[RunResult], tampered: list[str]) -> int | TrialRecord:
+        run_, slot = self.r, p.slot
+        record.usage = p.proposal.usage
+        if p.reapplied:
+            record.reason = one_line(f"{record.reason}; re-applied on trial {', '.join(map(str, p.reapplied))}, kept while it ran", 300)
+        if record.status == "keep" and any(self.review.matches(path) for path in p.changes):
+            record.status = "review"
+            record.reason = "touches " + ", ".join(path for path in sorted(p.changes) if self.review.matches(path)) + " (autoresearch_review)"
+        if record.status == "keep" and p.parent.commit != self.best.commit:
+            again = self._reapply(p, record)
+            if again is not None:
+                return again
+        try:
             with _signals_held():
+                tree = self._update_fitness_json(results, p.tree, slot) if record.status == "keep" else p.tree
+                record.commit = slot.worktree.commit_tree(tree, p.parent.commit, self._message(record))
                 if record.status == "keep":
-                    tree = self._update_fitness_json(results, tree)
-                record.commit = self.worktree.commit_tree(tree, best.commit, self._message(record))
-                if record.status == "keep":
-                    run_.surface_files = sorted(set(run_.surface_files) | set(changes))
-                self._commit_record(record, branch_from=best.commit if record.status == "keep" else None)
-            reset_to = record.commit if record.status == "keep" else best.commit
+                    run_.surface_files = sorted(set(run_.surface_files) | set(p.changes))
+                self._commit_record(record, branch_from=p.parent.commit if record.status == "keep" else None)
         finally:
-            self.worktree.reset(reset_to, keep=run_.carry)
-            if run_.manifest is not None:
-                moved = [p for p in tampered if p in run_.manifest.blobs] + self._repinned
-                self._repinned = []
-                if moved:
-                    self._restore_frozen(reset_to, moved)
+            self._reset_slot(slot, self.best.commit, tampered)
+            if run_.home is not None and run_.home is not slot and run_.home.at != self.best.commit:
+                self._reset_slot(run_.home, self.best.commit)
         return record
 
-    def _evaluate(self, number: int, description: str, best: TrialRecord, lines: int) -> tuple[TrialRecord, list[RunResult], list[str]]:
-        """Run the candidate (again, if the noise calls for it) and judge it."""
+    def _reapply(self, p: Pending, record: TrialRecord) -> int | None:
+        """A candidate beat the best it started from, but another trial was kept meanwhile:
+        merge its change into the new best and run it again (the attempt to run), or make it a
+        discard saying why it cannot be (a conflict, nothing left to change, the best kept moving)."""
+        best = self.best
+        self._reset_slot(p.slot, best.commit)
+        why: str | None = None
+        merged: dict[str, str | None] = {}
+        if len(p.reapplied) >= MAX_REAPPLY:
+            why = f"better than trial {p.parent.trial}, but the best moved {MAX_REAPPLY + 1} times while it ran"
+        else:
+            merged, why = self._merge(p, best)
+        if why is None:
+            _, why = check(Proposal(p.description, merged), self.r.surface, self.read, self.limits)
+        if why is not None:
+            record.status, record.reason = "discard", one_line(why, 300)
+            return None
+        p.reapplied.append(best.trial)
+        p.lines = sum(_lines(text) - _lines(self.read(path)) for path, text in merged.items())
+        p.parent, p.changes = best, merged
+        self._write(p)
+        return p.first
+
+    def _merge(self, p: Pending, best: TrialRecord) -> tuple[dict[str, str | None], str | None]:
+        """The candidate's change, three-way merged into ``best``'s files; or why it cannot be."""
+        merged: dict[str, str | None] = {}
+        for path, theirs in p.changes.items():
+            base = self.r.repo.show(p.parent.commit, self.r.prefix + path)
+            ours = self.read(path)
+            if ours == base or theirs == ours:
+                merged[path] = theirs
+            elif theirs == base:
+                merged[path] = ours
+            elif ours is None or base is None or theirs is None or (text := merge_texts(ours, base, theirs)) is None:
+                return {}, f"better than trial {p.parent.trial}, but its change to {path} conflicts with trial {best.trial}, kept while it ran"
+            else:
+                merged[path] = text
+        if all(text == self.read(path) for path, text in merged.items()):
+            return {}, f"better than trial {p.parent.trial}, but trial {best.trial}, kept while it ran, already holds its change"
+        return merged, None
+
+    def abort(self, p: Pending, reason: str = "interrupted (Ctrl-C or SIGTERM) before it was judged") -> TrialRecord:
+        """Log a trial in flight as a crash (the run is stopping) and reset its slot."""
+        record = TrialRecord(
+            p.number, "crash", p.description, parent=p.parent.commit, parent_trial=p.parent.trial,
+            seconds=time.monotonic() - p.started, reason=reason, usage=p.proposal.usage, lines=p.lines,
+        )
+        try:
+            with _signals_held():
+                if p.tree:
+                    record.commit = p.slot.worktree.commit_tree(p.tree, p.parent.commit, self._message(record))
+                self._commit_record(record, branch_from=None)
+        finally:
+            self._reset_slot(p.slot, self.best.commit)
+        return record
+
+    def _runs(self, p: Pending) -> Generator[int, RunResult, tuple[TrialRecord, list[RunResult], list[str]]]:
+        """Run the candidate (again, if the noise calls for it) and judge it. Yields the attempt
+        to run and receives its result, so that whoever drives it decides where runs happen."""
         assert self.metric is not None
-        result = self.ev.evaluate(number)
+        number, description, best, lines = p.number, p.description, p.parent, p.lines
+        result = yield 1
         if result.shadowed:
             raise FatalError(self._shadow_message(result.shadowed))
-        tampered = self._tampered(result)
+        tampered = self._tampered(result, p.slot)
         record = self._judge(number, description, best, result, tampered)
         record.lines = lines
         results = [result]
@@ -513,8 +632,8 @@ class ResearchLoop:
         gain = improvement(record.score, best.score, self.metric.goal)
         if self.rule.worth_confirming(gain, self.noise, fewer_lines=lines < 0):
             for attempt in range(2, 2 + self.rule.confirm_runs):
-                again = self.ev.evaluate(number, attempt)
-                tampered = self._tampered(again)
+                again = yield attempt
+                tampered = self._tampered(again, p.slot)
                 check = self._judge(number, description, best, again, tampered)
                 results.append(again)
                 record.seconds += again.seconds
@@ -539,13 +658,13 @@ class ResearchLoop:
         record.reason = one_line(decision.reason)
         return record, results, tampered
 
-    def _update_fitness_json(self, results: Sequence[RunResult], tree: str) -> str:
+    def _update_fitness_json(self, results: Sequence[RunResult], tree: str, slot: Slot) -> str:
         """In a kept commit, fitness.json (when the repository tracks one) gets the new scores."""
         run_ = self.r
         path = run_.prefix + ciguard.FILENAME
         if run_.manifest is None or path not in run_.manifest.blobs:
             return tree
-        target = self.worktree.path / path
+        target = slot.worktree.path / path
         saved = ciguard.load(target)
         scores: dict[str, list[float]] = {}
         goals: dict[str, str] = {}
@@ -557,22 +676,32 @@ class ResearchLoop:
         for nodeid, values in scores.items():
             saved[nodeid] = {"score": mean(values), "goal": goals[nodeid]}
         ciguard.save(target, saved)
-        new_tree = self.worktree.stage([path])
-        run_.manifest.blobs[path] = self.worktree.git.hash_object(str(target))
-        self._repinned.append(path)  # re-fingerprinted once the worktree is reset to the new commit
+        new_tree = slot.worktree.stage([path])
+        self._pins[path] = slot.worktree.git.hash_object(str(target))  # slots re-pin it as they reset to the new best
         return new_tree
 
-    def _restore_frozen(self, commit: str, paths: list[str]) -> None:
+    def _reset_slot(self, slot: Slot, commit: str, tampered: Sequence[str] = ()) -> None:
+        """Make a slot's worktree ``commit`` again, and its manifest what ``commit`` holds."""
+        slot.worktree.reset(commit, keep=self.r.carry)
+        slot.at = commit
+        moved = [p for p in tampered if p in slot.manifest.blobs]
+        for path, blob in self._pins.items():
+            if slot.manifest.blobs.get(path) != blob:
+                slot.manifest.blobs[path] = blob
+                moved.append(path)
+        if moved:
+            self._restore_frozen(slot, commit, moved)
+
+    def _restore_frozen(self, slot: Slot, commit: str, paths: list[str]) -> None:
         """After a reset: make sure it really restored these frozen files, then re-pin them."""
-        manifest = self.r.manifest
-        assert manifest is not None
+        manifest = slot.manifest
         stubborn = manifest.refresh(paths)
         if stubborn:
-            self.worktree.restore(commit, stubborn)
+            slot.worktree.restore(commit, stubborn)
             stubborn = manifest.refresh(stubborn)
         if stubborn:
             raise FatalError(f"frozen files could not be restored in the worktree: {', '.join(stubborn)}")
-        manifest.save(self.r.folder.manifest)
+        manifest.save(slot.manifest_file)
 
     def _message(self, record: TrialRecord) -> str:
         score = record.score if record.score is not None else "none"
@@ -587,21 +716,25 @@ class ResearchLoop:
             self._unpriced_noted = True
             self.note("this model has no price in litellm's list: --autoresearch-max-cost cannot count its cost (tokens are logged)")
 
-    def _tampered(self, result: RunResult) -> list[str]:
+    def _tampered(self, result: RunResult, slot: Slot) -> list[str]:
         """What the trial changed that it must not: frozen files (by git's account, by the
-        manifest's, by the trial's own), the run's files, your repository's hooks and config."""
+        manifest's, by the trial's own), the run's files, your repository's hooks and config.
+
+        With several workers, a change to a file trials share (the log, your .git) is laid at
+        the door of the trial judged when it is found; every trial's own files are its own.
+        """
         run_ = self.r
-        assert run_.manifest is not None and self.log is not None
-        frozen = set(run_.manifest.blobs)
-        found = {p for p in self.worktree.changed_tracked() if p in frozen}
-        found |= set(run_.manifest.changed())
+        assert self.log is not None
+        frozen = set(slot.manifest.blobs)
+        found = {p for p in slot.worktree.changed_tracked() if p in frozen}
+        found |= set(slot.manifest.changed())
         found |= {p for p in result.tampered if p in frozen or p.startswith("<")}
         if not self.log.intact():
             self.log.rewrite(self.records)
             found.add("<results.tsv>")
-        if run_.manifest.changed_file(run_.folder.manifest):
-            run_.manifest.save(run_.folder.manifest)
-            found.add("<manifest.json>")
+        if slot.manifest.changed_file(slot.manifest_file):
+            slot.manifest.save(slot.manifest_file)
+            found.add(f"<{slot.manifest_file.name}>")
         if not run_.folder.meta_intact():
             run_.folder.restore_meta()
             found.add("<run.json>")
@@ -613,7 +746,7 @@ class ResearchLoop:
         """The verdict on one run, short of the keep decision (the record's reason stays empty
         when the run passed everything)."""
         assert self.metric is not None
-        record = TrialRecord(number, "crash", description, parent=best.commit, seconds=result.seconds)
+        record = TrialRecord(number, "crash", description, parent=best.commit, parent_trial=best.trial, seconds=result.seconds)
         primary = next((f for f in result.fitness if f.nodeid == self.metric.nodeid), None)
         if tampered:
             record.status = "tamper"
@@ -694,7 +827,7 @@ class ResearchLoop:
         if self.run is None:
             return
         self.agent.close()
-        if self.run.worktree is not None:
-            self.run.repo.remove_worktree(self.run.worktree.path)
-            self.run.worktree = None
+        for slot in {id(s): s for s in [*self.run.slots, *([self.run.home] if self.run.home else [])]}.values():
+            self.run.repo.remove_worktree(slot.worktree.path)
+        self.run.worktree, self.run.home, self.run.slots = None, None, []
         self.run.folder.unlock()

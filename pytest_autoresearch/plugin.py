@@ -86,6 +86,25 @@ PATIENCE_HELP = "stop after this many trials in a row without a keep"
 SAVE_HELP = "write fitness.json at the rootdir: each fitness test's score and goal (for --autoresearch-check)"
 CHECK_HELP = "fail a fitness test whose score is worse than fitness.json's beyond autoresearch_tolerance"
 TOLERANCE_HELP = "how much worse than fitness.json a score may be under --autoresearch-check: 0.01, or 2% (default 0)"
+WORKERS_HELP = (
+    "trials in flight at once, each in its own worktree (default 1; with autoresearch_devices, one per device)"
+)
+DEVICES_HELP = (
+    "accelerators to share among the workers, e.g. 0,1,2,3: worker i gets CUDA_VISIBLE_DEVICES set to "
+    "the i-th (round robin)"
+)
+BACKEND_HELP = (
+    "where trials run: 'local' (subprocesses on this machine, the default) or 'ray[:ADDRESS]' (tasks on a "
+    "Ray cluster; needs pytest-autoresearch[ray])"
+)
+REMOTE_HELP = (
+    "the bare git repository distributed workers fetch candidates from and push trial refs to "
+    "(default: .autoresearch/<tag>/remote.git, which suits a cluster sharing this file system)"
+)
+TRIM_HELP = (
+    "leave plugins a trial does not need (anyio's, xdist's) out of its pytest start-up when that is "
+    "safe (default true)"
+)
 TESTS_HELP = (
     "arguments selecting the tests each trial runs (default: what plain pytest runs here, i.e. "
     "the command line's paths or testpaths)"
@@ -111,6 +130,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--autoresearch-time", metavar="DURATION", default=None, help=TIME_HELP)
     group.addoption("--autoresearch-target", metavar="SCORE", default=None, help=TARGET_HELP)
     group.addoption("--autoresearch-patience", metavar="N", default=None, help=PATIENCE_HELP)
+    group.addoption("--autoresearch-workers", metavar="K", default=None, help=WORKERS_HELP)
+    group.addoption("--autoresearch-devices", metavar="LIST", default=None, help=DEVICES_HELP)
+    group.addoption("--autoresearch-backend", metavar="BACKEND", default=None, help=BACKEND_HELP)
     group.addoption("--autoresearch-save", action="store_true", default=False, help=SAVE_HELP)
     group.addoption("--autoresearch-check", action="store_true", default=False, help=CHECK_HELP)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="args", default=[])
@@ -140,6 +162,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_target", TARGET_HELP, default="")
     parser.addini("autoresearch_patience", PATIENCE_HELP, default="")
     parser.addini("autoresearch_tolerance", TOLERANCE_HELP, default="")
+    parser.addini("autoresearch_workers", WORKERS_HELP, default="")
+    parser.addini("autoresearch_devices", DEVICES_HELP, type="args", default=[])
+    parser.addini("autoresearch_backend", BACKEND_HELP, default="")
+    parser.addini("autoresearch_remote", REMOTE_HELP, default="")
+    parser.addini("autoresearch_trim_plugins", TRIM_HELP, type="bool", default=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

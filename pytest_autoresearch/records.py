@@ -116,7 +116,7 @@ class TrialRecord:
     status: str
     description: str
     commit: str = ""
-    parent: str = ""
+    parent: str = ""  # the commit of the best it started from
     score: float | None = None
     delta: float | None = None
     seconds: float = 0.0
@@ -126,6 +126,7 @@ class TrialRecord:
     runs: int = 1  # how many times it was evaluated; ``score`` is the mean of those runs
     spread: float | None = None  # the standard deviation of its runs' scores
     lines: int | None = None  # surface lines added (negative: removed) against the best before it
+    parent_trial: int | None = None  # the trial whose commit ``parent`` is
 
     @property
     def kept(self) -> bool:

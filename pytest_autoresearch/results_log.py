@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .records import TrialRecord, Usage
 
-LEADING = ("trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds")
+LEADING = ("trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds")
 USAGE = ("tokens_in", "tokens_out", "cost_usd")
 TRAILING = ("reason", "description")
 
@@ -46,8 +46,13 @@ class ResultsLog:
         self._digest.update(self.header().encode())
 
     def adopt(self) -> None:
-        """Continue an existing log (a resumed run): what is in it now is what it should hold."""
-        self._digest = hashlib.sha256(self.path.read_bytes())
+        """Continue an existing log (a resumed run): what is in it now is what it should hold,
+        and its header says the columns (a log from an older version may lack some)."""
+        data = self.path.read_bytes()
+        self._digest = hashlib.sha256(data)
+        header = data.split(b"\n", 1)[0].decode("utf-8")
+        if header:
+            self.columns = tuple(header.split("\t"))
 
     def intact(self) -> bool:
         """Whether the file still holds exactly what this log wrote (a trial may not edit it)."""
@@ -67,6 +72,7 @@ class ResultsLog:
     def row(self, record: TrialRecord) -> str:
         values = {
             "trial": record.trial,
+            "parent": record.parent_trial,
             "commit": record.commit,
             "status": record.status,
             "score": record.score,
@@ -142,6 +148,7 @@ def read_records(path: Path, metric_columns: Sequence[str]) -> list[TrialRecord]
                 runs=int(row["runs"]) if row.get("runs") else 1,
                 spread=_number(row.get("spread", "")),
                 lines=int(row["lines"]) if row.get("lines") else None,
+                parent_trial=int(row["parent"]) if row.get("parent") else None,
             )
         )
     return records

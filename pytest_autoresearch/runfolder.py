@@ -29,7 +29,7 @@ class RunFolder:
         self.meta = path / "run.json"
         self.manifest = path / "manifest.json"
         self.cache = path / "cache"  # pytest's cache_dir for the trials
-        self.worktree = path / "worktree"
+        self.worktree = path / "worktree"  # worker 0's; with several workers, also worktree-1, ...
         self._lock_file: Any = None
 
     def create(self) -> None:
@@ -83,24 +83,36 @@ class RunFolder:
         tmp.write_bytes(self._meta_text)
         os.replace(tmp, self.meta)
 
-    # -- the trial in flight, so that a run killed outright can be cleaned up after ---------
+    # -- the trials in flight, so that a run killed outright can be cleaned up after -------
 
-    def trial_started(self, pgid: int) -> None:
-        (self.path / "trial.pgid").write_text(str(pgid))
+    def worktree_of(self, slot: int) -> Path:
+        """Where worker ``slot`` evaluates candidates (worker 0 uses the run's own worktree)."""
+        return self.worktree if slot == 0 else self.path / f"worktree-{slot}"
 
-    def trial_ended(self) -> None:
-        (self.path / "trial.pgid").unlink(missing_ok=True)
+    def manifest_of(self, slot: int) -> Path:
+        return self.manifest if slot == 0 else self.path / f"manifest-{slot}.json"
+
+    def _pgid_file(self, slot: int) -> Path:
+        return self.path / ("trial.pgid" if slot == 0 else f"trial-{slot}.pgid")
+
+    def trial_started(self, pgid: int, slot: int = 0) -> None:
+        self._pgid_file(slot).write_text(str(pgid))
+
+    def trial_ended(self, slot: int = 0) -> None:
+        self._pgid_file(slot).unlink(missing_ok=True)
 
     def kill_leftover_trial(self) -> bool:
-        """Kill the process group of a trial whose driver was killed outright; True if one lived."""
-        marker = self.path / "trial.pgid"
-        try:
-            pgid = int(marker.read_text())
-        except (OSError, ValueError):
-            return False
-        marker.unlink(missing_ok=True)
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
+        """Kill the process groups of trials whose driver was killed outright; True if one lived."""
+        killed = False
+        for marker in sorted(self.path.glob("trial*.pgid")):
+            try:
+                pgid = int(marker.read_text())
+            except (OSError, ValueError):
+                continue
+            marker.unlink(missing_ok=True)
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+                killed = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        return killed

@@ -35,6 +35,23 @@ class SetupError(Exception):
 
 
 @dataclasses.dataclass
+class Slot:
+    """Where one worker evaluates candidates: its worktree, the manifest pinned there, its device.
+
+    Slot 0 is the run's own worktree, which always holds the current best between trials (the
+    agent reads it; the baseline and holdout runs use it). With one worker it evaluates the
+    candidates too; with K workers, slots 1..K do, in worktrees of their own.
+    """
+
+    index: int
+    worktree: Worktree
+    manifest: Manifest
+    manifest_file: Path
+    env: dict[str, str]
+    at: str  # the commit the worktree was last reset to
+
+
+@dataclasses.dataclass
 class Run:
     """Everything a started run knows about itself."""
 
@@ -52,8 +69,10 @@ class Run:
     program: str
     notes: list[str]
     undo: list[Callable[[], None]]
-    worktree: Worktree | None = None
-    manifest: Manifest | None = None
+    worktree: Worktree | None = None  # slot 0's
+    manifest: Manifest | None = None  # slot 0's
+    home: Slot | None = None  # slot 0
+    slots: list[Slot] = dataclasses.field(default_factory=list)  # where candidates are evaluated
     guard: RepoGuard | None = None
     carry: tuple[str, ...] = ()  # carried paths, repository-relative
     records: list[TrialRecord] = dataclasses.field(default_factory=list)
@@ -80,7 +99,7 @@ class Run:
         """Undo the set-up (a setup error): the repository is as it was."""
         while self.undo:
             self.undo.pop()()
-        self.worktree = None
+        self.worktree, self.home, self.slots = None, None, []
 
 
 def _tag_taken(repo: Repository, settings: Settings, tag: str) -> bool:
@@ -233,31 +252,44 @@ def _reopen(run: Run) -> None:
 
 
 def _open_worktree(run: Run) -> None:
-    """The run's worktree at its start commit, carried paths linked in, the manifest pinned."""
+    """The run's worktrees at its start commit, carried paths linked in, manifests pinned."""
     folder, s = run.folder, run.settings
-    if folder.worktree.exists() or folder.worktree.is_symlink():
-        run.repo.remove_worktree(folder.worktree)
-        shutil.rmtree(folder.worktree, ignore_errors=True)
-    run.worktree = run.repo.add_worktree(folder.worktree, run.start_commit)
-    run.undo.append(lambda: run.repo.remove_worktree(folder.worktree))
+    for stale in [folder.worktree, *sorted(folder.path.glob("worktree-*"))]:
+        if stale.exists() or stale.is_symlink():
+            run.repo.remove_worktree(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    frozen = {
+        path: sha
+        for path, sha in run.repo.blobs(run.start_commit).items()
+        if not (path.startswith(run.prefix) and run.surface.matches(path[len(run.prefix):]))
+    }
+    run.home = _add_slot(run, 0, frozen)
+    run.worktree, run.manifest = run.home.worktree, run.home.manifest
+    run.slots = [run.home] if s.workers == 1 else [_add_slot(run, i, frozen) for i in range(1, s.workers + 1)]
+    run.guard = RepoGuard(run.repo)
+
+
+def _add_slot(run: Run, index: int, frozen: dict[str, str]) -> Slot:
+    folder, s = run.folder, run.settings
+    path = folder.worktree_of(index)
+    worktree = run.repo.add_worktree(path, run.start_commit)
+    run.undo.append(lambda: run.repo.remove_worktree(path))
     carry = []
     for entry in s.carry:
         rel = normalize(entry)
         source = s.rootdir / rel if rel else None
         if source is None or not source.exists():
             raise SetupError(f"autoresearch_carry path {entry!r} does not exist under {s.rootdir}")
-        target = run.worktree.path / (run.prefix + rel)
+        target = worktree.path / (run.prefix + rel)
         if target.exists():
             raise SetupError(f"autoresearch_carry path {entry!r} is committed; only untracked paths are carried")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
         carry.append(run.prefix + rel)
     run.carry = tuple(carry)
-    frozen = {
-        path: sha
-        for path, sha in run.repo.blobs(run.start_commit).items()
-        if not (path.startswith(run.prefix) and run.surface.matches(path[len(run.prefix):]))
-    }
-    run.manifest = Manifest.pin(run.worktree.path, frozen)
-    run.manifest.save(folder.manifest)
-    run.guard = RepoGuard(run.repo)
+    manifest = Manifest.pin(worktree.path, frozen)
+    manifest.save(folder.manifest_of(index))
+    env = {}
+    if s.devices:
+        env["CUDA_VISIBLE_DEVICES"] = s.devices[max(0, index - 1) % len(s.devices)]
+    return Slot(index, worktree, manifest, folder.manifest_of(index), env, run.start_commit)

@@ -58,6 +58,11 @@ class Settings:
     time_limit: float | None = None
     target: float | None = None
     patience: int | None = None
+    workers: int = 1
+    devices: tuple[str, ...] = ()
+    trim_plugins: bool = True
+    backend: str = "local"  # "local", or "ray" / "ray:ADDRESS"
+    remote: str | None = None  # the shared bare repository distributed workers use
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -257,7 +262,28 @@ def load_settings(config: pytest.Config) -> Settings:
         time_limit=_optional(config, "autoresearch_time", "autoresearch_time", _duration),
         target=_optional(config, "autoresearch_target", "autoresearch_target", lambda r, w: _number(r, w, "target score")),
         patience=_optional(config, "autoresearch_patience", "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
+        **_throughput(config),
     )
+
+
+def _throughput(config: pytest.Config) -> dict[str, object]:
+    """Workers, devices and the backend that runs trials."""
+    devices = tuple(d for entry in config.getini("autoresearch_devices") for d in entry.split(",") if d.strip())
+    raw_devices = config.getoption("autoresearch_devices")
+    if raw_devices:
+        devices = tuple(d.strip() for d in raw_devices.split(",") if d.strip())
+    workers = _optional(config, "autoresearch_workers", "autoresearch_workers", lambda r, w: _count(r, w, "number of workers", 1))
+    backend, where = _value(config, "autoresearch_backend", "autoresearch_backend")
+    backend = (backend or "local").strip()
+    if backend.partition(":")[0] not in ("local", "ray"):
+        raise pytest.UsageError(f"autoresearch: unknown backend {backend!r} from {where}: use 'local' or 'ray[:ADDRESS]'")
+    return {
+        "workers": workers if workers is not None else max(1, len(devices)),
+        "devices": devices,
+        "trim_plugins": bool(config.getini("autoresearch_trim_plugins")),
+        "backend": backend,
+        "remote": config.getini("autoresearch_remote") or None,
+    }
 
 
 def _default(value: T | None, default: T) -> T:

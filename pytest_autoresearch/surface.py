@@ -18,8 +18,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     """Translate a glob to a regex: ``*`` and ``?`` stay within one path segment, ``**`` spans
     any number of segments, ``[...]`` is a character class."""
     pattern = pattern.strip().lstrip("/")
-    if pattern.startswith("./"):
-        pattern = pattern[2:]
+    pattern = pattern.removeprefix("./")
     out: list[str] = []
     i = 0
     while i < len(pattern):

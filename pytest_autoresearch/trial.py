@@ -31,6 +31,14 @@ from typing import IO
 from .plugin import TRIAL_ENV
 from .records import FitnessResult, RunResult, TestResult
 
+_live: set[int] = set()  # process groups of trials running now (several, with workers)
+_live_lock = threading.Lock()
+_stopping = False  # set by kill_running: the run is ending, no new trial may start
+
+
+class Stopping(Exception):
+    """The run is ending (:func:`kill_running`): no new process is started."""
+
 TAIL_BYTES = 8192
 LOG_LIMIT = 32 * 1024 * 1024
 MEMORY_POLL = 0.25
@@ -71,10 +79,24 @@ def wait_unreaped(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
         os.close(fd)
 
 
+def start_group(argv: tuple[str, ...] | list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """Start a process in a session (and process group) of its own, registered as the
+    driver's, so that :func:`reap_orphans` never takes it for an orphan; end it with
+    :func:`kill_group`."""
+    with _live_lock:  # registered before another worker's reap_orphans could see it unregistered
+        if _stopping:
+            raise Stopping("the run is stopping")
+        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        _live.add(proc.pid)
+    return proc
+
+
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    with _live_lock:
+        _live.discard(proc.pid)
 
 
 def group_rss_mb(pgid: int) -> float:
@@ -245,16 +267,19 @@ def run(
         env = dict(command.env)
         env[TRIAL_ENV] = f"{spec_file.fileno()},{result_write}"
         start = time.monotonic()
-        proc = subprocess.Popen(
-            argv,
-            cwd=command.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=fds,
-        )
+        try:
+            proc = start_group(
+                argv,
+                cwd=command.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=fds,
+            )
+        except Stopping:
+            os.close(result_read)
+            return RunResult(exit_code=None, seconds=0.0, finished=False, output_tail="not started: the run is stopping", log_path=log_path)
     assert proc.stdout is not None
     if started is not None:
         started(proc.pid)
@@ -292,6 +317,24 @@ def run(
     return result
 
 
+def kill_running() -> None:
+    """Kill every trial in flight (the run is stopping early) and start no more: their
+    :func:`run` calls return unfinished; :func:`allow_new` opens the gate again."""
+    global _stopping
+    with _live_lock:
+        _stopping = True
+        groups = list(_live)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def allow_new() -> None:
+    global _stopping
+    with _live_lock:
+        _stopping = False
+
+
 def become_subreaper() -> None:
     """Make orphaned descendants of trials (a daemon that left its process group with setsid,
     say) this process's children rather than init's, so that :func:`reap_orphans` finds them."""
@@ -303,22 +346,25 @@ def reap_orphans() -> None:
     """Kill and reap processes re-parented to this (subreaper) process by a finished trial.
 
     Such orphans are never in this process's own group (trials start their own session),
-    which tells them from the driver's own short-lived children (git commands).
+    which tells them from the driver's own short-lived children (git commands); trials still
+    running for other workers are left alone.
     """
     me, group = str(os.getpid()), os.getpgrp()
     for _ in range(50):
-        orphans = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-                if fields[1].decode() == me and int(fields[2]) != group:
-                    orphans.append(int(entry.name))
+        with _live_lock:  # no trial starts while orphans are told from trials
+            orphans = []
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{entry.name}/stat", "rb") as f:
+                        fields = f.read().rsplit(b")", 1)[1].split()
+                    if fields[1].decode() == me and int(fields[2]) != group and int(fields[2]) not in _live:
+                        orphans.append(int(entry.name))
+            for pid in orphans:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         for pid in orphans:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         if not orphans:

@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from helpers import GIT_ENV, Project, processes_with
 
 

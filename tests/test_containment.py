@@ -36,7 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from helpers import MODEL, PYPROJECT, Project, default_files, processes_with
 
 STATUSES = {"baseline", "keep", "discard", "crash", "timeout", "invalid", "tamper"}

@@ -4,7 +4,6 @@ OpenAI-compatible server on 127.0.0.1 that each test starts and stops."""
 from __future__ import annotations
 
 import pytest
-
 from helpers import MODEL, Project
 from llm_server import answer, error, scripted_server
 

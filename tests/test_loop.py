@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from helpers import MODEL, Project, default_files, processes_with
+
 from pytest_autoresearch.results_log import LEADING, TRAILING
 
 
@@ -383,7 +383,7 @@ def test_a_project_in_a_subfolder_of_the_repository(project: Project) -> None:
     )
     assert result.ret == 0, result.stdout.str()
     rows = Path(project.path / "sub" / ".autoresearch" / "t" / "results.tsv").read_text().splitlines()
-    assert [line.split("\t")[2] for line in rows[1:]] == ["baseline", "keep"]
+    assert [line.split("\t")[3] for line in rows[1:]] == ["baseline", "keep"]
     assert "SCALE = 2.0" in project.git("show", "autoresearch/t:sub/model.py")
     assert project.git("status", "--porcelain") == ""
 

@@ -11,7 +11,7 @@ from pytest_autoresearch.records import TrialRecord
 from pytest_autoresearch.results_log import ResultsLog, read_results
 
 HEADER = (
-    "trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "accuracy", "loss", "reason", "description",
+    "trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "accuracy", "loss", "reason", "description",
 )
 
 
@@ -29,7 +29,7 @@ def cells(row: str) -> list[str]:
 def test_columns_are_in_the_documented_order(tmp_path: Path) -> None:
     assert ResultsLog(tmp_path / "r.tsv", ["accuracy", "loss"]).columns == HEADER
     assert ResultsLog(tmp_path / "r.tsv", ()).columns == (
-        "trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "reason", "description",
+        "trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "reason", "description",
     )
 
 
@@ -58,14 +58,15 @@ def test_a_full_row(tmp_path: Path) -> None:
         seconds=1.23456,
         metrics={"accuracy": 0.9, "loss": 0.125},
         reason="",
+        parent_trial=2,
     )
-    assert log.row(record) == "3\t0123abcd\tkeep\t0.25\t-0.5\t1\t\t\t1.235\t0.9\t0.125\t\tlower the learning rate\n"
+    assert log.row(record) == "3\t2\t0123abcd\tkeep\t0.25\t-0.5\t1\t\t\t1.235\t0.9\t0.125\t\tlower the learning rate\n"
 
 
 def test_missing_metrics_give_empty_cells_and_unknown_metrics_are_ignored(tmp_path: Path) -> None:
     log = ResultsLog(tmp_path / "r.tsv", ["accuracy", "loss"])
     record = TrialRecord(1, "crash", "boom", metrics={"loss": 2.0, "not_a_column": 7.0}, reason="ImportError")
-    assert cells(log.row(record)) == ["1", "", "crash", "", "", "", "", "", "0.0", "", "2.0", "ImportError", "boom"]
+    assert cells(log.row(record)) == ["1", "", "", "crash", "", "", "", "", "", "0.0", "", "2.0", "ImportError", "boom"]
 
 
 @pytest.mark.parametrize(
@@ -145,15 +146,15 @@ def test_appended_rows_are_whole_lines(tmp_path: Path) -> None:
 def test_read_results_returns_dicts_keyed_by_column(tmp_path: Path) -> None:
     log = make_log(tmp_path)
     log.append(TrialRecord(0, "baseline", "baseline", commit="aaa", score=1.0, seconds=2.0, metrics={"loss": 0.5}))
-    log.append(TrialRecord(1, "discard", "worse: caf\u00e9", commit="bbb", score=1.5, delta=-0.5, seconds=1.0))
+    log.append(TrialRecord(1, "discard", "worse: caf\u00e9", commit="bbb", score=1.5, delta=-0.5, seconds=1.0, parent_trial=0))
     rows = read_results(log.path)
     assert rows == [
         {
-            "trial": "0", "commit": "aaa", "status": "baseline", "score": "1.0", "delta": "",
+            "trial": "0", "parent": "", "commit": "aaa", "status": "baseline", "score": "1.0", "delta": "",
             "runs": "1", "spread": "", "lines": "", "seconds": "2.0", "accuracy": "", "loss": "0.5", "reason": "", "description": "baseline",
         },
         {
-            "trial": "1", "commit": "bbb", "status": "discard", "score": "1.5", "delta": "-0.5",
+            "trial": "1", "parent": "0", "commit": "bbb", "status": "discard", "score": "1.5", "delta": "-0.5",
             "runs": "1", "spread": "", "lines": "", "seconds": "1.0", "accuracy": "", "loss": "", "reason": "", "description": "worse: caf\u00e9",
         },
     ]
@@ -168,3 +169,17 @@ def test_append_without_create_does_not_make_a_headerless_log(tmp_path: Path) ->
     with pytest.raises(FileNotFoundError):
         log.append(TrialRecord(1, "keep", "d"))
     assert not log.path.exists()
+
+
+def test_a_resumed_log_keeps_the_columns_of_its_header(tmp_path: Path) -> None:
+    """A log written before a column existed goes on with its own columns: rows stay whole."""
+    path = tmp_path / "results.tsv"
+    old = ("trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "reason", "description")
+    path.write_text("\t".join(old) + "\n0\taaa\tbaseline\t1.0\t\t1\t\t\t2.0\t\tbaseline\n", encoding="utf-8")
+    log = ResultsLog(path, ())
+    log.adopt()
+    assert log.columns == old
+    log.append(TrialRecord(1, "keep", "better", commit="bbb", score=0.5, parent_trial=0))
+    rows = read_results(path)
+    assert rows[1]["status"] == "keep" and rows[1]["description"] == "better" and "parent" not in rows[1]
+    assert log.intact()

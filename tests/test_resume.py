@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import MODEL, Project, default_files, processes_with
 
 SLOW_AGENT = '''

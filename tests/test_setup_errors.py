@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import FITNESS_TEST, PYPROJECT, Project, default_files
 
 

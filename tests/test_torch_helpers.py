@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_autoresearch import torch as helpers  # noqa: E402
+from pytest_autoresearch import torch as helpers
 
 
 def test_seeding_makes_training_repeatable() -> None:

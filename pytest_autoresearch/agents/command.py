@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ..proposal import Proposal, one_line
-from ..trial import kill_group, wait_unreaped
+from ..trial import kill_group, start_group, wait_unreaped
 from . import Agent, AgentError, ProposalContext
 from .prompt import render_prompt
 
@@ -151,14 +151,13 @@ class CommandAgent(Agent):
         out_path, err_path = self._tmp / "stdout.txt", self._tmp / "stderr.txt"
 
         with out_path.open("wb") as out, err_path.open("wb") as err, prompt_file.open("rb") as prompt_in:
-            proc = subprocess.Popen(
+            proc = start_group(
                 argv,
                 cwd=context.workdir,
                 env=env,
                 stdin=subprocess.DEVNULL if uses_file else prompt_in,  # a file, so a command that never reads it cannot block us
                 stdout=out,
                 stderr=err,
-                start_new_session=True,
             )
             try:
                 exited = wait_unreaped(proc, self.timeout)
