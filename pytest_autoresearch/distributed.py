@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .gitstate import IDENTITY
+from .gitstate import IDENTITY, NO_HOOKS
 from .loop import FatalError
 from .manifest import Manifest
 from .records import RunResult
@@ -61,7 +61,7 @@ WORKTREE = "\0worktree\0"
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **IDENTITY})
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **IDENTITY, **NO_HOOKS})
     if proc.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout

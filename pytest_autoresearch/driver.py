@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import shutil
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +27,11 @@ from .agents import AgentExhausted
 from .loop import FatalError, ResearchLoop, SetupError
 from .proposal import Proposal
 from .records import TrialRecord
-from .reporting import STATUS_MARKUP, details, live_line, summary, table
+from .reporting import STATUS_MARKUP, details, live_line, progress, summary, table
 from .settings import SETTINGS_KEY, load_settings
+
+#: Seconds between refreshes of progress.png (a keep refreshes it at once).
+PLOT_EVERY = 30.0
 
 
 def _width() -> int | None:
@@ -63,11 +68,36 @@ class TrialItem(pytest.Item):
             ("score", "" if r.score is None else repr(r.score)),
             ("delta", "" if r.delta is None else repr(r.delta)),
             ("commit", r.commit),
+            ("parent", "" if r.parent_trial is None else r.parent_trial),
             ("seconds", f"{r.seconds:.3f}"),
+            ("runs", r.runs),
+            ("description", r.description),
         ]
+        if r.reason:
+            self.user_properties.append(("reason", r.reason))
+        if r.usage is not None:
+            self.user_properties += [("tokens_in", r.usage.prompt_tokens), ("tokens_out", r.usage.completion_tokens)]
+            if r.usage.cost is not None:
+                self.user_properties.append(("cost_usd", repr(r.usage.cost)))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.loop.run_dir, None, f"trial {self.number}"
+
+
+@contextlib.contextmanager
+def _matplotlib_home(folder: Path) -> Iterator[None]:
+    """matplotlib settles where its font cache lives when it is first imported (MPLCONFIGDIR,
+    else ~/.cache): the run folder's, unless you chose one, so that drawing writes nowhere else.
+    The variable is set only around the drawing, so trials keep your environment."""
+    if "MPLCONFIGDIR" in os.environ:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["MPLCONFIGDIR"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop("MPLCONFIGDIR", None)
 
 
 @contextlib.contextmanager
@@ -98,6 +128,12 @@ class Driver:
         self.nodeid_prefix = "\0"  # set once the run folder is known
         self.stop_reason: str | None = None
         self.ran_baseline = False
+        self.first_trial = 0
+        self.trials_started: float | None = None
+        self.plot: Any = None  # the plot module, while progress.png can be written
+        self.plot_written = 0.0
+        self.plot_thread: threading.Thread | None = None
+        self.plot_problem: str | None = None
         from . import agents, decision
         from .trial import become_subreaper
 
@@ -165,6 +201,11 @@ class Driver:
             loop.start_agent()
         except FatalError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
+        from . import plot
+
+        self.plot = plot
+        self.first_trial, self.trials_started = loop.next_trial, time.monotonic()
+        self.plot_written = time.monotonic()  # the first refresh comes after PLOT_EVERY seconds
         try:
             self._trials(session)
         except KeyboardInterrupt:
@@ -282,13 +323,61 @@ class Driver:
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self._record(report)
-        if record is not None and self.config.get_verbosity() == 0:
-            self._say(live_line(record, _width()), **STATUS_MARKUP.get(record.status, {}))
+        if record is None:
+            return
+        self._after_trial(record)
+        if self.config.get_verbosity() == 0:
+            self._say(live_line(record, _width(), self._progress(record)), **STATUS_MARKUP.get(record.status, {}))
+
+    def _progress(self, record: TrialRecord) -> str:
+        """Trial k of N (or the time used), the best so far, the ETA; nothing for the baseline."""
+        loop, s = self.loop, self.settings
+        if record.status == "baseline" or self.trials_started is None:
+            return ""
+        done = sum(1 for r in loop.records if r.trial >= self.first_trial and r.status != "baseline")
+        return progress(
+            done=done,
+            total=s.trials,
+            elapsed=time.monotonic() - self.trials_started,
+            time_limit=s.time_limit,
+            best=loop.best,
+            workers=s.workers,
+        )
+
+    def _after_trial(self, record: TrialRecord) -> None:
+        """Refresh progress.png now and then, in the background: drawing must not slow the loop."""
+        if self.plot is None or time.monotonic() - self.plot_written < PLOT_EVERY:
+            return
+        if self.plot_thread is not None and self.plot_thread.is_alive():
+            return
+        self.plot_written = time.monotonic()
+        self.plot_thread = threading.Thread(target=self._write_plot, args=(list(self.loop.records),), daemon=True, name="autoresearch plot")
+        self.plot_thread.start()
+
+    def _write_plot(self, records: list[TrialRecord]) -> None:
+        loop, plot = self.loop, self.plot
+        if plot is None or loop.metric is None or not records:
+            return
+        try:
+            with _matplotlib_home(loop.run_dir / "cache" / "matplotlib"):
+                plot.write_progress(records, goal=loop.metric.goal, metric=loop.metric.name, path=loop.run_dir / "progress.png", title=f"autoresearch run {loop.tag}")
+        except plot.PlotUnavailable as exc:
+            self.plot_problem = str(exc)
+            self.plot = None
+        except Exception as exc:  # a plot must never end a night's run
+            self.plot_problem = f"progress.png could not be written: {type(exc).__name__}: {exc}"
+            self.plot = None
+
+    def _final_plot(self) -> None:
+        if self.plot_thread is not None:
+            self.plot_thread.join()
+        self._write_plot(list(self.loop.records))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         loop = self.loop
         if not self.ran_baseline or not loop.records or loop.metric is None or loop.log is None:
             return
+        self._final_plot()
         terminalreporter.write_sep("=", "autoresearch")
         if self.config.get_verbosity() >= 0:
             for line in table(loop.records, _width()).splitlines():
@@ -308,6 +397,10 @@ class Driver:
             holdout_goals=loop.holdout_goals,
         ):
             terminalreporter.write_line(line)
+        if self.plot_problem:
+            terminalreporter.write_line(f"no progress plot: {self.plot_problem}")
+        elif (loop.run_dir / "progress.png").exists():
+            terminalreporter.write_line(f"progress plot: {loop.run_dir / 'progress.png'}")
 
     def pytest_sessionfinish(self) -> None:
         self.loop.finish()

@@ -27,6 +27,9 @@ IDENTITY = {
     "GIT_COMMITTER_EMAIL": "autoresearch@localhost",
 }
 ZERO = "0" * 40
+#: Every git command of the loop runs without the user's hooks (a reference-transaction or
+#: post-checkout hook could veto or slow a trial, or run code in the driver's name).
+NO_HOOKS = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": "/dev/null"}
 
 
 class GitStateError(Exception):
@@ -35,7 +38,7 @@ class GitStateError(Exception):
 
 def _git(path: Path) -> git.Git:
     cmd = git.Git(str(path))
-    cmd.update_environment(**IDENTITY)
+    cmd.update_environment(**IDENTITY, **NO_HOOKS)
     return cmd
 
 
@@ -147,7 +150,7 @@ class Repository:
         """Atomically set refs: (ref, new, expected old or None for "don't care"; ZERO = must not exist)."""
         lines = [f"update {ref} {new}" + (f" {old}" if old is not None else "") for ref, new, old in updates]
         proc = subprocess.run(
-            ["git", "update-ref", "--stdin"],
+            ["git", "-c", "core.hooksPath=/dev/null", "update-ref", "--stdin"],  # no reference-transaction hook
             cwd=self.root,
             input="\n".join(lines) + "\n",
             text=True,

@@ -23,10 +23,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
 
 import pytest
 
 from . import ciguard
+from .audit import AuditTrail
 from .agents import Agent, AgentError, AgentExhausted, ProposalContext
 from .decision import rule_of
 from .evaluation import Evaluator
@@ -105,6 +107,7 @@ class Pending:
     runs: Generator[int, RunResult, tuple[TrialRecord, list[RunResult], list[str]]] | None = None
     first: int = 1  # the attempt its driver runs first
     started: float = dataclasses.field(default_factory=time.monotonic)
+    wall_started: float = dataclasses.field(default_factory=time.time)
     reapplied: list[int] = dataclasses.field(default_factory=list)  # bests it was re-applied on
 
 
@@ -132,6 +135,7 @@ class ResearchLoop:
         self._columns: dict[tuple[str, str], str] = {}  # (nodeid, metric or "") -> column
         self._unpriced_noted = False
         self._session_start = 1  # this session's first trial (a resumed run continues the numbering)
+        self.audit: AuditTrail | None = None
         self._pins: dict[str, str] = {}  # frozen files the loop itself rewrote in a kept commit -> blob
 
     # -- the run and what the driver shows of it -----------------------------------------
@@ -180,6 +184,7 @@ class ResearchLoop:
         """Start the run, or take up an earlier one with the same tag. Raises SetupError."""
         self.run = run_ = start_run(self.config, self.settings)
         self.evaluator = Evaluator(self.config, self.settings, run_)
+        self.audit = AuditTrail(run_.folder.path, run_.repo.git, run_.agent.describe(), getattr(run_.agent, "model", None))
         if run_.meta is None:
             return
         meta = run_.meta
@@ -234,6 +239,7 @@ class ResearchLoop:
 
     def _baseline(self) -> TrialRecord:
         run_, number = self.r, self.next_trial
+        started = time.time()
         results = [self._baseline_run(number, 1)]
         first = results[0]
         for fit in first.fitness:
@@ -278,7 +284,7 @@ class ResearchLoop:
         )
         for reason in self._broken_bounds(results):
             run_.notes.append(f"the baseline breaks a bound ({reason}): candidates must satisfy it to be kept")
-        self._commit_record(record, branch_from=None)
+        self._commit_record(record, branch_from=None, results=results, started=started, tree=run_.repo.git.rev_parse(f"{run_.start_commit}^{{tree}}"), worker=0)
         run_.undo.clear()
         run_.rebaseline = False
         if first.holdout:
@@ -500,7 +506,7 @@ class ResearchLoop:
                 number, "invalid", description, parent=best.commit, parent_trial=best.trial, reason=one_line(reason), usage=proposal.usage
             )
             with _signals_held():
-                self._commit_record(record, branch_from=None)
+                self._commit_record(record, branch_from=None, started=time.time(), prompt=proposal.prompt, answer=proposal.answer)
             return record
         lines = sum(_lines(text) - _lines(self.read(p)) for p, text in changes.items())
         pending = Pending(number, proposal, description, slot, best, changes, lines)
@@ -551,7 +557,11 @@ class ResearchLoop:
                 record.commit = slot.worktree.commit_tree(tree, p.parent.commit, self._message(record))
                 if record.status == "keep":
                     run_.surface_files = sorted(set(run_.surface_files) | set(p.changes))
-                self._commit_record(record, branch_from=p.parent.commit if record.status == "keep" else None)
+                self._commit_record(
+                    record,
+                    branch_from=p.parent.commit if record.status == "keep" else None,
+                    results=results, started=p.wall_started, prompt=p.proposal.prompt, answer=p.proposal.answer, tree=tree, worker=slot.index,
+                )
         finally:
             self._reset_slot(slot, self.best.commit, tampered)
             if run_.home is not None and run_.home is not slot and run_.home.at != self.best.commit:
@@ -609,7 +619,9 @@ class ResearchLoop:
             with _signals_held():
                 if p.tree:
                     record.commit = p.slot.worktree.commit_tree(p.tree, p.parent.commit, self._message(record))
-                self._commit_record(record, branch_from=None)
+                self._commit_record(
+                    record, branch_from=None, started=p.wall_started, prompt=p.proposal.prompt, answer=p.proposal.answer, tree=p.tree or None, worker=p.slot.index
+                )
         finally:
             self._reset_slot(p.slot, self.best.commit)
         return record
@@ -774,8 +786,10 @@ class ResearchLoop:
         record.metrics = self._metrics([result])
         return record
 
-    def _commit_record(self, record: TrialRecord, branch_from: str | None) -> None:
-        """Log the row first, then move the refs: a driver killed in between is repaired on resume."""
+    def _commit_record(self, record: TrialRecord, branch_from: str | None, **audit: Any) -> None:
+        """Log the row first, then move the refs: a driver killed in between is repaired on resume.
+        The audit record follows (``audit`` holds what results.tsv does not: runs, timings, the
+        prompt and answer, the tree)."""
         assert self.log is not None
         self.log.append(record)
         self.records.append(record)
@@ -786,6 +800,9 @@ class ResearchLoop:
             updates.append((f"refs/heads/{self.branch}", record.commit, branch_from))
         if updates:
             self.r.repo.update_refs(*updates)
+        if self.audit is not None:
+            audit.setdefault("ended", time.time())
+            self.audit.record(record, **audit)
         self.config.hook.pytest_autoresearch_trial_logged(config=self.config, record=record)
 
     # -- stopping ----------------------------------------------------------------------

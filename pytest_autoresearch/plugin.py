@@ -105,6 +105,14 @@ TRIM_HELP = (
     "leave plugins a trial does not need (anyio's, xdist's) out of its pytest start-up when that is "
     "safe (default true)"
 )
+REPORT_HELP = (
+    "print the trial table and summary of a run (--autoresearch-tag) from its log, or list every run; runs nothing"
+)
+KEPT_HELP = "with --autoresearch-report: show only the baseline and the kept trials"
+FINALIZE_HELP = (
+    "turn the kept commits of a run (--autoresearch-tag) into branch autoresearch-review/<tag> and write "
+    "its pull-request summary, .autoresearch/<tag>/SUMMARY.md; runs nothing"
+)
 TESTS_HELP = (
     "arguments selecting the tests each trial runs (default: what plain pytest runs here, i.e. "
     "the command line's paths or testpaths)"
@@ -133,6 +141,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--autoresearch-workers", metavar="K", default=None, help=WORKERS_HELP)
     group.addoption("--autoresearch-devices", metavar="LIST", default=None, help=DEVICES_HELP)
     group.addoption("--autoresearch-backend", metavar="BACKEND", default=None, help=BACKEND_HELP)
+    group.addoption("--autoresearch-report", action="store_true", default=False, help=REPORT_HELP)
+    group.addoption("--autoresearch-kept", action="store_true", default=False, help=KEPT_HELP)
+    group.addoption("--autoresearch-finalize", action="store_true", default=False, help=FINALIZE_HELP)
     group.addoption("--autoresearch-save", action="store_true", default=False, help=SAVE_HELP)
     group.addoption("--autoresearch-check", action="store_true", default=False, help=CHECK_HELP)
     parser.addini("autoresearch_mutable", MUTABLE_HELP, type="args", default=[])
@@ -167,6 +178,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("autoresearch_backend", BACKEND_HELP, default="")
     parser.addini("autoresearch_remote", REMOTE_HELP, default="")
     parser.addini("autoresearch_trim_plugins", TRIM_HELP, type="bool", default=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--autoresearch-report`` and ``--autoresearch-finalize`` read a run and exit, like ``--fixtures``."""
+    if config.getoption("autoresearch_report") or config.getoption("autoresearch_finalize"):
+        from . import report
+
+        return report.finalize_command(config) if config.getoption("autoresearch_finalize") else report.report(config)
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -46,6 +46,7 @@ class FitnessResult:
     score: float | None = None
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     bounds: dict[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
+    artifacts: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> SHA-256 (fitness.artifact)
 
 
 @dataclasses.dataclass

@@ -44,10 +44,48 @@ def details(record: TrialRecord, width: int | None = None) -> str:
     return head + (what if width is None else shorten(what, max(20, width - len(head) - 30)))
 
 
-def live_line(record: TrialRecord, width: int | None = None) -> str:
-    """One line for a finished trial: number, status, then :func:`details`."""
+def live_line(record: TrialRecord, width: int | None = None, progress: str = "") -> str:
+    """One line for a finished trial: number, status, then :func:`details`; ``progress``
+    (see :func:`progress`) goes after it."""
     head = f"trial {record.trial:>3}  {record.status:<8}  "
-    return head + details(record, None if width is None else width - len(head))
+    tail = f"  | {progress}" if progress else ""
+    return head + details(record, None if width is None else width - len(head) - len(tail)) + tail
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def progress(
+    *,
+    done: int,
+    total: int | None,
+    elapsed: float,
+    time_limit: float | None,
+    best: TrialRecord | None,
+    workers: int = 1,
+) -> str:
+    """Where the run stands after ``done`` trials of this session: trial k of N (or the time
+    used of the budget), the best so far, and an ETA from the trials' pace."""
+    parts = []
+    if total is not None:
+        parts.append(f"{done}/{total}")
+    if time_limit is not None:
+        parts.append(f"{clock(elapsed)} of {clock(time_limit)}")
+    if best is not None and best.score is not None:
+        parts.append(f"best {fmt_score(best.score)} (trial {best.trial})")
+    pace = elapsed / done if done else None
+    left = []
+    if total is not None and pace is not None:
+        left.append(pace * (total - done))
+    if time_limit is not None:
+        left.append(time_limit - elapsed)
+    if left and done:
+        parts.append(f"eta {clock(min(left))}")
+    del workers  # the pace already reflects how many trials run at once
+    return ", ".join(parts)
 
 
 def table(records: Sequence[TrialRecord], width: int | None = None) -> str:

@@ -224,6 +224,7 @@ def parse_channel(data: dict) -> tuple[list[TestResult], list[FitnessResult], li
                     str(k): (None if v[0] is None else float(v[0]), None if v[1] is None else float(v[1]))
                     for k, v in (entry.get("bounds") or {}).items()
                 },
+                artifacts={str(k): str(v) for k, v in (entry.get("artifacts") or {}).items()},
             )
         )
     return tests, fitness, [str(p) for p in data.get("shadowed", [])]

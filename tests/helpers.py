@@ -196,3 +196,20 @@ def run_pytest(cwd: Path, *args: str, timeout: float = 900, env: dict[str, str] 
 def results_of(copy: Path, tag: str = "t") -> list[dict[str, str]]:
     with (copy / ".autoresearch" / tag / "results.tsv").open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+TRIAL_STATUSES = {"keep", "discard", "review", "crash", "timeout", "invalid"}
+
+
+def mutate_trials(name: str, dest: Path, *args: str, env: dict[str, str] | None = None, trials: int = 2) -> list[dict[str, str]]:
+    """Run ``trials`` mutate trials on a fresh copy of ``examples/<name>``, as a user starting from
+    it would; check the run ended normally with a baseline and whole trials; return the rows."""
+    copy = example_copy(name, dest)
+    result = run_pytest(
+        copy, "--autoresearch", "--autoresearch-agent=mutate", f"--autoresearch-trials={trials}", "--autoresearch-tag=t", *args, env=env
+    )
+    assert result.ret == 0, "\n".join(result.outlines + result.errlines)
+    rows = results_of(copy)
+    assert len(rows) == trials + 1 and rows[0]["status"] == "baseline", rows
+    assert {r["status"] for r in rows[1:]} <= TRIAL_STATUSES, rows
+    return rows

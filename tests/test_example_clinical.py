@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import example_copy, results_of, run_pytest
+from helpers import example_copy, mutate_trials, results_of, run_pytest
 
 NAME = "clinical"
-STATUSES = {"keep", "discard", "review", "crash", "timeout", "invalid"}  # review: preprocessing.py, loss.py
 
 
 def test_plain_pytest_shows_auc_and_the_gate(tmp_path: Path) -> None:
@@ -39,13 +38,7 @@ def test_a_class_weight_that_starves_the_malignant_class_breaks_the_gate(tmp_pat
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_mutate_trials(tmp_path: Path) -> None:
-    copy = example_copy(NAME, tmp_path)
-    result = run_pytest(copy, "--autoresearch", "--autoresearch-agent=mutate", "--autoresearch-trials=2", "--autoresearch-tag=t")
-    assert result.ret == 0, "\n".join(result.outlines + result.errlines)
-    rows = results_of(copy)
-    assert len(rows) >= 3
-    assert rows[0]["status"] == "baseline"
-    assert {r["status"] for r in rows[1:]} <= STATUSES, rows
+    rows = mutate_trials(NAME, tmp_path)
     assert all(r["sensitivity_at_spec90"] for r in rows if r["status"] in ("baseline", "keep", "discard")), rows
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import example_copy, results_of, run_pytest
+from helpers import example_copy, mutate_trials, run_pytest
 
 NAME = "tinygpt"
-STATUSES = {"keep", "discard", "crash", "timeout", "invalid"}
 
 
 def test_plain_pytest_trains_and_shows_the_score(tmp_path: Path) -> None:
@@ -52,22 +51,7 @@ def test_the_shipped_corpus_is_what_make_corpus_writes(tmp_path: Path) -> None:
 def test_two_mutate_trials(tmp_path: Path) -> None:
     """A 1-second budget and one baseline run (the noise rule's five would triple the time):
     the loop's mechanics, not the noise rule, are what this checks."""
-    copy = example_copy(NAME, tmp_path)
-    result = run_pytest(
-        copy,
-        "--autoresearch",
-        "--autoresearch-agent=mutate",
-        "--autoresearch-trials=2",
-        "--autoresearch-tag=t",
-        "-o",
-        "autoresearch_baseline_runs=1",
-        env={"TINYGPT_TIME_BUDGET": "1"},
-    )
-    assert result.ret == 0, "\n".join(result.outlines + result.errlines)
-    rows = results_of(copy)
-    assert len(rows) >= 3
-    assert rows[0]["status"] == "baseline"
-    assert {r["status"] for r in rows[1:]} <= STATUSES, rows
+    rows = mutate_trials(NAME, tmp_path, "-o", "autoresearch_baseline_runs=1", env={"TINYGPT_TIME_BUDGET": "1"})
     # the trials saw TINYGPT_TIME_BUDGET: they trained for about 1 s, not the frozen 20 s
     trained = [float(r["train_seconds"]) for r in rows if r["train_seconds"]]
     assert trained and max(trained) < 1 + 5, rows

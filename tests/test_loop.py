@@ -230,7 +230,7 @@ def test_default_output_has_one_live_line_per_trial(project: Project) -> None:
             "autoresearch: run t from main*",
             "autoresearch: surface model.py; agent replay*; stops at 1 trials",
             "trial   0  baseline *113.625 * baseline",
-            "trial   1  keep * (-*) *better",
+            "trial   1  keep * (-*) *better  | 1/1, best * (trial 1), eta 0:00",
         ]
     )
 
@@ -415,3 +415,16 @@ def test_carried_data_reaches_trials_and_leftovers_do_not_reach_the_next_trial(p
     assert result.ret == 0, result.stdout.str()
     assert project.statuses() == ["baseline", "keep", "keep"], [r["reason"] for r in project.rows()]
     assert (project.path / "data" / "values.txt").read_text() == "1 2 3\n"  # the user's data, untouched
+
+
+def test_the_users_git_hooks_never_run(project: Project) -> None:
+    """Refs move without git hooks: a reference-transaction hook that fails (or writes) is not run."""
+    project.init()
+    marker = project.outside / "hook-ran"
+    hook = project.path / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    hook.chmod(0o755)
+    result = project.loop(project.replay({"description": "steeper", "files": project.model_with(SCALE=2.5)}))
+    assert result.ret == 0, result.stdout.str()
+    assert [r["status"] for r in project.rows()] == ["baseline", "keep"]
+    assert not marker.exists()

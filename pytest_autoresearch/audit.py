@@ -1,0 +1,184 @@
+"""The audit trail: one JSON Lines record per trial in ``.autoresearch/<tag>/audit.jsonl``.
+
+results.tsv is for reading a run at a glance; the audit trail is for proving later what was
+run, on what, and with what outcome, to someone who trusts nothing else (a quality system,
+a reviewer of a clinical model). Each record ties a trial to:
+
+- its commit and its parent, the evaluated tree, and a hash of its diff
+  (``git diff --binary --full-index PARENT COMMIT``, hashed with SHA-256);
+- its verdict, scores, metrics, runs and timings (UTC start and end);
+- the agent and model, and the prompt and answer by SHA-256 (the texts are the side files
+  ``trials/NNN.prompt.md`` and ``NNN.answer.md``);
+- the files the evaluator registered with ``fitness.artifact(path)`` (e.g. the weights), by SHA-256;
+- the environment it ran in: Python, platform, GPU and key package versions, with a hash of
+  the full package list, which is written once to ``environment-<hash>.txt``.
+
+Records are appended whole (one write, then fsync), like results.tsv rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .records import RunResult, TrialRecord
+
+KEY_PACKAGES = ("pytest", "pytest-autoresearch", "pytest-timeout", "GitPython", "litellm", "torch", "numpy", "ray")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def utc(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _gpus() -> list[str]:
+    """The machine's NVIDIA GPUs as nvidia-smi names them (no torch import in the driver)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def environment() -> tuple[dict[str, Any], str]:
+    """What the driver's machine runs (trials run with the same interpreter), and the full
+    package list as text."""
+    packages = sorted(
+        {f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions() if d.metadata["Name"]},
+        key=str.lower,
+    )
+    listing = "\n".join(packages) + "\n"
+    versions = {}
+    for name in KEY_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    info = {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "gpus": _gpus(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "packages": versions,
+        "packages_sha256": sha256_text(listing),
+    }
+    return info, listing
+
+
+class AuditTrail:
+    def __init__(self, folder: Path, repo_git: Any, agent: str, model: str | None) -> None:
+        self.path = folder / "audit.jsonl"
+        self.folder = folder
+        self.git = repo_git
+        self.agent = agent
+        self.model = model
+        self._environment: dict[str, Any] | None = None
+
+    @property
+    def env(self) -> dict[str, Any]:
+        if self._environment is None:
+            info, listing = environment()
+            target = self.folder / f"environment-{info['packages_sha256'][:12]}.txt"
+            if not target.exists():
+                target.write_text(listing, encoding="utf-8")
+            self._environment = info
+        return self._environment
+
+    def diff_sha256(self, parent: str, commit: str) -> str | None:
+        if not parent or not commit:
+            return None
+        out = self.git.execute(["git", "diff", "--binary", "--full-index", parent, commit], strip_newline_in_stdout=False, stdout_as_string=False)
+        return hashlib.sha256(out).hexdigest()
+
+    def record(
+        self,
+        record: TrialRecord,
+        *,
+        results: Sequence[RunResult] = (),
+        started: float | None = None,
+        ended: float | None = None,
+        prompt: str | None = None,
+        answer: str | None = None,
+        tree: str | None = None,
+        worker: int | None = None,
+    ) -> dict[str, Any]:
+        artifacts: dict[str, dict[str, str]] = {}
+        for result in results:
+            for fit in result.fitness:
+                if fit.artifacts:
+                    artifacts.setdefault(fit.nodeid, {}).update(fit.artifacts)
+        number = f"{record.trial:03d}"
+        entry: dict[str, Any] = {
+            "version": 1,
+            "trial": record.trial,
+            "status": record.status,
+            "commit": record.commit or None,
+            "parent": record.parent or None,
+            "parent_trial": record.parent_trial,
+            "tree": tree,
+            "diff_sha256": self.diff_sha256(record.parent, record.commit) if record.status != "baseline" else None,
+            "score": record.score,
+            "delta": record.delta,
+            "metrics": record.metrics,
+            "runs": record.runs,
+            "spread": record.spread,
+            "lines": record.lines,
+            "reason": record.reason or None,
+            "description": record.description,
+            "seconds": round(record.seconds, 3),
+            "started": utc(started) if started is not None else None,
+            "ended": utc(ended) if ended is not None else None,
+            "worker": worker,
+            "agent": self.agent,
+            "model": self.model,
+            "prompt_sha256": sha256_text(prompt) if prompt is not None else None,
+            "prompt_file": f"trials/{number}.prompt.md" if prompt is not None else None,
+            "answer_sha256": sha256_text(answer) if answer is not None else None,
+            "answer_file": f"trials/{number}.answer.md" if answer is not None else None,
+            "tokens_in": record.usage.prompt_tokens if record.usage else None,
+            "tokens_out": record.usage.completion_tokens if record.usage else None,
+            "cost_usd": record.usage.cost if record.usage else None,
+            "artifacts": artifacts,
+            "logs": [str(r.log_path.relative_to(self.folder)) for r in results if r.log_path is not None and r.log_path.is_relative_to(self.folder)],
+            "environment": self.env,
+        }
+        line = (json.dumps(entry, sort_keys=True, allow_nan=False, default=str) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return entry
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """The records of an audit trail (a cut last line, from a killed run, is left out)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
