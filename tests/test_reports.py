@@ -75,6 +75,7 @@ def test_the_live_line_says_how_far_the_run_is(project: Project) -> None:
     out = result.stdout.str()
     assert re.search(r"trial   1  keep .*\| 1/4, best [\d.]+ \(trial 1\), eta \d:\d\d$", out, re.MULTILINE), out
     assert "| 4/4, best 0 (trial 4), eta 0:00" in out
+    assert "\x1b[" not in out and "\r" not in out  # a CI log gets plain lines
     project_q = project.loop("--autoresearch-trials=1", "-q", tag="quiet")
     assert "| 1/1" not in project_q.stdout.str() and "trial   1" not in project_q.stdout.str()
     timed = project.loop("--autoresearch-trials=1", "--autoresearch-time=1h", tag="timed")
