@@ -6,7 +6,7 @@ a reviewer of a clinical model). Each record ties a trial to:
 
 - its commit and its parent, the evaluated tree, and a hash of its diff
   (``git diff --binary --full-index PARENT COMMIT``, hashed with SHA-256);
-- its verdict, scores, metrics, runs and timings (UTC start and end);
+- its verdict, scores, metrics, runs and timings (UTC start and end), the worker and its device;
 - the agent and model, and the prompt and answer by SHA-256 (the texts are the side files
   ``trials/NNN.prompt.md`` and ``NNN.answer.md``);
 - the files the evaluator registered with ``fitness.artifact(path)`` (e.g. the weights), by SHA-256;
@@ -120,6 +120,7 @@ class AuditTrail:
         answer: str | None = None,
         tree: str | None = None,
         worker: int | None = None,
+        device: str | None = None,
     ) -> dict[str, Any]:
         artifacts: dict[str, dict[str, str]] = {}
         for result in results:
@@ -148,6 +149,7 @@ class AuditTrail:
             "started": utc(started) if started is not None else None,
             "ended": utc(ended) if ended is not None else None,
             "worker": worker,
+            "device": device,  # the worker's CUDA_VISIBLE_DEVICES (autoresearch_devices)
             "agent": self.agent,
             "model": self.model,
             "prompt_sha256": sha256_text(prompt) if prompt is not None else None,

@@ -284,7 +284,7 @@ class ResearchLoop:
         )
         for reason in self._broken_bounds(results):
             run_.notes.append(f"the baseline breaks a bound ({reason}): candidates must satisfy it to be kept")
-        self._commit_record(record, branch_from=None, results=results, started=started, tree=run_.repo.git.rev_parse(f"{run_.start_commit}^{{tree}}"), worker=0)
+        self._commit_record(record, branch_from=None, results=results, started=started, tree=run_.repo.git.rev_parse(f"{run_.start_commit}^{{tree}}"), worker=0, device=self._device(run_.home))
         run_.undo.clear()
         run_.rebaseline = False
         if first.holdout:
@@ -560,7 +560,7 @@ class ResearchLoop:
                 self._commit_record(
                     record,
                     branch_from=p.parent.commit if record.status == "keep" else None,
-                    results=results, started=p.wall_started, prompt=p.proposal.prompt, answer=p.proposal.answer, tree=tree, worker=slot.index,
+                    results=results, started=p.wall_started, prompt=p.proposal.prompt, answer=p.proposal.answer, tree=tree, worker=slot.index, device=self._device(slot),
                 )
         finally:
             self._reset_slot(slot, self.best.commit, tampered)
@@ -620,7 +620,7 @@ class ResearchLoop:
                 if p.tree:
                     record.commit = p.slot.worktree.commit_tree(p.tree, p.parent.commit, self._message(record))
                 self._commit_record(
-                    record, branch_from=None, started=p.wall_started, prompt=p.proposal.prompt, answer=p.proposal.answer, tree=p.tree or None, worker=p.slot.index
+                    record, branch_from=None, started=p.wall_started, prompt=p.proposal.prompt, answer=p.proposal.answer, tree=p.tree or None, worker=p.slot.index, device=self._device(p.slot)
                 )
         finally:
             self._reset_slot(p.slot, self.best.commit)
@@ -691,6 +691,10 @@ class ResearchLoop:
         new_tree = slot.worktree.stage([path])
         self._pins[path] = slot.worktree.git.hash_object(str(target))  # slots re-pin it as they reset to the new best
         return new_tree
+
+    @staticmethod
+    def _device(slot: Slot | None) -> str | None:
+        return None if slot is None else slot.env.get("CUDA_VISIBLE_DEVICES")
 
     def _reset_slot(self, slot: Slot, commit: str, tampered: Sequence[str] = ()) -> None:
         """Make a slot's worktree ``commit`` again, and its manifest what ``commit`` holds."""

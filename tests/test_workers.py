@@ -5,6 +5,7 @@ trials in flight, and the plugins a trial's start-up leaves out."""
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,8 @@ def test_each_worker_gets_its_own_device(knobs_project: Project) -> None:
     rows = _finished_cleanly(project, "t")
     assert rows[0]["device"] == "7.0"
     assert {r["device"] for r in rows[1:]} == {"7.0", "9.0"}  # two devices: two workers
+    audit = [json.loads(line) for line in (project.path / ".autoresearch" / "t" / "audit.jsonl").read_text().splitlines()]
+    assert [(a["trial"], a["device"]) for a in audit] == [(int(r["trial"]), r["device"][0]) for r in rows]
 
 
 def test_ctrl_c_logs_every_trial_in_flight_and_the_run_resumes(knobs_project: Project, no_leftovers: str) -> None:
