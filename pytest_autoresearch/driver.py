@@ -226,68 +226,57 @@ class Driver:
         stop = f"{self.loop.run_dir}/STOP"
         return f"no stop rule: runs until Ctrl-C or `touch {stop}`, keeping every finished trial"
 
-    def _trials(self, session: pytest.Session) -> None:
-        if self.settings.workers > 1 or self.settings.backend != "local":
-            self._trials_in_parallel(session)
-            return
+    def _next_proposal(self, session: pytest.Session, number: int, first: int, started: float) -> Proposal | None:
+        """The agent's proposal for trial ``number``, or None when a stop rule or the agent ends
+        the run (the reason is kept for the summary). FatalError passes through."""
         loop, s = self.loop, self.settings
-        first, started = loop.next_trial, time.monotonic()
-        for number in itertools.count(first):
-            if s.trials is not None and number - first >= s.trials:
-                break
-            if reason := loop.stop_reason(started):
-                self.stop_reason = reason
-                break
-            try:
-                proposal = loop.propose(number)
-            except AgentExhausted as exc:
-                self.stop_reason = str(exc)
-                break
-            except FatalError as exc:
-                raise pytest.UsageError(f"autoresearch: {exc}") from None
-            if s.trials is None:
-                session.testscollected += 1
-            self._report(session, number, proposal=proposal)
-            if loop.fatal:
-                raise pytest.UsageError(f"autoresearch: {loop.fatal}")
-            if session.testsfailed:
-                self.stop_reason = "an internal error ended the loop (see the failure above)"
-                break
-            if session.shouldstop or session.shouldfail:
-                break
+        if s.trials is not None and number - first >= s.trials:
+            return None
+        if reason := loop.stop_reason(started):
+            self.stop_reason = reason
+            return None
+        try:
+            proposal = loop.propose(number)
+        except AgentExhausted as exc:
+            self.stop_reason = str(exc)
+            return None
+        if s.trials is None:
+            session.testscollected += 1
+        return proposal
 
-    def _trials_in_parallel(self, session: pytest.Session) -> None:
+    def _go_on(self, session: pytest.Session) -> bool:
+        if session.testsfailed:
+            self.stop_reason = "an internal error ended the loop (see the failure above)"
+        return not (session.testsfailed or session.shouldstop or session.shouldfail)
+
+    def _trials(self, session: pytest.Session) -> None:
+        loop = self.loop
+        first, started = loop.next_trial, time.monotonic()
+        try:
+            if self.settings.workers > 1 or self.settings.backend != "local":
+                self._trials_in_parallel(session, first, started)
+                return
+            for number in itertools.count(first):
+                proposal = self._next_proposal(session, number, first, started)
+                if proposal is None:
+                    break
+                self._report(session, number, proposal=proposal)
+                if loop.fatal:
+                    raise pytest.UsageError(f"autoresearch: {loop.fatal}")
+                if not self._go_on(session):
+                    break
+        except FatalError as exc:
+            raise pytest.UsageError(f"autoresearch: {exc}") from None
+
+    def _trials_in_parallel(self, session: pytest.Session, first: int, started: float) -> None:
         """K trials in flight (:mod:`~pytest_autoresearch.workers`); each is reported as it ends."""
         from .workers import Schedule, make_runner
 
-        loop, s = self.loop, self.settings
-        first, started = loop.next_trial, time.monotonic()
-
-        def propose(number: int) -> Proposal | None:
-            if s.trials is not None and number - first >= s.trials:
-                return None
-            if reason := loop.stop_reason(started):
-                self.stop_reason = reason
-                return None
-            try:
-                proposal = loop.propose(number)
-            except AgentExhausted as exc:
-                self.stop_reason = str(exc)
-                return None
-            if s.trials is None:
-                session.testscollected += 1
-            return proposal
-
         def report(record: TrialRecord) -> bool:
             self._report(session, record.trial, record=record)
-            if session.testsfailed:
-                self.stop_reason = "an internal error ended the loop (see the failure above)"
-            return not (session.testsfailed or session.shouldstop or session.shouldfail)
+            return self._go_on(session)
 
-        try:
-            Schedule(loop, make_runner(loop)).run(first, propose, report)
-        except FatalError as exc:
-            raise pytest.UsageError(f"autoresearch: {exc}") from None
+        Schedule(self.loop, make_runner(self.loop)).run(first, lambda n: self._next_proposal(session, n, first, started), report)
 
     def _report(
         self, session: pytest.Session, number: int, *, proposal: Proposal | None = None, record: TrialRecord | None = None
@@ -341,7 +330,6 @@ class Driver:
             elapsed=time.monotonic() - self.trials_started,
             time_limit=s.time_limit,
             best=loop.best,
-            workers=s.workers,
         )
 
     def _after_trial(self, record: TrialRecord) -> None:

@@ -65,7 +65,6 @@ def progress(
     elapsed: float,
     time_limit: float | None,
     best: TrialRecord | None,
-    workers: int = 1,
 ) -> str:
     """Where the run stands after ``done`` trials of this session: trial k of N (or the time
     used of the budget), the best so far, and an ETA from the trials' pace."""
@@ -84,7 +83,6 @@ def progress(
         left.append(time_limit - elapsed)
     if left and done:
         parts.append(f"eta {clock(min(left))}")
-    del workers  # the pace already reflects how many trials run at once
     return ", ".join(parts)
 
 
