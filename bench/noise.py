@@ -25,15 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_autoresearch.noise import (
-    DEFAULT_BASELINE_RUNS,
-    DEFAULT_CONFIRM_RUNS,
-    DEFAULT_K,
-    DEFAULT_NOISY_BASELINE_RUNS,
-    Noise,
-    NoiseRule,
-    mean,
-)
+from pytest_autoresearch.core.noise import DEFAULT_BASELINE_RUNS, DEFAULT_CONFIRM_RUNS, DEFAULT_K, DEFAULT_NOISY_BASELINE_RUNS, Noise, NoiseRule, mean
 
 
 class Loop:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
+from .core.bounds import broken_bound
+
 if TYPE_CHECKING:
-    from .records import Goal
+    from .core.records import Goal
 
 #: user_properties names; also the junitxml property names.
 SCORE_PROP = "fitness"
@@ -233,14 +235,6 @@ def read_properties(properties: Sequence[tuple[str, object]]) -> Recorded:
     return Recorded(score, goal, metrics, bounds, artifacts)
 
 
-def broken_bound(value: float, bound: tuple[float | None, float | None]) -> str | None:
-    """How ``value`` leaves ``bound`` (min, max), or None when it is within."""
-    low, high = bound
-    if low is not None and value < low:
-        return f"below its min {low:g}"
-    if high is not None and value > high:
-        return f"above its max {high:g}"
-    return None
 
 
 def format_number(value: float | None) -> str:

@@ -13,9 +13,9 @@ import pytest
 
 if TYPE_CHECKING:
     from .agents import Agent
-    from .decision import Decision
-    from .noise import Noise
-    from .records import MetricSpec, TrialRecord
+    from .core.verdict import Decision
+    from .core.noise import Noise
+    from .core.records import MetricSpec, TrialRecord
 
 
 @pytest.hookspec(firstresult=True)

@@ -14,17 +14,13 @@ import pytest
 
 from .fitness import MARKER_HELP, FitnessPlugin
 from .fitness import fitness as fitness  # the fixture: pytest finds it on this module
-
-#: Environment variable through which the driver hands a trial subprocess its channel.
-TRIAL_ENV = "PYTEST_AUTORESEARCH_TRIAL"
-
-RUN_DIR_NAME = ".autoresearch"
+from .names import RUN_DIR_NAME, TRIAL_ENV
 
 # Taken when this entry point is imported, before any conftest or test module runs, so that
 # candidate code in a trial never sees where the result goes or the nonce that makes it valid.
 _trial_channel: dict | None = None
 if TRIAL_ENV in os.environ:
-    from .child import arm, receive
+    from .trial_plugin import arm, receive
 
     _trial_channel = receive(os.environ.pop(TRIAL_ENV))
     arm()
@@ -184,7 +180,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--autoresearch-report`` and ``--autoresearch-finalize`` read a run and exit, like ``--fixtures``."""
     if config.getoption("autoresearch_report") or config.getoption("autoresearch_finalize"):
-        from . import report
+        from .ui import report_command as report
 
         return report.finalize_command(config) if config.getoption("autoresearch_finalize") else report.report(config)
     return None
@@ -194,17 +190,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.pluginmanager.register(FitnessPlugin(config), "autoresearch-fitness")
     if config.getoption("autoresearch_save") or config.getoption("autoresearch_check"):
-        from .ciguard import CiGuard
+        from .fitness_json import CiGuard
 
         config.pluginmanager.register(CiGuard(config), "autoresearch-ciguard")
     global _trial_channel
     channel, _trial_channel = _trial_channel, None  # once: pytest runs inside the trial do not report
     if channel is not None:
-        from .child import TrialReporter
+        from .trial_plugin import TrialReporter
 
         config.pluginmanager.register(TrialReporter(config, channel), "autoresearch-trial")
     elif config.getoption("autoresearch") and not hasattr(config, "workerinput"):
-        from .driver import Driver
+        from .ui.driver import Driver
 
         config.pluginmanager.register(Driver(config), "autoresearch-driver")
 

@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from pytest_autoresearch.answers import ANSWER_FORMAT, parse_answer
-from pytest_autoresearch.proposal import Proposal, check
-from pytest_autoresearch.surface import Surface
+from pytest_autoresearch.proposals.answers import ANSWER_FORMAT, parse_answer
+from pytest_autoresearch.proposals.proposal import Proposal, check
+from pytest_autoresearch.proposals.surface import Surface
 
 MODEL = """\
 import math

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import FITNESS_TEST, MODEL, PYPROJECT, Project, default_files
 
-from pytest_autoresearch.noise import Noise, NoiseRule
+from pytest_autoresearch.core.noise import Noise, NoiseRule
 
 ROOT = Path(__file__).resolve().parent.parent
 

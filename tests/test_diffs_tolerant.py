@@ -7,16 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoresearch.diffs import (
-    EXACT,
-    INDENTATION,
-    TRAILING_WHITESPACE,
-    Match,
-    PatchError,
-    apply_unified_diff,
-    find_matches,
-    reindent,
-)
+from pytest_autoresearch.proposals.diffs import EXACT, INDENTATION, TRAILING_WHITESPACE, Match, PatchError, apply_unified_diff, find_matches, reindent
 
 MODEL = """\
 import math
@@ -263,7 +254,7 @@ def test_tolerant_mode_still_refuses_paths_outside_the_repository() -> None:
 
 def test_strict_mode_refuses_a_hunk_longer_than_its_header() -> None:
     """Strict parsing must not drop the lines a wrong count leaves over."""
-    from pytest_autoresearch.diffs import PatchError, apply_unified_diff
+    from pytest_autoresearch.proposals.diffs import PatchError, apply_unified_diff
 
     diff = "--- a/m.py\n+++ b/m.py\n@@ -1,1 +1,1 @@\n-A = 1\n+A = 2\n+B = 3\n"
     with pytest.raises(PatchError, match="longer than its header says"):

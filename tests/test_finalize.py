@@ -15,17 +15,10 @@ from pathlib import Path
 import pytest
 from helpers import MODEL, PYPROJECT, Project, default_files
 
-from pytest_autoresearch.finalize import (
-    Finalized,
-    FinalizeError,
-    RunView,
-    Step,
-    finalize,
-    render_summary,
-)
-from pytest_autoresearch.records import TrialRecord
-from pytest_autoresearch.reporting import fmt_delta, fmt_score
-from pytest_autoresearch.runfolder import RunFolder
+from pytest_autoresearch.ui.finalize import Finalized, FinalizeError, RunView, Step, finalize, render_summary
+from pytest_autoresearch.core.records import TrialRecord
+from pytest_autoresearch.ui.terminal import fmt_delta, fmt_score
+from pytest_autoresearch.store.runfolder import RunFolder
 
 REVIEW = "autoresearch-review/t"
 

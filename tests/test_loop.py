@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import MODEL, Project, default_files, processes_with
 
-from pytest_autoresearch.results_log import LEADING, TRAILING
+from pytest_autoresearch.store.results_log import LEADING, TRAILING
 
 
 def test_keep_discard_and_the_branch(project: Project) -> None:

@@ -18,8 +18,8 @@ import pytest
 
 from pytest_autoresearch.agents import AgentError, ProposalContext
 from pytest_autoresearch.agents.mutate import MutateAgent, find_targets, perturb
-from pytest_autoresearch.records import MetricSpec, TrialRecord, is_better
-from pytest_autoresearch.surface import Surface
+from pytest_autoresearch.core.records import MetricSpec, TrialRecord, is_better
+from pytest_autoresearch.proposals.surface import Surface
 
 METRIC = MetricSpec("tests/test_fit.py::test_fit", "mse", "min", True)
 

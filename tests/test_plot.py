@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch import plot
-from pytest_autoresearch.plot import PlotUnavailable, available, running_best, write_progress
-from pytest_autoresearch.records import TrialRecord
+from pytest_autoresearch.ui import plot
+from pytest_autoresearch.ui.plot import PlotUnavailable, available, running_best, write_progress
+from pytest_autoresearch.core.records import TrialRecord
 
 needs_matplotlib = pytest.mark.skipif(not available(), reason="matplotlib is not installed (the plot extra)")
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoresearch.diffs import PatchError, apply_unified_diff
-from pytest_autoresearch.proposal import Proposal, check, from_patch, one_line
-from pytest_autoresearch.surface import Surface
+from pytest_autoresearch.proposals.diffs import PatchError, apply_unified_diff
+from pytest_autoresearch.proposals.proposal import Proposal, check, from_patch
+from pytest_autoresearch.core.text import one_line
+from pytest_autoresearch.proposals.surface import Surface
 
 # --- check() -----------------------------------------------------------------------------------
 

@@ -10,15 +10,9 @@ import dataclasses
 
 import pytest
 
-from pytest_autoresearch.diffs import PatchError, apply_unified_diff
-from pytest_autoresearch.proposal import (
-    Limits,
-    Proposal,
-    check,
-    evolve_regions,
-    from_patch,
-)
-from pytest_autoresearch.surface import Surface
+from pytest_autoresearch.proposals.diffs import PatchError, apply_unified_diff
+from pytest_autoresearch.proposals.proposal import Limits, Proposal, check, evolve_regions, from_patch
+from pytest_autoresearch.proposals.surface import Surface
 
 EVERYTHING = Surface(["**"])
 
@@ -497,7 +491,7 @@ def test_a_mode_only_header_is_not_blamed_on_the_next_file(tolerant: bool) -> No
 
 @pytest.mark.parametrize("kind", ["rename", "copy"])
 def test_renames_and_copies_are_refused_not_half_applied(kind: str) -> None:
-    from pytest_autoresearch.diffs import PatchError, apply_unified_diff
+    from pytest_autoresearch.proposals.diffs import PatchError, apply_unified_diff
 
     diff = (
         f"diff --git a/old.py b/new.py\nsimilarity index 90%\n{kind} from old.py\n{kind} to new.py\n"

@@ -9,9 +9,9 @@ import pytest
 
 from pytest_autoresearch.agents import AgentExhausted, ProposalContext
 from pytest_autoresearch.agents.replay import ReplayAgent
-from pytest_autoresearch.proposal import Proposal, check
-from pytest_autoresearch.records import MetricSpec, TrialRecord
-from pytest_autoresearch.surface import Surface
+from pytest_autoresearch.proposals.proposal import Proposal, check
+from pytest_autoresearch.core.records import MetricSpec, TrialRecord
+from pytest_autoresearch.proposals.surface import Surface
 
 CURRENT = {"src/model.py": "LR = 0.1\nEPOCHS = 10\n", "src/util.py": "def f():\n    return 1\n"}
 

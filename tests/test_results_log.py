@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch.records import TrialRecord
-from pytest_autoresearch.results_log import ResultsLog, read_results
+from pytest_autoresearch.core.records import TrialRecord
+from pytest_autoresearch.store.results_log import ResultsLog, read_results
 
 HEADER = (
     "trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "accuracy", "loss", "reason", "description",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autoresearch.surface import Surface, normalize
+from pytest_autoresearch.proposals.surface import Surface, normalize
 
 # --- glob matching ---------------------------------------------------------------------------
 

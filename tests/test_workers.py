@@ -15,7 +15,7 @@ import time
 import pytest
 from helpers import Project, processes_with
 
-from pytest_autoresearch.gitstate import merge_texts
+from pytest_autoresearch.store.gitstate import merge_texts
 
 KNOBS = "ABCDEF"
 

@@ -1,119 +1,14 @@
-"""The agent seam: what an agent sees each trial and what it must return.
+"""The agents: the loop's mutation operators, and the seam a plugin implements to add one.
 
-An agent is the loop's mutation operator. The driver builds a :class:`ProposalContext`
-(the current best files, the log so far, the policy text, the last failure) and asks the
-agent for one :class:`~pytest_autoresearch.proposal.Proposal` per trial. Agents are made
-from a spec string by the ``pytest_autoresearch_make_agent`` hook, so a plugin can add one.
+This is the package's face: ``from pytest_autoresearch.agents import Agent`` is how users and
+plugins name the seam. The names live in :mod:`~pytest_autoresearch.agents.base`; the built-in
+agents are ``mutate`` (offline), ``litellm`` (a model), ``cmd`` (an external coding agent) and
+``replay`` (a file of proposals), made by :mod:`~pytest_autoresearch.agents.builtin`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-
-import pytest
-
-from ..proposal import Proposal
-from ..records import MetricSpec, TrialRecord
-from ..settings import SETTINGS_KEY
-from ..surface import Surface
+from ..proposals.proposal import Proposal
+from .base import Agent, AgentError, AgentExhausted, ProposalContext
 
 __all__ = ["Agent", "AgentError", "AgentExhausted", "Proposal", "ProposalContext"]
-
-
-class AgentError(Exception):
-    """The agent cannot go on (bad configuration, bad credentials): the loop stops with this
-    message and a non-zero exit code; the log keeps every finished trial."""
-
-
-class AgentExhausted(Exception):
-    """The agent has nothing more to propose (a replay file ran out): the loop ends normally."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ProposalContext:
-    """Everything an agent may know when it proposes trial number ``trial``."""
-
-    trial: int
-    tag: str
-    rootdir: Path  # the user's rootdir: read it, never write it
-    workdir: Path  # the rootdir's copy in the run's worktree, at the current best
-    surface: Surface
-    files: Mapping[str, str]  # surface files at the current best, rootdir-relative -> text
-    program: str
-    metric: MetricSpec
-    baseline: TrialRecord
-    best: TrialRecord
-    history: Sequence[TrialRecord]
-    last_failure: str | None
-    trials_left: int | None
-    read: Callable[[str], str | None]  # any file of the current best, by rootdir-relative path
-    context_files: Mapping[str, str] = dataclasses.field(default_factory=dict)  # read-only files to show
-    note: Callable[[str], None] = print  # a status line for the user (retries, waits)
-
-
-class Agent:
-    """Base class of agents. Subclasses implement :meth:`propose`."""
-
-    name = "agent"
-    #: True for agents that edit files in ``context.workdir`` to prepare a proposal (an external
-    #: coding tool, say): the driver restores the worktree after :meth:`propose`, and only the
-    #: returned proposal, checked against the surface, is applied.
-    edits_workdir = False
-    #: True for agents whose proposals carry token counts and cost (results.tsv gets columns for them).
-    reports_usage = False
-
-    def describe(self) -> str:
-        """One line for the run header."""
-        return self.name
-
-    def start(self, context: ProposalContext) -> None:
-        """Called once after the baseline; raise :class:`AgentError` if the agent cannot work
-        on this surface."""
-
-    def propose(self, context: ProposalContext) -> Proposal:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Called once when the loop ends, however it ends."""
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | None:
-    name, _, arg = spec.partition(":")
-    if name == "mutate":
-        from .mutate import MutateAgent
-
-        try:
-            seed = int(arg) if arg else 0
-        except ValueError:
-            raise pytest.UsageError(f"autoresearch: agent 'mutate:SEED' needs an integer seed, got {arg!r}") from None
-        return MutateAgent(seed=seed)
-    if name in ("litellm", "cmd"):
-        settings = config.stash[SETTINGS_KEY]
-        if not arg:
-            raise pytest.UsageError(f"autoresearch: agent '{name}:...' needs a {'model' if name == 'litellm' else 'command'}")
-        if name == "litellm":
-            from .llm import LitellmAgent
-
-            return LitellmAgent(
-                arg,
-                api_base=settings.api_base,
-                model_args=settings.model_args,
-                timeout=settings.agent_timeout,
-                max_prompt_tokens=settings.max_prompt_tokens,
-            )
-        from .command import CommandAgent
-
-        return CommandAgent(arg, timeout=settings.agent_timeout)
-    if name == "replay":
-        from .replay import ReplayAgent
-
-        if not arg:
-            raise pytest.UsageError("autoresearch: agent 'replay:PATH' needs the path of a JSON Lines file")
-        path = Path(config.invocation_params.dir) / arg
-        if not path.is_file():
-            raise pytest.UsageError(f"autoresearch: replay file {path} does not exist")
-        return ReplayAgent(path)
-    return None

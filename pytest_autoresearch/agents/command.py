@@ -19,9 +19,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..proposal import Proposal, one_line
-from ..trial import kill_group, start_group, wait_unreaped
-from . import Agent, AgentError, ProposalContext
+from ..proposals.proposal import Proposal
+from ..core.text import one_line
+from ..system.procs import kill_group, start_group, wait_unreaped
+from .base import Agent, AgentError, ProposalContext
 from .prompt import render_prompt
 
 PLACEHOLDER = "{prompt_file}"

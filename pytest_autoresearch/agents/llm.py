@@ -18,9 +18,9 @@ import random
 import time
 from typing import Any
 
-from ..proposal import Proposal
-from ..records import Usage
-from . import Agent, AgentError, ProposalContext
+from ..proposals.proposal import Proposal
+from ..core.records import Usage
+from .base import Agent, AgentError, ProposalContext
 from .prompt import Prompt, render_prompt
 
 DEFAULT_PROMPT_TOKENS = 32000
@@ -97,7 +97,7 @@ class LitellmAgent(Agent):
     def _fit(self, context: ProposalContext) -> tuple[Prompt, int | None, bool]:
         """The fullest prompt within the budget: history shortened first, then context files
         dropped. Returns (prompt, history limit, context files included)."""
-        from ..answers import ANSWER_FORMAT
+        from ..proposals.answers import ANSWER_FORMAT
 
         for limit in HISTORY_STEPS:
             prompt = render_prompt(context, ANSWER_FORMAT, history_limit=limit)
@@ -115,7 +115,7 @@ class LitellmAgent(Agent):
     # -- the request -------------------------------------------------------------------
 
     def propose(self, context: ProposalContext) -> Proposal:
-        from ..answers import ANSWER_FORMAT, parse_answer
+        from ..proposals.answers import ANSWER_FORMAT, parse_answer
 
         prompt, limit, with_context = self._fit(context)
         try:

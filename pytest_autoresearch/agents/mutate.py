@@ -17,8 +17,8 @@ import random
 import re
 from collections.abc import Mapping
 
-from ..proposal import Proposal
-from . import Agent, AgentError, ProposalContext
+from ..proposals.proposal import Proposal
+from .base import Agent, AgentError, ProposalContext
 
 Value = bool | int | float
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from ..records import TrialRecord, improvement
-from . import ProposalContext
+from ..core.records import TrialRecord, improvement
+from .base import ProposalContext
 
 FAILURE_CHARS = 3000
 REASON_CHARS = 160

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..proposal import Proposal, from_patch
-from . import Agent, AgentExhausted, ProposalContext
+from ..proposals.proposal import Proposal, from_patch
+from .base import Agent, AgentExhausted, ProposalContext
 
 
 class ReplayAgent(Agent):

@@ -3,18 +3,84 @@
 One loop per tag: the lock is an advisory ``flock`` the kernel releases when the driver
 exits, however it exits, so a crashed run never leaves a stale lock behind. ``run.json``
 holds what a later run needs to continue this one (the primary metric, the log's columns,
-where the run started); results.tsv holds the trials.
+where the run started), as a :class:`RunMeta`: the only reader and writer of that file, for
+the loop, the report and finalize alike. results.tsv holds the trials.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
+
+from ..core.records import MetricSpec
+
+#: The version of run.json this code writes.
+META_VERSION = 1
+
+
+@dataclasses.dataclass
+class RunMeta:
+    """What ``run.json`` holds: what a later run (or a report) needs to read this one."""
+
+    tag: str
+    head: str  # the user's HEAD when the run started
+    base_ref: str  # the user's branch (or HEAD's commit) the run started from
+    metric: MetricSpec  # the primary fitness test
+    columns: list[str]  # results.tsv's metric columns, in order
+    column_keys: list[tuple[str, str, str]]  # (nodeid, metric name or "", column)
+    usage: bool  # whether results.tsv has the token and cost columns
+    timeout: float | None  # the trial deadline in force
+    holdout: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # "baseline"/"best" -> test -> score
+    holdout_best_trial: int | None = None  # the trial the "best" holdout scores belong to
+    holdout_goals: dict[str, str] = dataclasses.field(default_factory=dict)
+    holdout_files: list[str] = dataclasses.field(default_factory=list)  # files that define holdout tests
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": META_VERSION,
+            "tag": self.tag,
+            "head": self.head,
+            "base_ref": self.base_ref,
+            "metric": {"nodeid": self.metric.nodeid, "name": self.metric.name, "goal": self.metric.goal},
+            "columns": list(self.columns),
+            "column_keys": [list(key) for key in self.column_keys],
+            "usage": self.usage,
+            "timeout": self.timeout,
+            "holdout": self.holdout,
+            "holdout_best_trial": self.holdout_best_trial,
+            "holdout_goals": self.holdout_goals,
+            "holdout_files": sorted(self.holdout_files),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunMeta:
+        """Read a run.json; keys that older versions did not write take their defaults."""
+        metric = data["metric"]
+        return cls(
+            tag=str(data.get("tag", "")),
+            head=str(data["head"]),
+            base_ref=str(data.get("base_ref") or data["head"]),
+            metric=MetricSpec(metric["nodeid"], metric["name"], metric["goal"], True),
+            columns=[str(c) for c in data["columns"]],
+            column_keys=[(str(n), str(m), str(c)) for n, m, c in data.get("column_keys", [])],
+            usage=bool(data.get("usage", False)),
+            timeout=data.get("timeout"),
+            holdout={k: dict(v) for k, v in (data.get("holdout") or {}).items()},
+            holdout_best_trial=data.get("holdout_best_trial"),
+            holdout_goals=dict(data.get("holdout_goals") or {}),
+            holdout_files=list(data.get("holdout_files") or []),
+        )
+
+
+def read_meta(path: Path) -> RunMeta:
+    """A run.json, for readers that only read (the report, finalize)."""
+    return RunMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 class RunLocked(Exception):
@@ -60,16 +126,17 @@ class RunFolder:
             self._lock_file.close()
             self._lock_file = None
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        text = json.dumps(meta, indent=1).encode()
+    def write_meta(self, meta: RunMeta) -> None:
+        text = json.dumps(meta.to_json(), indent=1).encode()
         tmp = self.meta.with_name("run.json.tmp")
         tmp.write_bytes(text)
         os.replace(tmp, self.meta)
         self._meta_text = text
 
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self) -> RunMeta:
+        """run.json as the loop wrote it; what is in it now is what a trial must leave alone."""
         self._meta_text = self.meta.read_bytes()
-        return json.loads(self._meta_text)
+        return RunMeta.from_json(json.loads(self._meta_text))
 
     def meta_intact(self) -> bool:
         """Whether run.json still holds what the loop wrote (a trial may not edit it)."""

@@ -14,17 +14,9 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
-from .diffs import (
-    PatchError,
-    apply_unified_diff,
-    file_starts,
-    find_matches,
-    keep_final_newline,
-    line_ending,
-    lines_of,
-    reindent,
-)
-from .proposal import Proposal, one_line
+from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
+from .proposal import Proposal
+from ..core.text import one_line
 from .surface import normalize
 
 ANSWER_FORMAT = """\

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .records import TrialRecord, Usage
+from ..core.records import TrialRecord, Usage
 
 LEADING = ("trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds")
 USAGE = ("tokens_in", "tokens_out", "cost_usd")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .records import STATUSES, TrialRecord, improvement
+from ..core.records import STATUSES, TrialRecord, improvement
 
 #: pytest status words and colours for trial items.
 STATUS_MARKUP = {

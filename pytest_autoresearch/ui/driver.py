@@ -23,12 +23,13 @@ from typing import Any
 
 import pytest
 
-from .agents import AgentExhausted
-from .loop import FatalError, ResearchLoop, SetupError
-from .proposal import Proposal
-from .records import TrialRecord
-from .reporting import STATUS_MARKUP, details, live_line, progress, summary, table
-from .settings import SETTINGS_KEY, load_settings
+from ..agents import AgentExhausted
+from ..errors import FatalError, SetupError
+from ..engine.loop import ResearchLoop
+from ..proposals.proposal import Proposal
+from ..core.records import TrialRecord
+from .terminal import STATUS_MARKUP, details, live_line, progress, summary, table
+from ..settings import SETTINGS_KEY, load_settings
 
 #: Seconds between refreshes of progress.png (a keep refreshes it at once).
 PLOT_EVERY = 30.0
@@ -134,12 +135,13 @@ class Driver:
         self.plot_written = 0.0
         self.plot_thread: threading.Thread | None = None
         self.plot_problem: str | None = None
-        from . import agents, decision
-        from .trial import become_subreaper
+        from ..agents import builtin
+        from ..engine import hooks
+        from ..system.procs import become_subreaper
 
         become_subreaper()  # orphans of trials come back to the driver, which kills them
-        config.pluginmanager.register(agents, "autoresearch-agents")
-        config.pluginmanager.register(decision, "autoresearch-decision")
+        config.pluginmanager.register(builtin, "autoresearch-agents")
+        config.pluginmanager.register(hooks, "autoresearch-decision")
 
     @property
     def tr(self) -> pytest.TerminalReporter | None:
@@ -270,7 +272,7 @@ class Driver:
 
     def _trials_in_parallel(self, session: pytest.Session, first: int, started: float) -> None:
         """K trials in flight (:mod:`~pytest_autoresearch.workers`); each is reported as it ends."""
-        from .workers import Schedule, make_runner
+        from ..engine.schedule import Schedule, make_runner
 
         def report(record: TrialRecord) -> bool:
             self._report(session, record.trial, record=record)

@@ -20,7 +20,7 @@ import pytest
 
 from .noise import Noise, NoiseRule
 from .records import MetricSpec, TrialRecord, improvement
-from .settings import SETTINGS_KEY
+from ..settings import SETTINGS_KEY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +29,6 @@ class Decision:
     reason: str = ""
 
 
-def rule_of(config: pytest.Config) -> NoiseRule:
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None:
-        return NoiseRule()
-    return NoiseRule(min_delta=settings.min_delta, k=settings.noise_k, confirm_runs=settings.confirm_runs)
 
 
 def decide(rule: NoiseRule, noise: Noise, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord) -> Decision:
@@ -61,8 +56,3 @@ def _why(noisy: bool, rule: NoiseRule) -> str:
     return f"max(min_delta {rule.min_delta:g}, {rule.k:g} x the noise spread)" if noisy else "autoresearch_min_delta"
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_autoresearch_decide(
-    config: pytest.Config, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord, noise: Noise
-) -> Decision:
-    return decide(rule_of(config), noise, metric, candidate, best)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .loop import Pending, ResearchLoop
-from .proposal import Proposal
-from .records import RunResult, TrialRecord
-from .trial import allow_new, kill_running
+from ..proposals.proposal import Proposal
+from ..core.records import RunResult, TrialRecord
+from ..system.procs import allow_new, kill_running
 
 
 class Runner(Protocol):
@@ -55,7 +55,7 @@ def make_runner(loop: ResearchLoop) -> Runner:
     """The runner the settings ask for."""
     s = loop.settings
     if s.backend.partition(":")[0] == "ray":
-        from .distributed import RayRunner
+        from .ray_backend import RayRunner
 
         return RayRunner(loop, address=s.backend.partition(":")[2] or None)
     return LocalRunner(loop, s.workers)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .records import TrialRecord, is_better
+from ..core.records import TrialRecord, is_better
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

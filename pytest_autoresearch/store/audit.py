@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .records import RunResult, TrialRecord
+from ..core.records import RunResult, TrialRecord
 
 KEY_PACKAGES = ("pytest", "pytest-autoresearch", "pytest-timeout", "GitPython", "litellm", "torch", "numpy", "ray")
 

@@ -16,22 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from .agents import Agent, AgentError
-from .gitstate import GitStateError, RepoGuard, Repository, Worktree
-from .manifest import Manifest
-from .plugin import RUN_DIR_NAME
-from .records import MetricSpec, TrialRecord
-from .results_log import read_records, repair
-from .runfolder import RunFolder, RunLocked
-from .sandbox import bwrap_available
-from .settings import Settings
-from .surface import Surface, normalize
+from ..agents import Agent, AgentError
+from ..errors import SetupError
+from ..store.gitstate import GitStateError, RepoGuard, Repository, Worktree
+from ..system.manifest import Manifest
+from ..names import RUN_DIR_NAME
+from ..core.records import MetricSpec, TrialRecord
+from ..store.results_log import read_records, repair
+from ..store.runfolder import RunFolder, RunLocked
+from ..system.sandbox import bwrap_available
+from ..settings import Settings
+from ..proposals.surface import Surface, normalize
 
-DEFAULT_PROGRAM = Path(__file__).with_name("default_program.md")
+DEFAULT_PROGRAM = Path(__file__).parent.parent / "agents" / "default_program.md"
 
-
-class SetupError(Exception):
-    """The loop cannot start; nothing it created is left behind."""
 
 
 @dataclasses.dataclass

@@ -27,12 +27,12 @@ from typing import Any
 
 import git
 
-from .gitstate import ZERO, GitStateError, Repository, trailers
-from .plugin import RUN_DIR_NAME
-from .records import TrialRecord, improvement
-from .reporting import fmt_delta, fmt_score
-from .results_log import read_records
-from .runfolder import RunFolder, RunLocked
+from ..store.gitstate import ZERO, GitStateError, Repository, trailers
+from ..names import RUN_DIR_NAME
+from ..core.records import TrialRecord, improvement
+from .terminal import fmt_delta, fmt_score
+from ..store.results_log import read_records
+from ..store.runfolder import RunFolder, RunLocked
 
 #: The trailer that marks a commit as made by finalize for a run (its value is the tag).
 FINALIZE_TRAILER = "Autoresearch-Finalize"

@@ -29,7 +29,7 @@ import pytest
 
 from . import fitness as fitness_module
 from .fitness import FitnessUsageError, fitness_spec, read_properties
-from .manifest import Manifest
+from .system.manifest import Manifest
 
 FAILURE_LIMIT = 4000
 TIMEOUT_MARK = "from pytest-timeout"

@@ -27,20 +27,22 @@ from typing import Any
 
 import pytest
 
-from . import ciguard
-from .audit import AuditTrail
-from .agents import Agent, AgentError, AgentExhausted, ProposalContext
-from .decision import rule_of
+from .. import fitness_json as ciguard
+from ..store.audit import AuditTrail
+from ..agents import Agent, AgentError, AgentExhausted, ProposalContext
+from .hooks import rule_of
 from .evaluation import Evaluator
-from .fitness import broken_bound
-from .gitstate import ZERO, Worktree, merge_texts, trailers
-from .noise import DEFAULT_NOISY_BASELINE_RUNS, Noise, mean, stdev
-from .proposal import Limits, Proposal, check, one_line
-from .records import MetricSpec, RunResult, TrialRecord, improvement, is_better
-from .results_log import ResultsLog
-from .runsetup import Run, SetupError, Slot, start_run
-from .settings import Settings
-from .surface import Surface, normalize
+from ..core.bounds import broken_bound
+from ..store.gitstate import ZERO, Worktree, merge_texts, trailers
+from ..core.noise import DEFAULT_NOISY_BASELINE_RUNS, Noise, mean, stdev
+from ..proposals.proposal import Limits, Proposal, check
+from ..core.text import one_line
+from ..core.records import MetricSpec, RunResult, TrialRecord, improvement, is_better
+from ..store.results_log import ResultsLog
+from .setup import Run, Slot, start_run
+from ..errors import FatalError, SetupError
+from ..settings import Settings
+from ..proposals.surface import Surface, normalize
 
 __all__ = ["FatalError", "Pending", "ResearchLoop", "SetupError"]
 
@@ -48,9 +50,6 @@ __all__ = ["FatalError", "Pending", "ResearchLoop", "SetupError"]
 #: (each time means another trial was kept, so this only guards against a pathological run).
 MAX_REAPPLY = 50
 
-
-class FatalError(Exception):
-    """The loop cannot go on; the log keeps every finished trial."""
 
 
 _EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Exit|Interrupt|Failed|Warning)\b.*:")

@@ -14,11 +14,11 @@ from pathlib import Path
 import git
 import pytest
 
-from .records import RunResult
-from .runsetup import Run, Slot
-from .sandbox import bwrap_args, environment, scrub
-from .settings import Settings
-from .trial import TrialCommand, pytest_argv, run
+from ..core.records import RunResult
+from .setup import Run, Slot
+from ..system.sandbox import bwrap_args, environment, scrub
+from ..settings import Settings
+from .trial_process import TrialCommand, pytest_argv, run
 
 _CONFIG_FILES = ("*.py", "*.toml", "*.ini", "*.cfg", "*.txt")
 _XDIST_FLAGS = ("-n", "-d", "-f", "--dist", "--tx", "--looponfail", "--maxprocesses", "--rsyncdir")

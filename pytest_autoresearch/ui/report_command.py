@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from .plugin import RUN_DIR_NAME
-from .records import TrialRecord
-from .reporting import fmt_score, summary, table
-from .results_log import read_records
+from ..names import RUN_DIR_NAME
+from ..core.records import TrialRecord
+from .terminal import fmt_score, summary, table
+from ..store.results_log import read_records
 
 
 def runs_under(rootdir: Path) -> list[str]:

@@ -27,12 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .gitstate import IDENTITY, NO_HOOKS
-from .loop import FatalError
-from .manifest import Manifest
-from .records import RunResult
-from .sandbox import scrub
-from .trial import TrialCommand, run
+from ..store.gitstate import IDENTITY, NO_HOOKS
+from ..errors import FatalError
+from ..system.manifest import Manifest
+from ..core.records import RunResult
+from ..system.sandbox import scrub
+from .trial_process import TrialCommand, run
 
 LOG_RETURN_LIMIT = 4 * 1024 * 1024  # bytes of a trial's log a worker sends back
 
@@ -92,7 +92,7 @@ def evaluate_on_worker(spec: RemoteRun) -> tuple[RunResult, bytes]:
     env.update(spec.env)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     args = tuple(a.replace(WORKTREE, str(worktree)) for a in spec.args)
-    from .trial import pytest_argv
+    from .trial_process import pytest_argv
 
     command = TrialCommand(
         argv=pytest_argv(args),

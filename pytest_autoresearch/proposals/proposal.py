@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Callable, Mapping
 
 from .diffs import PatchError, apply_unified_diff, lines_of
-from .records import Usage
+from ..core.records import Usage
 from .surface import Surface, normalize
 
 
@@ -34,10 +34,6 @@ class Proposal:
     answer: str | None = None
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace so a description or reason fits one TSV cell and one terminal line."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""The agent seam: what an agent sees each trial and what it must return.
+
+An agent is the loop's mutation operator. The engine builds a :class:`ProposalContext`
+(the current best files, the log so far, the policy text, the last failure) and asks the
+agent for one :class:`~pytest_autoresearch.proposals.proposal.Proposal` per trial. Agents
+are made from a spec string by the ``pytest_autoresearch_make_agent`` hook (the built-in
+implementation is :mod:`~pytest_autoresearch.agents.builtin`), so a plugin can add one.
+Every agent module imports the seam from here, never from the package's face.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from ..core.records import MetricSpec, TrialRecord
+from ..proposals.proposal import Proposal
+from ..proposals.surface import Surface
+
+
+class AgentError(Exception):
+    """The agent cannot go on (bad configuration, bad credentials): the loop stops with this
+    message and a non-zero exit code; the log keeps every finished trial."""
+
+
+class AgentExhausted(Exception):
+    """The agent has nothing more to propose (a replay file ran out): the loop ends normally."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ProposalContext:
+    """Everything an agent may know when it proposes trial number ``trial``."""
+
+    trial: int
+    tag: str
+    rootdir: Path  # the user's rootdir: read it, never write it
+    workdir: Path  # the rootdir's copy in the run's worktree, at the current best
+    surface: Surface
+    files: Mapping[str, str]  # surface files at the current best, rootdir-relative -> text
+    program: str
+    metric: MetricSpec
+    baseline: TrialRecord
+    best: TrialRecord
+    history: Sequence[TrialRecord]
+    last_failure: str | None
+    trials_left: int | None
+    read: Callable[[str], str | None]  # any file of the current best, by rootdir-relative path
+    context_files: Mapping[str, str] = dataclasses.field(default_factory=dict)  # read-only files to show
+    note: Callable[[str], None] = print  # a status line for the user (retries, waits)
+
+
+class Agent:
+    """Base class of agents. Subclasses implement :meth:`propose`."""
+
+    name = "agent"
+    #: True for agents that edit files in ``context.workdir`` to prepare a proposal (an external
+    #: coding tool, say): the driver restores the worktree after :meth:`propose`, and only the
+    #: returned proposal, checked against the surface, is applied.
+    edits_workdir = False
+    #: True for agents whose proposals carry token counts and cost (results.tsv gets columns for them).
+    reports_usage = False
+
+    def describe(self) -> str:
+        """One line for the run header."""
+        return self.name
+
+    def start(self, context: ProposalContext) -> None:
+        """Called once after the baseline; raise :class:`AgentError` if the agent cannot work
+        on this surface."""
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the loop ends, however it ends."""
+
+

@@ -1,0 +1,39 @@
+"""Every default of the loop, defined once: the settings, their help texts and the rules read them here.
+
+A leaf with no imports. The noise defaults were chosen by ``bench/noise.py`` (see the README's
+"Noise" section for the figures).
+"""
+
+from __future__ import annotations
+
+#: the agent when none is named
+AGENT = "mutate"
+#: baseline runs: identical scores mean a deterministic evaluator
+BASELINE_RUNS = 2
+#: baseline runs in all once the first ones differ (the noise needs a better estimate)
+NOISY_BASELINE_RUNS = 5
+#: extra runs of a promising candidate under noise, before it is judged
+CONFIRM_RUNS = 2
+#: under noise, a gain must exceed this many noise spreads
+NOISE_K = 2.0
+#: the smallest gain worth keeping (0: any gain)
+MIN_DELTA = 0.0
+#: seconds one proposal (a model request, an external agent command) may take
+AGENT_TIMEOUT = 600.0
+#: the largest file a proposal may write, in KiB
+MAX_FILE_KB = 1024.0
+#: the prompt budget in tokens when litellm does not know the model's input limit
+PROMPT_TOKENS = 32000
+#: trials in flight at once
+WORKERS = 1
+#: where trials run
+BACKEND = "local"
+#: leave plugins a trial does not need out of its start-up
+TRIM_PLUGINS = True
+#: without --autoresearch-timeout, a trial may take this many times the baseline's time ...
+TIMEOUT_FACTOR = 3
+#: ... but never less than this many seconds
+MIN_TIMEOUT = 60.0
+#: how often a candidate that beat its parent is re-applied on a best that moved meanwhile
+#: (each time means another trial was kept, so this only guards against a pathological run)
+MAX_REAPPLY = 50
