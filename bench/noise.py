@@ -12,52 +12,80 @@ noise-widths (every discard is a miss). It reports, per rule:
   right after the baseline);
 - the evaluator runs a trial costs on average.
 
-It uses the loop's own :mod:`pytest_autoresearch.noise` code, so the figures are those of
-the defaults the plugin ships. Run: ``.venv/bin/python bench/noise.py [--seeds 400]``.
+Each simulated candidate is judged by the loop's own verdict
+(:func:`pytest_autoresearch.core.verdict.assess`, with the built-in keep rule
+:func:`~pytest_autoresearch.core.verdict.decide` and :mod:`pytest_autoresearch.core.noise`),
+fed its confirmation runs as the verdict asks for them, so the figures are those of the rule
+and defaults the plugin ships. Run: ``.venv/bin/python bench/noise.py [--seeds 400]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import os
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_autoresearch.core.noise import DEFAULT_BASELINE_RUNS, DEFAULT_CONFIRM_RUNS, DEFAULT_K, DEFAULT_NOISY_BASELINE_RUNS, Noise, NoiseRule, mean
+from pytest_autoresearch.core import verdict
+from pytest_autoresearch.core.columns import MetricColumns
+from pytest_autoresearch.core.noise import DEFAULT_BASELINE_RUNS, DEFAULT_CONFIRM_RUNS, DEFAULT_K, DEFAULT_NOISY_BASELINE_RUNS, Noise, NoiseRule
+from pytest_autoresearch.core.records import FitnessResult, MetricSpec, RunResult, Status, TrialRecord
+
+#: The simulated primary fitness test: a score to minimise.
+METRIC = MetricSpec(nodeid="bench_noise.py::test_score", name="score", goal="min", primary=True)
+#: No secondary scores or named metrics: results.tsv would have no metric columns.
+COLUMNS = MetricColumns()
+#: The naive rule: one run, keep if strictly better (no repeated runs, so no noise is known).
+NAIVE = NoiseRule(min_delta=0.0)
+
+
+def run_of(score: float) -> verdict.Run:
+    """One clean run of a candidate (every test passed) that scored ``score``."""
+    fit = FitnessResult(METRIC.nodeid, METRIC.name, METRIC.goal, METRIC.primary, score=score)
+    return verdict.Run(RunResult(exit_code=0, seconds=0.0, finished=True, fitness=[fit]))
 
 
 class Loop:
-    """The keep decision of the plugin for a goal="min" metric, on a simulated evaluator."""
+    """The plugin's verdict for a goal="min" metric, on a simulated evaluator."""
 
     def __init__(self, rng: random.Random, rule: NoiseRule | None, baseline_runs: int, noisy_baseline_runs: int) -> None:
-        self.rng, self.rule = rng, rule
-        self.runs = 0
+        self.rng, self.rule = rng, rule or NAIVE
+        self.runs = self.number = 0
         scores = [self.sample(0.0) for _ in range(baseline_runs if rule else 1)]
         self.noise = Noise()
         if rule is not None:
             if len(set(scores)) > 1:
                 scores += [self.sample(0.0) for _ in range(max(0, noisy_baseline_runs - len(scores)))]
             self.noise.add(scores)
-        self.best, self.best_true = mean(scores), 0.0
+        self.best: TrialRecord = verdict.baseline(0, "", scores, [run_of(s).result for s in scores], COLUMNS)
+        self.best_true = 0.0
 
     def sample(self, true: float) -> float:
         self.runs += 1
         return true + self.rng.gauss(0.0, 1.0)
 
     def trial(self, true: float) -> bool:
-        """One proposal whose true score is ``true``; True when it is kept."""
-        scores = [self.sample(true)]
-        if self.rule is None:  # the naive rule: one run, strictly better
-            keep = scores[0] < self.best
-        else:
-            if self.rule.worth_confirming(self.best - scores[0], self.noise, fewer_lines=False):
-                scores += [self.sample(true) for _ in range(self.rule.confirm_runs)]
-                self.noise.add(scores)
-            keep = len(scores) > 1 and self.best - mean(scores) > self.rule.threshold(self.noise)
+        """One proposal whose true score is ``true``, judged as the loop judges; True when it is kept."""
+        self.number += 1
+        rule, best = self.rule, self.best
+        judging = verdict.Judging(
+            trial=self.number, description="simulated proposal", metric=METRIC, best=best, lines=0, rule=rule, noise=self.noise,
+            columns=COLUMNS, timeout=None, memory_mb=None,
+            keep_rule=lambda candidate, noise: verdict.decide(rule, noise, METRIC, candidate, best),
+        )
+        runs = [run_of(self.sample(true))]
+        while (outcome := verdict.assess(judging, runs)).record is None:
+            assert outcome.attempt == len(runs) + 1
+            runs.append(run_of(self.sample(true)))  # a confirmation run, as the verdict asks
+        if outcome.noise is not None:
+            self.noise = outcome.noise
+        keep = outcome.record.status == Status.KEEP
         if keep:
-            self.best, self.best_true = mean(scores), true
+            self.best, self.best_true = outcome.record, true
         return keep
 
 
@@ -66,14 +94,15 @@ def simulate(rule: NoiseRule | None, seeds: int, baseline_runs: int, noisy_basel
     claimed = 0.0
     for seed in range(seeds):
         loop = Loop(random.Random(seed), rule, baseline_runs, noisy_baseline_runs)
-        start, baseline = loop.runs, loop.best
+        start, baseline = loop.runs, loop.best.score
+        assert baseline is not None
         for n in range(100):
             kept = loop.trial(0.0)
             first += kept and n == 0
             false_keeps += kept
             trials += 1
         runs += loop.runs - start
-        claimed += baseline - loop.best
+        claimed += baseline - loop.best.score  # type: ignore[operator]
     power = {}
     for d in (2, 3, 4):
         kept = sum(Loop(random.Random(10_000 + s), rule, baseline_runs, noisy_baseline_runs).trial(-float(d)) for s in range(seeds))
@@ -98,14 +127,19 @@ def main() -> int:
                 default = k == DEFAULT_K and confirm == DEFAULT_CONFIRM_RUNS and top_up == DEFAULT_NOISY_BASELINE_RUNS
                 name = f"k={k:g} confirm={confirm} noisy baseline={top_up}" + ("  <- default" if default else "")
                 rows.append((name, NoiseRule(k=k, confirm_runs=confirm), DEFAULT_BASELINE_RUNS, top_up))
-    print(f"false keeps of no-op proposals and power on real gains, noise sigma = 1, {args.seeds} simulated runs each")
-    print(f"{'rule':48} {'1st no-op':>9} {'false keep':>10} {'claimed':>8} {'kept 2s':>8} {'kept 3s':>8} {'kept 4s':>8} {'runs/trial':>10}")
-    for name, rule, base, top in rows:
-        r = simulate(rule, args.seeds, base, top)
-        print(
-            f"{name:48} {r['first']:9.1%} {r['false_keep']:10.2%} {r['claimed']:7.2f}s {r['power_2']:8.0%} "
-            f"{r['power_3']:8.0%} {r['power_4']:8.0%} {r['runs_per_trial']:10.2f}"
-        )
+    print(f"false keeps of no-op proposals and power on real gains, noise sigma = 1, {args.seeds} simulated runs each", flush=True)
+    print(f"{'rule':48} {'1st no-op':>9} {'false keep':>10} {'claimed':>8} {'kept 2s':>8} {'kept 3s':>8} {'kept 4s':>8} {'runs/trial':>10}", flush=True)
+    # The rows are independent simulations: one process each, as many at once as there are CPUs
+    # (the verdict builds the loop's own records for every run, which costs more than the arithmetic).
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(len(rows), os.cpu_count() or 1)) as pool:
+        futures = [pool.submit(simulate, rule, args.seeds, base, top) for _, rule, base, top in rows]
+        for (name, *_), future in zip(rows, futures):
+            r = future.result()
+            print(
+                f"{name:48} {r['first']:9.1%} {r['false_keep']:10.2%} {r['claimed']:7.2f}s {r['power_2']:8.0%} "
+                f"{r['power_3']:8.0%} {r['power_4']:8.0%} {r['runs_per_trial']:10.2f}",
+                flush=True,
+            )
     return 0
 
 

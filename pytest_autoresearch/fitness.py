@@ -3,7 +3,8 @@
 A fitness test is an ordinary test. Its score travels in ``item.user_properties`` (like
 ``record_property``), so it reaches junitxml, xdist controllers and the trial channel with
 no extra machinery. Without ``--autoresearch`` the plugin only prints a small table of the
-scores at the end of the run.
+scores at the end of the run (and, with ``--autoresearch-save`` or ``--autoresearch-check``,
+writes or checks fitness.json: :mod:`pytest_autoresearch.fitness_json`).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class Fitness:
     """The object the ``fitness`` fixture returns.
 
     ``fitness(value)`` records the test's score, once. ``fitness.metric(name, value)``
-    records further named numbers, logged beside the score.
+    records further named numbers, logged beside the score; ``fitness.artifact(path)`` records
+    a file the test produced, by its hash.
     """
 
     def __init__(self, item: pytest.Item, spec: FitnessSpec) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from .core.defaults import TOLERANCE
 from .fitness import read_properties
 
 FILENAME = "fitness.json"
@@ -76,7 +77,7 @@ class CiGuard:
         self.path = Path(config.rootpath) / FILENAME
         self.saving = bool(config.getoption("autoresearch_save"))
         self.checking = bool(config.getoption("autoresearch_check"))
-        self.tolerance = parse_tolerance(config.getini("autoresearch_tolerance") or "0")
+        self.tolerance = parse_tolerance(config.getini("autoresearch_tolerance") or str(TOLERANCE))
         self.saved = load(self.path) if self.checking else {}
         if self.checking and not self.saved:
             raise pytest.UsageError(f"autoresearch: --autoresearch-check needs {self.path}; write it with --autoresearch-save")

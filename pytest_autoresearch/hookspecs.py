@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | None:
     """Return the agent for ``--autoresearch-agent=SPEC``, or None when SPEC is not yours.
 
-    The built-in implementation knows ``mutate[:SEED]`` and ``replay:PATH``. A plugin adds
+    The built-in implementation (:mod:`pytest_autoresearch.agents.builtin`) knows
+    ``mutate[:SEED]``, ``litellm:MODEL``, ``cmd:COMMAND`` and ``replay:PATH``. A plugin adds
     an agent by returning an :class:`pytest_autoresearch.agents.Agent` for its own specs:
 
     .. code-block:: python
@@ -41,15 +42,18 @@ def pytest_autoresearch_decide(
 
     ``metric`` is the primary fitness test (its name and goal); ``candidate`` has a primary
     score (the mean of ``candidate.runs`` runs), its ``spread`` and net ``lines``; ``best`` is
-    the current best (the baseline at first); ``noise`` is what the run knows of the
-    evaluator's noise. Return a :class:`pytest_autoresearch.decision.Decision`. The built-in
-    rule is described in :mod:`pytest_autoresearch.decision`.
+    the best the candidate was made from (the baseline at first); ``noise`` is what the run
+    knows of the evaluator's noise. Return a :class:`pytest_autoresearch.core.verdict.Decision`.
+    The built-in rule is :func:`pytest_autoresearch.core.verdict.decide`, described in
+    :mod:`pytest_autoresearch.core.verdict`; its ``trylast`` implementation of this hook is in
+    :mod:`pytest_autoresearch.engine.hooks`.
     """
 
 
 @pytest.hookspec()
 def pytest_autoresearch_trial_logged(config: pytest.Config, record: TrialRecord) -> None:
-    """Called after a trial's row was appended to results.tsv (the baseline included).
+    """Called after a trial's row was appended to results.tsv (the baseline included), its refs
+    moved and its audit record written.
 
     For observers: progress plots, dashboards, notifications. The record is final.
     """

@@ -55,3 +55,8 @@ def finalized_branch(tag: str) -> str:
 
 def finalized_ref(tag: str) -> str:
     return f"refs/heads/{finalized_branch(tag)}"
+
+
+def trial_ref_pattern(tag: str) -> str:
+    """:func:`trial_ref` with ``NNN`` for the number, as help text shows it."""
+    return trial_ref(tag, 0).rpartition("/")[0] + "/NNN"

@@ -1,5 +1,8 @@
 """One validated view of the loop's configuration: command line over ini over defaults.
 
+The settings, their flags and ini keys are the table in :mod:`.options`; their defaults are the
+constants of :mod:`.core.defaults`.
+
 Every problem is a ``pytest.UsageError`` that names the setting and where it came from, so
 a misconfigured run stops before it touches anything.
 """
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
+from .core import defaults
+from .options import OPTION
 
 T = TypeVar("T")
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -42,26 +48,26 @@ class Settings:
     api_base: str | None = None
     model_args: dict[str, object] = dataclasses.field(default_factory=dict)
     context: tuple[str, ...] = ()
-    agent_timeout: float = 600.0
+    agent_timeout: float = defaults.AGENT_TIMEOUT
     max_prompt_tokens: int | None = None
     carry: tuple[str, ...] = ()
     pass_env: tuple[str, ...] = ()
     memory_mb: float | None = None
     sandbox: bool = False
     allow_delete: bool = False
-    max_file_kb: float = 1024.0
-    baseline_runs: int = 2
-    min_delta: float = 0.0
-    noise_k: float = 2.0
-    confirm_runs: int = 2
+    max_file_kb: float = defaults.MAX_FILE_KB
+    baseline_runs: int = defaults.BASELINE_RUNS
+    min_delta: float = defaults.MIN_DELTA
+    noise_k: float = defaults.NOISE_K
+    confirm_runs: int = defaults.CONFIRM_RUNS
     review: tuple[str, ...] = ()
     time_limit: float | None = None
     target: float | None = None
     patience: int | None = None
-    workers: int = 1
+    workers: int = defaults.WORKERS
     devices: tuple[str, ...] = ()
-    trim_plugins: bool = True
-    backend: str = "local"  # "local", or "ray" / "ray:ADDRESS"
+    trim_plugins: bool = defaults.TRIM_PLUGINS
+    backend: str = defaults.BACKEND  # "local", or "ray" / "ray:ADDRESS"
     remote: str | None = None  # the shared bare repository distributed workers use
 
 
@@ -74,9 +80,9 @@ def default_tag(today: datetime.date | None = None) -> str:
     return f"{_MONTHS[today.month - 1]}{today.day}"
 
 
-def _value(config: pytest.Config, option: str, ini: str | None) -> tuple[str | None, str]:
+def _value(config: pytest.Config, option: str | None, ini: str | None) -> tuple[str | None, str]:
     """Return (raw value, where it came from), command line first."""
-    raw = config.getoption(option)
+    raw = config.getoption(option) if option is not None else None
     if raw is not None:
         return str(raw), "--" + option.replace("_", "-")
     if ini is not None:
@@ -188,10 +194,21 @@ def _forwarded_options(config: pytest.Config) -> tuple[str, ...]:
     return tuple(args)
 
 
-def _optional(config: pytest.Config, option: str | None, ini: str, parse: Callable[[str, str], T]) -> T | None:
-    """A setting from the command line (if it has a twin there) or the ini file, parsed; None if unset."""
-    raw, where = _value(config, option, ini) if option else (config.getini(ini) or None, f"ini {ini}")
-    return parse(str(raw), where) if raw is not None else None
+def _raw(config: pytest.Config, name: str) -> tuple[str | None, str]:
+    """The table's setting ``name`` as given: its flag over its ini key; (None, "") if unset."""
+    option = OPTION[name]
+    return _value(config, name if option.cli is not None else None, name if option.ini is not None else None)
+
+
+def _optional(config: pytest.Config, name: str, parse: Callable[[str, str], T]) -> T | None:
+    """The table's setting ``name`` from the command line (if it has a flag) or the ini file, parsed; None if unset."""
+    raw, where = _raw(config, name)
+    return parse(raw, where) if raw is not None else None
+
+
+def _setting(config: pytest.Config, name: str, parse: Callable[[str, str], T]) -> T:
+    """As :func:`_optional`, but the table's default where the setting is unset."""
+    return _default(_optional(config, name, parse), OPTION[name].default)
 
 
 def load_settings(config: pytest.Config) -> Settings:
@@ -200,8 +217,8 @@ def load_settings(config: pytest.Config) -> Settings:
 
     raw_tag = config.getoption("autoresearch_tag")
     tag = validate_tag(raw_tag, "--autoresearch-tag") if raw_tag else default_tag()
-    agent, _ = _value(config, "autoresearch_agent", "autoresearch_agent")
-    api_base, _ = _value(config, "autoresearch_api_base", "autoresearch_api_base")
+    agent, _ = _raw(config, "autoresearch_agent")
+    api_base, _ = _raw(config, "autoresearch_api_base")
 
     program: Path | None
     if config.getoption("autoresearch_program"):
@@ -211,7 +228,7 @@ def load_settings(config: pytest.Config) -> Settings:
         program = rootdir / config.getini("autoresearch_program")
         where = "ini autoresearch_program"
     else:
-        program = rootdir / "program.md" if (rootdir / "program.md").is_file() else None
+        program = rootdir / defaults.POLICY_FILE if (rootdir / defaults.POLICY_FILE).is_file() else None
         where = ""
     if program is not None and not program.is_file():
         raise pytest.UsageError(f"autoresearch: the policy file {program} (from {where}) does not exist")
@@ -224,15 +241,15 @@ def load_settings(config: pytest.Config) -> Settings:
     elif not test_args and config.args_source == pytest.Config.ArgsSource.INVOCATION_DIR:
         test_args_dir = invocation_dir  # no paths and no testpaths: pytest collects from where it runs
 
-    max_prompt_tokens = _optional(config, None, "autoresearch_max_prompt_tokens", lambda r, w: _positive(r, w, "prompt budget"))
+    max_prompt_tokens = _optional(config, "autoresearch_max_prompt_tokens", lambda r, w: _positive(r, w, "prompt budget"))
     return Settings(
         rootdir=rootdir,
         invocation_dir=invocation_dir,
         tag=tag,
         tag_given=bool(raw_tag),
-        agent_spec=(agent or "mutate").strip(),
-        trials=_optional(config, "autoresearch_trials", "autoresearch_trials", _int),
-        timeout=_optional(config, "autoresearch_timeout", "autoresearch_timeout", _seconds),
+        agent_spec=(agent or OPTION["autoresearch_agent"].default).strip(),
+        trials=_optional(config, "autoresearch_trials", _int),
+        timeout=_optional(config, "autoresearch_timeout", _seconds),
         program_path=program,
         mutable=tuple(config.getini("autoresearch_mutable")),
         test_args=test_args,
@@ -240,28 +257,28 @@ def load_settings(config: pytest.Config) -> Settings:
         forward_args=_forwarded_options(config),
         inifile=Path(config.inipath) if getattr(config.option, "inifilename", None) and config.inipath else None,
         rootdir_given=bool(getattr(config.option, "rootdir", None)),
-        max_cost=_optional(config, "autoresearch_max_cost", "autoresearch_max_cost", lambda r, w: _positive(r, w, "maximum cost")),
+        max_cost=_optional(config, "autoresearch_max_cost", lambda r, w: _positive(r, w, "maximum cost")),
         api_base=api_base or None,
         model_args=_model_args(list(config.getini("autoresearch_model_args"))),
         context=tuple(config.getini("autoresearch_context")),
-        agent_timeout=_optional(config, None, "autoresearch_agent_timeout", _seconds) or 600.0,
+        agent_timeout=_setting(config, "autoresearch_agent_timeout", _seconds),
         max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
         carry=tuple(config.getini("autoresearch_carry")),
         pass_env=tuple(config.getini("autoresearch_pass_env")),
-        memory_mb=_optional(config, None, "autoresearch_memory_mb", lambda r, w: _positive(r, w, "memory cap")),
+        memory_mb=_optional(config, "autoresearch_memory_mb", lambda r, w: _positive(r, w, "memory cap")),
         sandbox=bool(config.getini("autoresearch_sandbox")),
         allow_delete=bool(config.getini("autoresearch_allow_delete")),
-        max_file_kb=_optional(config, None, "autoresearch_max_file_kb", lambda r, w: _positive(r, w, "file size limit")) or 1024.0,
-        baseline_runs=_optional(config, None, "autoresearch_baseline_runs", lambda r, w: _count(r, w, "number of baseline runs", 1)) or 2,
-        min_delta=_optional(config, None, "autoresearch_min_delta", lambda r, w: _number(r, w, "minimum gain", 0.0)) or 0.0,
-        noise_k=_default(_optional(config, None, "autoresearch_noise_k", lambda r, w: _number(r, w, "noise factor", 0.0)), 2.0),
-        confirm_runs=_default(
-            _optional(config, None, "autoresearch_confirm_runs", lambda r, w: _count(r, w, "number of confirmation runs", 1)), 2
+        max_file_kb=_setting(config, "autoresearch_max_file_kb", lambda r, w: _positive(r, w, "file size limit")),
+        baseline_runs=_setting(config, "autoresearch_baseline_runs", lambda r, w: _count(r, w, "number of baseline runs", 1)),
+        min_delta=_setting(config, "autoresearch_min_delta", lambda r, w: _number(r, w, "minimum gain", 0.0)),
+        noise_k=_setting(config, "autoresearch_noise_k", lambda r, w: _number(r, w, "noise factor", 0.0)),
+        confirm_runs=_setting(
+            config, "autoresearch_confirm_runs", lambda r, w: _count(r, w, "number of confirmation runs", 1)
         ),
         review=tuple(config.getini("autoresearch_review")),
-        time_limit=_optional(config, "autoresearch_time", "autoresearch_time", _duration),
-        target=_optional(config, "autoresearch_target", "autoresearch_target", lambda r, w: _number(r, w, "target score")),
-        patience=_optional(config, "autoresearch_patience", "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
+        time_limit=_optional(config, "autoresearch_time", _duration),
+        target=_optional(config, "autoresearch_target", lambda r, w: _number(r, w, "target score")),
+        patience=_optional(config, "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
         **_throughput(config),
     )
 
@@ -272,13 +289,13 @@ def _throughput(config: pytest.Config) -> dict[str, object]:
     raw_devices = config.getoption("autoresearch_devices")
     if raw_devices:
         devices = tuple(d.strip() for d in raw_devices.split(",") if d.strip())
-    workers = _optional(config, "autoresearch_workers", "autoresearch_workers", lambda r, w: _count(r, w, "number of workers", 1))
-    backend, where = _value(config, "autoresearch_backend", "autoresearch_backend")
-    backend = (backend or "local").strip()
+    workers = _optional(config, "autoresearch_workers", lambda r, w: _count(r, w, "number of workers", 1))
+    backend, where = _raw(config, "autoresearch_backend")
+    backend = (backend or OPTION["autoresearch_backend"].default).strip()
     if backend.partition(":")[0] not in ("local", "ray"):
         raise pytest.UsageError(f"autoresearch: unknown backend {backend!r} from {where}: use 'local' or 'ray[:ADDRESS]'")
     return {
-        "workers": workers if workers is not None else max(1, len(devices)),
+        "workers": workers if workers is not None else len(devices) or OPTION["autoresearch_workers"].default,
         "devices": devices,
         "trim_plugins": bool(config.getini("autoresearch_trim_plugins")),
         "backend": backend,

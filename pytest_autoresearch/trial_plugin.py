@@ -1,17 +1,22 @@
 """The plugin's side inside a trial subprocess: it reports outcomes and scores to the driver.
 
-The driver starts each trial as ``python -m pytest`` with ``PYTEST_AUTORESEARCH_TRIAL`` set
-to a JSON spec: where to write the result, a one-time nonce, the frozen-file manifest. The
-plugin takes the spec out of the environment when it is imported, before any conftest or
-test module (or the candidate code they import) runs, so candidate code cannot learn where
-the result goes or the nonce that makes it valid. The result is written once, at the end of
-a session that finished normally; a trial killed, crashed or ``os._exit``-ed writes nothing
-and so has no score. Outputs are never grepped.
+The engine starts each trial as ``python -m pytest``
+(:func:`pytest_autoresearch.engine.trial_process.run`) with ``PYTEST_AUTORESEARCH_TRIAL`` set to
+"SPEC_FD,RESULT_FD": two inherited file descriptors, one of an unlinked file that holds the
+JSON spec (a one-time nonce, the frozen-file manifest, the user's copies of the surface files,
+whether only holdout tests run), one the write end of the result pipe. The plugin's entry
+point, :mod:`pytest_autoresearch.plugin`, takes the value out of the environment when it is
+imported and calls :func:`receive`, before any conftest or test module (or the candidate code
+they import) runs, so candidate code finds neither the spec nor the nonce that makes a result
+valid, on disk or in the environment. The result is written to the pipe once, at the end of a
+session that finished normally; a trial killed, crashed or ``os._exit``-ed writes nothing and so
+has no score. Outputs are never grepped.
 
 It also orders the run for fast failure (ordinary tests first, fitness tests, which are
-usually the expensive ones, last), verifies the frozen files, checks that nobody replaced
-the plugin's own score recording at run time, and checks that the surface modules were
-imported from the trial's worktree rather than from the user's checkout.
+usually the expensive ones, last), leaves ``holdout=True`` fitness tests out (or, for a holdout
+evaluation, runs only them), verifies the frozen files, checks that nobody replaced the
+plugin's own score recording at run time, and checks that the surface modules were imported
+from the trial's worktree rather than from the user's checkout.
 """
 
 from __future__ import annotations

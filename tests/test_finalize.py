@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from helpers import MODEL, PYPROJECT, Project, default_files
 
-from pytest_autoresearch.ui.finalize import Finalized, FinalizeError, RunView, Step, finalize, render_summary
-from pytest_autoresearch.core.records import TrialRecord
+from pytest_autoresearch.ui.finalize import Finalized, FinalizeError, finalize
+from pytest_autoresearch.ui.summary_md import RunView, Step, render_summary
+from pytest_autoresearch.core.records import MetricSpec, TrialRecord
 from pytest_autoresearch.ui.terminal import fmt_delta, fmt_score
-from pytest_autoresearch.store.runfolder import RunFolder
+from pytest_autoresearch.store.runfolder import RunFolder, RunMeta
 
 REVIEW = "autoresearch-review/t"
 
@@ -334,9 +335,9 @@ def test_the_summary_shows_the_holdout_and_the_parked_trials(project: Project) -
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "review", "keep"]
     meta = RunFolder(project.path / ".autoresearch" / "t").read_meta()
-    holdout = meta["holdout"]
+    holdout = meta.holdout
     nodeid = "tests/test_holdout.py::test_holdout_error"
-    assert meta["holdout_best_trial"] == 2
+    assert meta.holdout_best_trial == 2
 
     done = finalize(project.path, "t")
     assert len(done.commits) == 1  # the parked trial is not in the branch
@@ -376,13 +377,19 @@ def _view(goal: str, holdout: dict[str, dict[str, float]]) -> RunView:
         TrialRecord(0, "baseline", "baseline", commit="a" * 40, score=10.0),
         TrialRecord(1, "keep", "halve it", commit="b" * 40, score=5.0, delta=-5.0),
     ]
-    meta = {
-        "metric": {"nodeid": "t.py::test_m", "name": "test_m", "goal": goal},
-        "base_ref": "main",
-        "holdout": holdout,
-        "holdout_best_trial": 1,
-        "holdout_goals": {"h.py::test_h": "min"},
-    }
+    meta = RunMeta(
+        tag="x",
+        head="a" * 40,
+        base_ref="main",
+        metric=MetricSpec("t.py::test_m", "test_m", goal, True),
+        columns=[],
+        column_keys=[],
+        usage=False,
+        timeout=None,
+        holdout=holdout,
+        holdout_best_trial=1,
+        holdout_goals={"h.py::test_h": "min"},
+    )
     return RunView("x", meta, records, "a" * 40, "b" * 40)
 
 
@@ -401,5 +408,5 @@ def test_the_holdout_warning_needs_a_gain_the_holdout_does_not_share() -> None:
     unscored = summary(_view("min", {"baseline": {"h.py::test_h": 4.0}}))
     assert "| `h.py::test_h` | 4 | not scored | |" in unscored and "Warning" not in unscored
     stale = dataclasses.replace(_view("min", {"baseline": {"h.py::test_h": 4.0}, "best": {"h.py::test_h": 3.0}}))
-    stale.meta["holdout_best_trial"] = 0
+    stale.meta.holdout_best_trial = 0
     assert "The holdout was last scored at trial 0; the best is now trial 1." in summary(stale)

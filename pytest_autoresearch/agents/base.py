@@ -35,7 +35,7 @@ class ProposalContext:
     trial: int
     tag: str
     rootdir: Path  # the user's rootdir: read it, never write it
-    workdir: Path  # the rootdir's copy in the run's worktree, at the current best
+    workdir: Path  # the rootdir's copy in slot 0's worktree, at the current best
     surface: Surface
     files: Mapping[str, str]  # surface files at the current best, rootdir-relative -> text
     program: str
@@ -55,7 +55,8 @@ class Agent:
 
     name = "agent"
     #: True for agents that edit files in ``context.workdir`` to prepare a proposal (an external
-    #: coding tool, say): the driver restores the worktree after :meth:`propose`, and only the
+    #: coding tool, say): the engine (:mod:`pytest_autoresearch.engine.proposer`) hides holdout
+    #: test files from the worktree before :meth:`propose` and restores it after, and only the
     #: returned proposal, checked against the surface, is applied.
     edits_workdir = False
     #: True for agents whose proposals carry token counts and cost (results.tsv gets columns for them).

@@ -1,10 +1,12 @@
 """``cmd:COMMAND``: an external coding agent (``claude -p``, ``codex exec``, aider) as the agent.
 
-Each trial the command runs in the trial's worktree with the same prompt the litellm agent
-gets (on stdin, or in the file named by a ``{prompt_file}`` argument), edits files there as
-it sees fit, and whatever it changed, as git sees it, becomes the proposal. The driver then
-checks that proposal against the surface like any other and resets the worktree, so an agent
-that strays outside the mutable files gets an ``invalid`` trial, never a changed checkout.
+Each trial the command runs in the current best's worktree (slot 0's, the rootdir's copy in
+it) with the same prompt the litellm agent gets (on stdin, or in the file named by a
+``{prompt_file}`` argument), edits files there as it sees fit, and whatever it changed, as git
+sees it, becomes the proposal. The engine then resets the worktree
+(:mod:`pytest_autoresearch.engine.proposer`) and checks that proposal against the surface like
+any other (:func:`pytest_autoresearch.proposals.proposal.check`), so an agent that strays
+outside the mutable files gets an ``invalid`` trial, never a changed checkout.
 The command runs in its own process group under the agent timeout, like a trial does, and
 its output goes to files, so neither a hung nor a chatty agent can hurt the loop.
 """

@@ -18,12 +18,13 @@ import random
 import time
 from typing import Any
 
+from ..core import defaults
 from ..proposals.proposal import Proposal
 from ..core.records import Usage
 from .base import Agent, AgentError, ProposalContext
 from .prompt import Prompt, render_prompt
 
-DEFAULT_PROMPT_TOKENS = 32000
+DEFAULT_PROMPT_TOKENS = defaults.PROMPT_TOKENS
 #: history lengths tried, longest first, when a prompt does not fit the context window
 HISTORY_STEPS = (None, 100, 40, 15, 5, 0)
 MAX_TRANSPORT_WAIT = 600.0
@@ -52,7 +53,7 @@ class LitellmAgent(Agent):
         *,
         api_base: str | None = None,
         model_args: dict[str, object] | None = None,
-        timeout: float = 600.0,
+        timeout: float = defaults.AGENT_TIMEOUT,
         max_prompt_tokens: int | None = None,
         max_transport_wait: float = MAX_TRANSPORT_WAIT,
     ) -> None:

@@ -1,7 +1,8 @@
 """``mutate[:SEED]``: the offline default agent, a seeded (1+1) search over numeric constants.
 
 It needs no network and no model. Each trial it nudges one to three literals of the surface
-files (module-level constants of Python files, ``key = number`` lines of config files),
+files (module- and class-level constants of Python files, or their numeric keyword arguments
+when a file has no such constant; ``key = number`` lines of config files),
 keeping their types, and says what it changed. It repeats a move that was just kept and
 adapts a step size per constant, so it finds real gains on small hyperparameter problems:
 it is the baseline every LLM agent has to beat.

@@ -37,3 +37,7 @@ MIN_TIMEOUT = 60.0
 #: how often a candidate that beat its parent is re-applied on a best that moved meanwhile
 #: (each time means another trial was kept, so this only guards against a pathological run)
 MAX_REAPPLY = 50
+#: the policy file read at the rootdir when no autoresearch_program is given (else the built-in policy)
+POLICY_FILE = "program.md"
+#: how much worse than fitness.json a score may be under --autoresearch-check
+TOLERANCE = 0

@@ -18,11 +18,13 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 
+from . import defaults
+
 #: Defaults chosen by bench/noise.py (see the README's "Noise" section for the figures).
-DEFAULT_BASELINE_RUNS = 2
-DEFAULT_NOISY_BASELINE_RUNS = 5
-DEFAULT_CONFIRM_RUNS = 2
-DEFAULT_K = 2.0
+DEFAULT_BASELINE_RUNS = defaults.BASELINE_RUNS
+DEFAULT_NOISY_BASELINE_RUNS = defaults.NOISY_BASELINE_RUNS
+DEFAULT_CONFIRM_RUNS = defaults.CONFIRM_RUNS
+DEFAULT_K = defaults.NOISE_K
 
 
 def mean(values: Sequence[float]) -> float:
@@ -55,6 +57,12 @@ class Noise:
             self.sum_squares += (runs - 1) * spread**2
             self.dof += runs - 1
 
+    def plus(self, scores: Sequence[float]) -> Noise:
+        """What the run knows once this group of repeated runs is added (self is unchanged)."""
+        grown = dataclasses.replace(self)
+        grown.add(scores)
+        return grown
+
     @property
     def deterministic(self) -> bool:
         return self.observed and self.sum_squares == 0.0
@@ -66,7 +74,7 @@ class Noise:
 
 @dataclasses.dataclass(frozen=True)
 class NoiseRule:
-    min_delta: float = 0.0
+    min_delta: float = defaults.MIN_DELTA
     k: float = DEFAULT_K
     confirm_runs: int = DEFAULT_CONFIRM_RUNS
 

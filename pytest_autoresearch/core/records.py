@@ -6,13 +6,39 @@ Kept free of pytest, git and I/O so every other module can import it cheaply.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from pathlib import Path
 from typing import Literal
 
 Goal = Literal["min", "max"]
 
+
+class Status(str, enum.Enum):
+    """A trial's verdict, as results.tsv, the terminal and JUnit spell it.
+
+    A ``str`` enum, so ``record.status == "keep"`` and string formatting keep working for
+    plugins written against the plain words; only :mod:`~pytest_autoresearch.core.verdict`
+    chooses one.
+    """
+
+    BASELINE = "baseline"  # the start commit, scored (again, when the branch moved outside the loop)
+    KEEP = "keep"  # better (beyond the noise), every test passed: the branch moved to it
+    DISCARD = "discard"  # ran cleanly, not kept: not better, a bound broken, or not re-applicable
+    CRASH = "crash"  # a test failed, the session did not finish, or the run was interrupted
+    TIMEOUT = "timeout"  # a test or the whole trial passed its time limit
+    INVALID = "invalid"  # the proposal was refused before anything ran
+    TAMPER = "tamper"  # the trial changed what it must not (frozen files, the run's files, .git)
+    REVIEW = "review"  # would be kept, but touches files a person reviews (autoresearch_review)
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 #: Status words of results.tsv, in the order a reader meets them.
-STATUSES = ("baseline", "keep", "discard", "crash", "timeout", "invalid", "tamper")
+STATUSES = tuple(status.value for status in Status)
 
 
 def is_better(score: float, than: float, goal: str) -> bool:
@@ -114,7 +140,7 @@ class TrialRecord:
     """One row of results.tsv: a trial (number 0 is the baseline) and its verdict."""
 
     trial: int
-    status: str
+    status: Status
     description: str
     commit: str = ""
     parent: str = ""  # the commit of the best it started from
@@ -129,6 +155,10 @@ class TrialRecord:
     lines: int | None = None  # surface lines added (negative: removed) against the best before it
     parent_trial: int | None = None  # the trial whose commit ``parent`` is
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a plain word from a plugin or an older log
+
     @property
     def kept(self) -> bool:
-        return self.status in ("baseline", "keep")
+        """Whether the branch moved to this trial's commit (the baseline is where it starts)."""
+        return self.status in (Status.BASELINE, Status.KEEP)

@@ -1,37 +1,46 @@
-"""The keep/discard rule, in one replaceable place.
+"""The verdict: the one place a trial's status is chosen.
 
-It is the built-in ``pytest_autoresearch_decide`` implementation, registered ``trylast``:
-a plugin that returns a :class:`Decision` replaces it. It is only asked about candidates that
-passed every test, stayed within every metric bound and recorded a primary score (the mean
-of their runs when the evaluator is noisy).
+From a candidate's runs, the best it is judged against, the metric bounds and the settings, to
+a status and its reason: :func:`assess` is called after each run of a candidate and answers
+either the run to make next (a confirmation run, under noise) or the verdict. The statuses
+chosen without a judged run live here too (:func:`invalid`, :func:`interrupted`,
+:func:`refused`, :func:`parked`), and so does the keep rule, :func:`decide`, which the built-in
+``pytest_autoresearch_decide`` wraps (a plugin that answers the hook replaces it).
+
+The keep rule, asked only about candidates that passed every test, stayed within every metric
+bound and recorded a primary score (the mean of their runs when the evaluator is noisy):
 
 - A deterministic evaluator (identical baseline runs): keep a gain larger than
   ``autoresearch_min_delta`` (any gain, by default).
 - A noisy one: keep a gain of the mean larger than ``max(min_delta, k * spread)``.
 - Simplicity: a score equal within that rule is kept when the candidate has fewer surface
   lines than the best, and discarded otherwise.
+
+Pure functions over records: the loop and ``bench/noise.py`` decide with the same code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
-import pytest
-
-from .noise import Noise, NoiseRule
-from .records import MetricSpec, TrialRecord, improvement
-from ..settings import SETTINGS_KEY
+from .bounds import broken_bound
+from .columns import MetricColumns
+from .noise import Noise, NoiseRule, mean, stdev
+from .records import MetricSpec, RunResult, Status, TrialRecord, Usage, improvement
+from .text import crash_line, one_line
 
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
+    """The keep rule's answer for a candidate that passed everything else."""
+
     keep: bool
     reason: str = ""
 
 
-
-
 def decide(rule: NoiseRule, noise: Noise, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord) -> Decision:
+    """The built-in keep rule (see the module's docstring)."""
     assert candidate.score is not None and best.score is not None
     gain = improvement(candidate.score, best.score, metric.goal)
     noisy = noise.observed and not noise.deterministic
@@ -56,3 +65,176 @@ def _why(noisy: bool, rule: NoiseRule) -> str:
     return f"max(min_delta {rule.min_delta:g}, {rule.k:g} x the noise spread)" if noisy else "autoresearch_min_delta"
 
 
+def primary_score(metric: MetricSpec, result: RunResult) -> float | None:
+    return next((f.score for f in result.fitness if f.nodeid == metric.nodeid), None)
+
+
+def broken_bounds(results: Sequence[RunResult]) -> list[str]:
+    """The metric bounds the mean of these runs leaves, described."""
+    values: dict[tuple[str, str], list[float]] = {}
+    bounds: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+    for result in results:
+        for fit in result.fitness:
+            for name, bound in fit.bounds.items():
+                if name in fit.metrics:
+                    values.setdefault((fit.name, name), []).append(fit.metrics[name])
+                    bounds[(fit.name, name)] = bound
+    broken = []
+    for key, vals in values.items():
+        if why := broken_bound(mean(vals), bounds[key]):
+            broken.append(f"{key[1]} {mean(vals):.6g} is {why}")
+    return broken
+
+
+@dataclasses.dataclass(frozen=True)
+class Judging:
+    """What judging one candidate needs besides its runs."""
+
+    trial: int
+    description: str
+    metric: MetricSpec
+    best: TrialRecord  # the best it started from (or was re-applied on): its parent
+    lines: int  # surface lines it adds (negative: removes) against its parent
+    rule: NoiseRule
+    noise: Noise  # what the run knew of the noise when the candidate was judged
+    columns: MetricColumns
+    timeout: float | None  # the trial deadline in force
+    memory_mb: float | None
+    keep_rule: Callable[[TrialRecord, Noise], Decision]  # the decide hook (a plugin's, or :func:`decide`)
+
+
+@dataclasses.dataclass
+class Run:
+    """One run of a candidate as the verdict sees it: its result, and what the integrity
+    checks found it changed that it must not."""
+
+    result: RunResult
+    tampered: Sequence[str] = ()
+
+
+@dataclasses.dataclass
+class Assessment:
+    """:func:`assess`'s answer: the verdict (``record``), or the run to make next (``attempt``)."""
+
+    record: TrialRecord | None = None
+    attempt: int | None = None
+    failure: str | None = None  # what the agent is told of this trial in the next prompt
+    noise: Noise | None = None  # the run's noise once the candidate's repeated runs count
+
+
+def assess(j: Judging, runs: Sequence[Run]) -> Assessment:
+    """The verdict on a candidate after ``runs`` (its first run first), or the confirmation run
+    it needs next: under noise, a first run that looks promising is repeated before it is judged."""
+    first = runs[0]
+    record, failure = _judge_run(j, first)
+    record.lines = j.lines
+    if record.status != Status.DISCARD:  # tamper, timeout, crash: judged already
+        return Assessment(record, failure=failure)
+    assert record.score is not None and j.best.score is not None
+    gain = improvement(record.score, j.best.score, j.metric.goal)
+    noise = j.noise
+    if j.rule.worth_confirming(gain, j.noise, fewer_lines=j.lines < 0):
+        for attempt, again in enumerate(runs[1:], start=2):
+            check, why = _judge_run(j, again)
+            record.seconds += again.result.seconds
+            if check.status != Status.DISCARD:
+                check.reason = one_line(f"run {attempt} of {1 + j.rule.confirm_runs}: {check.reason}", 300)
+                check.seconds, check.lines = record.seconds, j.lines
+                return Assessment(check, failure=why)
+        if len(runs) < 1 + j.rule.confirm_runs:
+            return Assessment(attempt=len(runs) + 1)
+        scores = [s for run in runs if (s := primary_score(j.metric, run.result)) is not None]
+        noise = j.noise.plus(scores)
+        record.score, record.runs, record.spread = mean(scores), len(scores), stdev(scores)
+        record.delta = record.score - j.best.score
+        record.metrics = j.columns.means([run.result for run in runs])
+    broken = broken_bounds([run.result for run in runs])
+    if broken:
+        record.reason = one_line("breaks a bound: " + "; ".join(broken), 300)
+        return Assessment(record, failure=f"trial {j.trial} improved nothing it may: {record.reason}", noise=noise)
+    decision = j.keep_rule(record, noise)
+    record.status = Status.KEEP if decision.keep else Status.DISCARD
+    record.reason = one_line(decision.reason)
+    return Assessment(record, noise=noise)
+
+
+def _judge_run(j: Judging, run: Run) -> tuple[TrialRecord, str | None]:
+    """The verdict on one run, short of the keep rule: DISCARD (for now) when the run passed
+    everything, else tamper, timeout or crash with the reason; and the failure for the agent."""
+    result = run.result
+    record = TrialRecord(j.trial, Status.CRASH, j.description, parent=j.best.commit, parent_trial=j.best.trial, seconds=result.seconds)
+    primary = next((f for f in result.fitness if f.nodeid == j.metric.nodeid), None)
+    if run.tampered:
+        record.status = Status.TAMPER
+        record.reason = one_line("changed what a trial must not: " + ", ".join(run.tampered), 300)
+        return record, f"trial {j.trial} (tamper): it changed files that must stay frozen: {', '.join(run.tampered)}"
+    if result.timed_out:
+        record.status = Status.TIMEOUT
+        hung = next((t.nodeid for t in result.tests if t.timed_out), None)
+        record.reason = f"{hung} exceeded its time limit" if hung else f"killed at the {j.timeout:g}s trial deadline"
+    elif result.memory_exceeded:
+        record.reason = f"killed: its processes used more than {j.memory_mb:g} MiB (autoresearch_memory_mb)"
+    elif not result.finished:
+        record.reason = f"the pytest session did not finish (exit code {result.exit_code})"
+    elif result.failed_tests:
+        failed = result.failed_tests[0]
+        record.reason = one_line(f"{failed.nodeid} {failed.outcome}: {crash_line(failed.failure)}", 200)
+    elif primary is None or primary.score is None:
+        record.reason = f"the primary fitness test {j.metric.nodeid} recorded no score"
+    else:
+        record.status = Status.DISCARD  # passed everything: the keep rule decides
+    failure = f"trial {j.trial} ({record.status}): {record.reason}\n{result.failure_text()}" if record.reason else None
+    if primary is not None and primary.score is not None and record.status != Status.TIMEOUT:
+        record.score = primary.score
+        record.delta = primary.score - j.best.score if j.best.score is not None else None
+    record.metrics = j.columns.means([result])
+    return record, failure
+
+
+# -- statuses chosen without a judged run ------------------------------------------------
+
+
+def baseline(trial: int, commit: str, scores: Sequence[float], results: Sequence[RunResult], columns: MetricColumns) -> TrialRecord:
+    """The start commit's row: the mean of its runs (the first run of a new run is trial 0)."""
+    return TrialRecord(
+        trial=trial,
+        status=Status.BASELINE,
+        description="baseline" if trial == 0 else "baseline again: the branch changed outside the loop",
+        commit=commit,
+        score=mean(scores),
+        seconds=sum(r.seconds for r in results),
+        metrics=columns.means(results),
+        runs=len(scores),
+        spread=stdev(scores) if len(scores) > 1 else None,
+    )
+
+
+def invalid(trial: int, description: str, best: TrialRecord, reason: str, usage: Usage | None) -> tuple[TrialRecord, str]:
+    """A proposal refused before anything ran, and what the agent is told of it."""
+    record = TrialRecord(trial, Status.INVALID, description, parent=best.commit, parent_trial=best.trial, reason=one_line(reason), usage=usage)
+    return record, f"trial {trial} was rejected before running: {reason}"
+
+
+def interrupted(trial: int, description: str, parent: TrialRecord, seconds: float, reason: str, usage: Usage | None, lines: int) -> TrialRecord:
+    """A trial in flight when the run stopped (Ctrl-C, SIGTERM, an error elsewhere)."""
+    return TrialRecord(
+        trial, Status.CRASH, description, parent=parent.commit, parent_trial=parent.trial, seconds=seconds, reason=reason, usage=usage, lines=lines
+    )
+
+
+def refused(record: TrialRecord, why: str) -> None:
+    """A would-be keep that cannot be re-applied on the best that moved while it ran."""
+    record.status, record.reason = Status.DISCARD, one_line(why, 300)
+
+
+def reapplied(record: TrialRecord, bests: Sequence[int]) -> None:
+    """Say in the reason which kept trials the candidate was re-applied on."""
+    if bests:
+        record.reason = one_line(f"{record.reason}; re-applied on trial {', '.join(map(str, bests))}, kept while it ran", 300)
+
+
+def parked(record: TrialRecord, review_paths: Sequence[str]) -> None:
+    """A keep that touches files a person reviews waits for them instead of moving the branch."""
+    if record.status == Status.KEEP and review_paths:
+        record.status = Status.REVIEW
+        record.reason = "touches " + ", ".join(sorted(review_paths)) + " (autoresearch_review)"

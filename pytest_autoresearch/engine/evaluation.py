@@ -15,7 +15,8 @@ import git
 import pytest
 
 from ..core.records import RunResult
-from .setup import Run, Slot
+from .setup import Run
+from .slots import Slot
 from ..system.sandbox import bwrap_args, environment, scrub
 from ..settings import Settings
 from .trial_process import TrialCommand, pytest_argv, run
@@ -34,8 +35,7 @@ class Evaluator:
 
     @property
     def worktree(self) -> Path:
-        assert self.run.worktree is not None
-        return self.run.worktree.path
+        return self.run.home.worktree.path
 
     def in_worktree(self, path: Path, slot: Slot | None = None) -> Path:
         """``path`` of the user's repository, in the worktree of ``slot`` (default: slot 0)."""

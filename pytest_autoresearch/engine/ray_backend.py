@@ -29,6 +29,7 @@ from typing import Any
 
 from ..store.gitstate import IDENTITY, NO_HOOKS
 from ..errors import FatalError
+from ..names import branch_ref, candidate_ref, evaluated_ref
 from ..system.manifest import Manifest
 from ..core.records import RunResult
 from ..system.sandbox import scrub
@@ -132,7 +133,7 @@ class RayRunner:
             raise FatalError("autoresearch_sandbox is not available with the ray backend yet: trials run unsandboxed on the workers")
         self.ray = ray
         self.loop = loop
-        run_ = loop.r
+        run_ = loop.run
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -144,26 +145,26 @@ class RayRunner:
         self.refs: dict[concurrent.futures.Future[RunResult], Any] = {}
 
     def submit(self, pending: Any, attempt: int) -> concurrent.futures.Future[RunResult]:
-        loop, run_ = self.loop, self.loop.r
+        loop, run_ = self.loop, self.loop.run
         tag = run_.tag
         name = f"{pending.number:03d}" + ("" if attempt == 1 else f".run{attempt}")
         commit = pending.slot.worktree.commit_tree(pending.tree, pending.parent.commit, f"candidate for trial {pending.number}")
-        ref = f"refs/autoresearch/{tag}/candidates/{pending.number:03d}"
-        run_.repo.git.push("-q", "--force", self.remote, f"{commit}:{ref}", f"{loop.best.commit}:refs/heads/{run_.branch}")
-        command = loop.ev.command(slot=pending.slot)
+        ref = candidate_ref(tag, pending.number)
+        run_.repo.git.push("-q", "--force", self.remote, f"{commit}:{ref}", f"{loop.history.best.commit}:{branch_ref(tag)}")
+        command = loop.evaluator.command(slot=pending.slot)
         root = str(pending.slot.worktree.path)
         spec = RemoteRun(
             remote=self.remote,
             ref=ref,
             commit=commit,
-            evaluated_ref=f"refs/autoresearch/{tag}/evaluated/{name}",
+            evaluated_ref=evaluated_ref(tag, pending.number, "" if attempt == 1 else f".run{attempt}"),
             args=tuple(a.replace(root, WORKTREE) for a in command.argv[3:]),  # after: python -c LAUNCHER
             cwd=os.path.relpath(command.cwd, root),
             blobs=dict(pending.slot.manifest.blobs),
             shadow=command.shadow,
             pass_env=loop.settings.pass_env,
             env=dict(pending.slot.env),
-            timeout=loop.ev.timeout,
+            timeout=loop.evaluator.timeout,
             memory_mb=loop.settings.memory_mb,
             holdout_only=False,
             log_name=f"{name}.log",

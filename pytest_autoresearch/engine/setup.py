@@ -17,36 +17,21 @@ from pathlib import Path
 import pytest
 
 from ..agents import Agent, AgentError
+from ..core.history import History
+from ..core.records import TrialRecord
 from ..errors import SetupError
-from ..store.gitstate import GitStateError, RepoGuard, Repository, Worktree
-from ..system.manifest import Manifest
-from ..names import RUN_DIR_NAME
-from ..core.records import MetricSpec, TrialRecord
-from ..store.results_log import read_records, repair
-from ..store.runfolder import RunFolder, RunLocked
-from ..system.sandbox import bwrap_available
-from ..settings import Settings
+from ..names import RUN_DIR_NAME, branch, branch_ref, trial_ref
 from ..proposals.surface import Surface, normalize
+from ..settings import Settings
+from ..store.gitstate import GitStateError, RepoGuard, Repository
+from ..store.results_log import read_records, repair
+from ..store.runfolder import RunFolder, RunLocked, RunMeta
+from ..system.manifest import Manifest
+from ..system.sandbox import bwrap_available
+from .slots import Slot, Slots
 
 DEFAULT_PROGRAM = Path(__file__).parent.parent / "agents" / "default_program.md"
 
-
-
-@dataclasses.dataclass
-class Slot:
-    """Where one worker evaluates candidates: its worktree, the manifest pinned there, its device.
-
-    Slot 0 is the run's own worktree, which always holds the current best between trials (the
-    agent reads it; the baseline and holdout runs use it). With one worker it evaluates the
-    candidates too; with K workers, slots 1..K do, in worktrees of their own.
-    """
-
-    index: int
-    worktree: Worktree
-    manifest: Manifest
-    manifest_file: Path
-    env: dict[str, str]
-    at: str  # the commit the worktree was last reset to
 
 
 @dataclasses.dataclass
@@ -67,41 +52,36 @@ class Run:
     program: str
     notes: list[str]
     undo: list[Callable[[], None]]
-    worktree: Worktree | None = None  # slot 0's
-    manifest: Manifest | None = None  # slot 0's
-    home: Slot | None = None  # slot 0
-    slots: list[Slot] = dataclasses.field(default_factory=list)  # where candidates are evaluated
+    slots: Slots | None = None  # the worktrees: slot 0 (home) holds the best, workers evaluate
     guard: RepoGuard | None = None
     carry: tuple[str, ...] = ()  # carried paths, repository-relative
-    records: list[TrialRecord] = dataclasses.field(default_factory=list)
-    meta: dict | None = None  # run.json of a resumed run
+    records: list[TrialRecord] = dataclasses.field(default_factory=list)  # a resumed run's log
+    meta: RunMeta | None = None  # run.json of a resumed run
     start_commit: str = ""  # what the baseline scores: HEAD for a new run
     rebaseline: bool = True  # whether the start commit still needs a baseline row
 
     @property
     def branch(self) -> str:
-        return f"autoresearch/{self.tag}"
+        return branch(self.tag)
 
     @property
     def resumed(self) -> bool:
         return self.meta is not None
 
     @property
-    def metric(self) -> MetricSpec | None:
-        if self.meta is None:
-            return None
-        m = self.meta["metric"]
-        return MetricSpec(m["nodeid"], m["name"], m["goal"], True)
+    def home(self) -> Slot:
+        assert self.slots is not None, "the run's worktrees are not open"
+        return self.slots.home
 
     def abandon(self) -> None:
         """Undo the set-up (a setup error): the repository is as it was."""
         while self.undo:
             self.undo.pop()()
-        self.worktree, self.home, self.slots = None, None, []
+        self.slots = None
 
 
 def _tag_taken(repo: Repository, settings: Settings, tag: str) -> bool:
-    return repo.ref_exists(f"refs/heads/autoresearch/{tag}") or (settings.rootdir / RUN_DIR_NAME / tag).exists()
+    return repo.ref_exists(branch_ref(tag)) or (settings.rootdir / RUN_DIR_NAME / tag).exists()
 
 
 def _make_agent(config: pytest.Config, spec: str) -> Agent:
@@ -135,10 +115,10 @@ def start_run(config: pytest.Config, settings: Settings) -> Run:
     tag = s.tag
     folder = RunFolder(s.rootdir / RUN_DIR_NAME / tag)
     resuming = _tag_taken(repo, s, tag)
-    start = repo.rev(f"refs/heads/autoresearch/{tag}") if resuming else head
+    start = repo.rev(branch_ref(tag)) if resuming else head
     if resuming and (start is None or not folder.meta.exists() or not folder.results.exists()):
         raise SetupError(
-            f"run {tag!r} cannot be resumed: it needs both branch autoresearch/{tag} and "
+            f"run {tag!r} cannot be resumed: it needs both branch {branch(tag)} and "
             f"{RUN_DIR_NAME}/{tag}/results.tsv with run.json; remove what is left of it or choose another --autoresearch-tag"
         )
     assert start is not None
@@ -225,27 +205,27 @@ def _reopen(run: Run) -> None:
     meta = folder.read_meta()
     if repair(folder.results):
         run.notes.append("dropped a half-written last row of results.tsv")
-    run.records = read_records(folder.results, meta["columns"])
+    run.records = read_records(folder.results, meta.columns)
     if not run.records:
         raise SetupError(f"{folder.results} has no baseline row; remove {folder.path} and the branch to start over")
     run.meta = meta
-    best = next(r for r in reversed(run.records) if r.kept)
+    best = History(run.records).best
     tip = run.start_commit
     if tip == best.commit:
         run.rebaseline = False
     elif run.repo.is_ancestor(tip, best.commit):
         # the previous driver logged a kept trial and died before moving the branch
-        run.repo.update_refs((f"refs/heads/{run.branch}", best.commit, tip))
+        run.repo.update_refs((branch_ref(run.tag), best.commit, tip))
         run.start_commit, run.rebaseline = best.commit, False
         run.notes.append(f"moved branch {run.branch} to the best logged trial ({best.trial})")
     else:
         run.notes.append(f"branch {run.branch} has commits the log does not know: scoring it as a new baseline")
     last = run.records[-1]
     if last.commit:
-        run.repo.update_refs((f"refs/autoresearch/{run.tag}/trials/{last.trial:03d}", last.commit, None))
-    moved = "" if run.head == meta["head"] else f"; your HEAD moved since ({run.head[:10]}), start a new tag to run from it"
+        run.repo.update_refs((trial_ref(run.tag, last.trial), last.commit, None))
+    moved = "" if run.head == meta.head else f"; your HEAD moved since ({run.head[:10]}), start a new tag to run from it"
     run.notes.insert(
-        0, f"resuming run {run.tag} after trial {last.trial}: best {best.score:.6g} from trial {best.trial} (started from {meta['head'][:10]}{moved})"
+        0, f"resuming run {run.tag} after trial {last.trial}: best {best.score:.6g} from trial {best.trial} (started from {meta.head[:10]}{moved})"
     )
 
 
@@ -261,9 +241,9 @@ def _open_worktree(run: Run) -> None:
         for path, sha in run.repo.blobs(run.start_commit).items()
         if not (path.startswith(run.prefix) and run.surface.matches(path[len(run.prefix):]))
     }
-    run.home = _add_slot(run, 0, frozen)
-    run.worktree, run.manifest = run.home.worktree, run.home.manifest
-    run.slots = [run.home] if s.workers == 1 else [_add_slot(run, i, frozen) for i in range(1, s.workers + 1)]
+    home = _add_slot(run, 0, frozen)
+    workers = [home] if s.workers == 1 else [_add_slot(run, i, frozen) for i in range(1, s.workers + 1)]
+    run.slots = Slots(home, workers, run.prefix, run.carry)
     run.guard = RepoGuard(run.repo)
 
 

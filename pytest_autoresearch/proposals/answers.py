@@ -5,7 +5,8 @@ OpenEvolve), unified diffs, or whole files in fenced code blocks, wrapped in pro
 little off (shifted indentation, trailing blanks, wrong hunk counts). This module accepts all
 three, in that order of preference, repairs what it can repair unambiguously, and otherwise
 returns a proposal whose ``error`` tells the model precisely what to fix next time. Edits to
-files outside the surface are kept so that :func:`proposal.check` rejects them by name.
+files outside the surface are kept so that :func:`pytest_autoresearch.proposals.proposal.check`
+rejects them by name.
 """
 
 from __future__ import annotations

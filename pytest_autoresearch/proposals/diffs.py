@@ -1,59 +1,44 @@
-"""Unified diffs: parse them (plain or git format) and apply them to text, all or nothing.
+"""Unified diffs, applied: each hunk located in the current file and the full new text built,
+all or nothing.
 
-Agents hand in diffs (replay files, LLM answers); this module turns one into the full new
-text of every file it touches, locating each hunk near where its header says, as patch(1)
-does, and refusing anything ambiguous or out of the repository.
+Agents hand in diffs (replay files, LLM answers); :func:`apply_unified_diff` turns one into
+the full new text of every file it touches, locating each hunk near where its header says,
+as patch(1) does, and refusing anything ambiguous or out of the repository. Reading the diff
+is :mod:`.diff_parsing`'s; this module is about where its hunks go and what they make.
 
-Language models write diffs loosely (wrong hunk counts, shifted indentation, stray trailing
-blanks), so a tolerant mode accepts those when the result is still unambiguous. Its line
-matcher, :func:`find_matches`, is shared with the SEARCH/REPLACE blocks of ``answers.py``.
+Language models write diffs loosely (shifted indentation, stray trailing blanks), so a
+tolerant mode accepts those when the result is still unambiguous. Its line matcher,
+:func:`find_matches`, is shared with the SEARCH/REPLACE blocks of ``answers.py``, which
+imports it, with :func:`lines_of` and :class:`PatchError`, from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
+from .diff_parsing import FilePatch, Hunk, PatchError, file_starts, parse_unified_diff
 from .surface import normalize
 
-
-class PatchError(ValueError):
-    """A unified diff that cannot be parsed or does not apply."""
-
-
-_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-
+__all__ = [
+    "EXACT",
+    "INDENTATION",
+    "TRAILING_WHITESPACE",
+    "FilePatch",
+    "Hunk",
+    "Match",
+    "PatchError",
+    "apply_unified_diff",
+    "file_starts",
+    "find_matches",
+    "keep_final_newline",
+    "line_ending",
+    "lines_of",
+    "parse_unified_diff",
+    "reindent",
+]
 
 NEAR = 20  # lines: a tolerant hunk this close to its header's line number needs no unique match
-
-
-@dataclasses.dataclass
-class _Hunk:
-    old_start: int
-    old_count: int
-    lines: list[str]  # each starts with ' ', '-' or '+'; "\n" excluded, "\r" kept
-    no_newline_old: bool = False
-    no_newline_new: bool = False
-    numbered: bool = True  # False for a tolerant "@@ ... @@" header without line numbers
-
-
-@dataclasses.dataclass
-class _FilePatch:
-    old_path: str | None
-    new_path: str | None
-    hunks: list[_Hunk]
-
-
-def _strip_prefix(path: str) -> str | None:
-    path = path.split("\t")[0].rstrip("\r").strip()
-    if path == "/dev/null":
-        return None
-    if path.startswith('"') and path.endswith('"'):
-        path = path[1:-1]
-    if path.startswith(("a/", "b/")):
-        path = path[2:]
-    return path
 
 
 def lines_of(text: str) -> list[str]:
@@ -63,218 +48,6 @@ def lines_of(text: str) -> list[str]:
     if parts[-1]:
         lines.append(parts[-1])
     return lines
-
-
-def _read_hunk(lines: list[str], i: int, header: re.Match[str]) -> tuple[_Hunk, int]:
-    """Read one hunk's body, counting lines by its header so that a removed line starting
-    with "--- " or "+++ " is content, not the next file's header."""
-    old_count = int(header.group(2)) if header.group(2) is not None else 1
-    new_count = int(header.group(4)) if header.group(4) is not None else 1
-    hunk = _Hunk(int(header.group(1)), old_count, [])
-    old_seen = new_seen = 0
-    while i < len(lines) and (old_seen < old_count or new_seen < new_count):
-        body = lines[i]
-        if body.startswith("\\"):
-            i += 1
-            continue
-        kind = body[:1] if body else " "
-        if kind not in " -+":
-            raise PatchError(f"hunk at line {header.group(1)} ends early: {body!r} is not a diff line")
-        hunk.lines.append(kind + body[1:])
-        old_seen += kind in " -"
-        new_seen += kind in " +"
-        i += 1
-    if old_seen != old_count or new_seen != new_count:
-        raise PatchError(f"hunk at line {header.group(1)} is shorter than its header says")
-    while i < len(lines) and lines[i].startswith("\\"):  # "\ No newline at end of file"
-        last = hunk.lines[-1][0] if hunk.lines else " "
-        if last in " -":
-            hunk.no_newline_old = True
-        if last in " +":
-            hunk.no_newline_new = True
-        i += 1
-    return hunk, i
-
-
-def file_starts(lines: list[str], i: int) -> bool:
-    """Whether line ``i`` begins a file's patch: ``diff --git`` or a ``---`` line followed by ``+++``."""
-    if lines[i].startswith("diff --git "):
-        return True
-    return lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ ")
-
-
-def _body_end(lines: list[str], i: int) -> int:
-    """Where a hunk body starting at ``i`` ends, by its content rather than its header: at the
-    next hunk or file header, or the first line that is no diff line. Empty lines at the end
-    separate the diff from what follows; inside, they are blank context."""
-    j = i
-    while j < len(lines):
-        line = lines[j]
-        if line.startswith("@@") or file_starts(lines, j) or (line.strip() and line[0] not in " -+\\"):
-            break
-        j += 1
-    while j > i and not lines[j - 1].strip() and not lines[j - 1].startswith(" "):
-        j -= 1
-    return j
-
-
-def _hunk_from_body(body: list[str], old_start: int, numbered: bool) -> _Hunk:
-    hunk = _Hunk(old_start, 0, [], numbered=numbered)
-    for line in body:
-        if line.startswith("\\"):
-            last = hunk.lines[-1][0] if hunk.lines else " "
-            hunk.no_newline_old |= last in " -"
-            hunk.no_newline_new |= last in " +"
-            continue
-        entry = line if line[:1] in (" ", "-", "+") else " "  # a blank line that lost its space
-        hunk.lines.append(entry)
-        hunk.old_count += entry[0] in " -"
-    return hunk
-
-
-def _read_hunk_tolerant(lines: list[str], i: int, header: str) -> tuple[_Hunk, int]:
-    """Read one hunk by its content; its header's counts decide only where they reach past a
-    removed or added line that merely looks like a file header."""
-    match = _HUNK_RE.match(header)
-    end = _body_end(lines, i)
-    if match:
-        try:
-            counted = _read_hunk(lines, i, match)[1]
-        except PatchError:
-            counted = end
-        if counted > end and "".join(lines[end:counted]).strip():
-            end = counted
-    return _hunk_from_body(lines[i:end], int(match.group(1)) if match else 0, numbered=match is not None), end
-
-
-def _file_header(lines: list[str], i: int) -> bool:
-    return lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ ")
-
-
-# git's extended header lines, which sit between "diff --git" and "---"
-_GIT_HEADER_PREFIXES = (
-    "old mode ",
-    "new mode ",
-    "deleted file mode ",
-    "new file mode ",
-    "copy from ",
-    "copy to ",
-    "rename from ",
-    "rename to ",
-    "similarity index ",
-    "dissimilarity index ",
-    "index ",
-    "Binary files ",
-    "GIT binary patch",
-)
-_BINARY_FILES_RE = re.compile(r"^Binary files (.+) and (.+) differ\s*$")
-SYMLINK_MODE = "120000"
-
-
-def _git_header_end(lines: list[str], i: int) -> int:
-    """Where the extended header of the ``diff --git`` line at ``i`` ends: at the first line
-    that is not one of git's header lines (normally the ``---`` line)."""
-    j = i + 1
-    while j < len(lines) and lines[j].rstrip("\r").startswith(_GIT_HEADER_PREFIXES):
-        j += 1
-    return j
-
-
-def _git_header_path(lines: list[str], i: int, end: int) -> str:
-    """The file a git header describes, for messages: its ``---``/``+++`` names when they
-    follow, else the ``b/`` side of the ``diff --git`` line."""
-    if end < len(lines) and _file_header(lines, end):
-        named = _strip_prefix(lines[end + 1][4:]) or _strip_prefix(lines[end][4:])
-        if named:
-            return named
-    rest = lines[i][len("diff --git ") :].rstrip("\r").strip()
-    half = (len(rest) - 1) // 2
-    if rest[:half] and rest[half] == " " and rest[:half][2:] == rest[half + 1 :][2:]:
-        return _strip_prefix(rest[half + 1 :]) or rest  # "a/P b/P": the same path twice
-    return _strip_prefix(rest.split(" b/", 1)[-1] if " b/" in rest else rest) or rest
-
-
-def _refuse_unsupported(line: str, path: str | None) -> None:
-    """Refuse a binary patch wherever its marker stands: the worktree receives text only."""
-    bare = line.rstrip("\r")
-    if bare.startswith("GIT binary patch"):
-        raise PatchError(f"binary patches are not accepted ({path or 'a file'} has a GIT binary patch)")
-    binary = _BINARY_FILES_RE.match(bare)
-    if binary:
-        named = path or _strip_prefix(binary.group(2)) or _strip_prefix(binary.group(1))
-        raise PatchError(f"binary patches are not accepted (binary files differ: {named})")
-
-
-def _refuse_git_header(header: list[str], path: str) -> None:
-    """Refuse what a git header asks beyond text: a symlink, a binary patch, a mode change.
-
-    Proposals carry file text only, so applying such a patch would silently drop part of it
-    (the mode, the link) or write a link's target as a regular file.
-    """
-    for line in header:
-        bare = line.rstrip("\r")
-        modes = ("old mode ", "new mode ", "new file mode ", "deleted file mode ", "index ")
-        if bare.startswith(modes) and bare.split()[-1] == SYMLINK_MODE:
-            what = "creates a symlink" if bare.startswith("new") else "touches a symlink"
-            raise PatchError(f"the patch {what} at {path}; symlinks are not accepted, only regular text files")
-    for line in header:
-        _refuse_unsupported(line, path)
-    moves = [line.rstrip() for line in header if line.startswith(("rename from ", "copy from "))]
-    if moves:
-        raise PatchError(
-            f"the patch renames or copies a file ({moves[0]}); give the new file's full text and, if "
-            "deletions are allowed, delete the old one instead"
-        )
-    modes = [line.rstrip() for line in header if line.startswith(("old mode ", "new mode "))]
-    if modes:
-        raise PatchError(
-            f"the patch changes the mode of {path} ({', '.join(modes)}); mode changes are not accepted, "
-            "drop the 'old mode'/'new mode' lines"
-        )
-
-
-def parse_unified_diff(text: str, *, tolerant: bool = False) -> list[_FilePatch]:
-    """Parse a unified diff (plain or git format) into per-file hunks.
-
-    Git's extended headers are checked against the file they precede: mode changes,
-    symlinks and binary patches raise :class:`PatchError` rather than being skipped, so an
-    agent learns why, instead of seeing half of its change applied.
-    """
-    patches: list[_FilePatch] = []
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("diff --git "):
-            end = _git_header_end(lines, i)
-            _refuse_git_header(lines[i + 1 : end], _git_header_path(lines, i, end))
-            i = end
-            continue
-        _refuse_unsupported(lines[i], None)
-        if _file_header(lines, i):
-            current = _FilePatch(_strip_prefix(lines[i][4:]), _strip_prefix(lines[i + 1][4:]), [])
-            patches.append(current)
-            i += 2
-            while i < len(lines):
-                if tolerant and lines[i] in ("", "\r"):
-                    i += 1
-                    continue
-                if not lines[i].startswith("@@"):
-                    break
-                if tolerant:
-                    hunk, i = _read_hunk_tolerant(lines, i + 1, lines[i])
-                else:
-                    match = _HUNK_RE.match(lines[i])
-                    if not match:
-                        raise PatchError(f"malformed hunk header: {lines[i]!r}")
-                    hunk, i = _read_hunk(lines, i + 1, match)
-                    if i < len(lines) and lines[i][:1] in (" ", "+", "-") and not _file_header(lines, i):
-                        raise PatchError(f"hunk at line {match.group(1)} is longer than its header says")
-                current.hunks.append(hunk)
-            continue
-        i += 1
-    if not patches:
-        raise PatchError("no file headers (---/+++) found in the patch")
-    return patches
 
 
 # --- tolerant line matching, shared with the SEARCH/REPLACE blocks of answers.py -------------
@@ -372,6 +145,9 @@ def reindent(line: str, shift: tuple[str, str]) -> str:
     return added + line[keep:]
 
 
+# --- locating and applying hunks ------------------------------------------------------------
+
+
 def _same(a: str, b: str) -> bool:
     return a.rstrip("\r\n") == b.rstrip("\r\n")
 
@@ -384,7 +160,7 @@ def _find(lines: list[str], old: list[str], hint: int, floor: int) -> int | None
     return None
 
 
-def _apply_hunks(original: str, hunks: list[_Hunk], path: str) -> str:
+def _apply_hunks(original: str, hunks: list[Hunk], path: str) -> str:
     lines = lines_of(original)
     out: list[str] = []
     pos = 0
@@ -413,7 +189,7 @@ def _apply_hunks(original: str, hunks: list[_Hunk], path: str) -> str:
     return "".join(out)
 
 
-def _place(lines: list[str], old: list[str], hunk: _Hunk, floor: int, what: str) -> Match:
+def _place(lines: list[str], old: list[str], hunk: Hunk, floor: int, what: str) -> Match:
     """Where a tolerant hunk goes: its best-level match nearest its header's line number."""
     # a pure insertion names the line it goes after; otherwise the first line it replaces
     hint = hunk.old_start if hunk.old_count == 0 else max(hunk.old_start - 1, 0)
@@ -431,7 +207,7 @@ def _place(lines: list[str], old: list[str], hunk: _Hunk, floor: int, what: str)
     return best
 
 
-def _apply_hunks_tolerant(original: str, hunks: list[_Hunk], path: str) -> str:
+def _apply_hunks_tolerant(original: str, hunks: list[Hunk], path: str) -> str:
     lines = lines_of(original)
     eol = line_ending(original)
     out: list[str] = []

@@ -1,8 +1,9 @@
 """Proposals: what an agent wants to change, and whether it may apply.
 
-Whatever form an agent answers in (whole files, a unified diff, later SEARCH/REPLACE blocks
-or an external tool's edits), it ends up as a :class:`Proposal` holding the full new text of
-each file it changes. The driver checks that against the surface before anything touches the
+Whatever form an agent answers in (whole files, a unified diff, SEARCH/REPLACE blocks
+(:mod:`pytest_autoresearch.proposals.answers`) or an external tool's edits), it ends up as a
+:class:`Proposal` holding the full new text of each file it changes. The engine checks that
+with :func:`check` (:mod:`pytest_autoresearch.engine.loop`) before anything touches the
 worktree, so one check guards every agent.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from .diffs import PatchError, apply_unified_diff, lines_of
 from ..core.records import Usage
+from ..core.text import one_line
 from .surface import Surface, normalize
 
 
@@ -61,8 +63,8 @@ def check(
     Returns (effective changes, reason); ``reason`` is None when the proposal may apply, and
     then the changes hold only the files whose text really changes. ``current(path)`` returns
     the text of a file at the current best, or None if absent. Rules run in a fixed order
-    (paths, deletions, content, EVOLVE-BLOCK regions, no change) so that the same proposal
-    always gets the same reason.
+    (paths, conftest files, deletions, content, EVOLVE-BLOCK regions, no change) so that the
+    same proposal always gets the same reason.
     """
     if proposal.error:
         return {}, proposal.error

@@ -13,7 +13,8 @@ a reviewer of a clinical model). Each record ties a trial to:
 - the environment it ran in: Python, platform, GPU and key package versions, with a hash of
   the full package list, which is written once to ``environment-<hash>.txt``.
 
-Records are appended whole (one write, then fsync), like results.tsv rows.
+Records are appended whole (one write, then fsync), like results.tsv rows, by the engine's
+recorder (:mod:`pytest_autoresearch.engine.recorder`) after the trial's row and refs.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class AuditTrail:
         out = self.git.execute(["git", "diff", "--binary", "--full-index", parent, commit], strip_newline_in_stdout=False, stdout_as_string=False)
         return hashlib.sha256(out).hexdigest()
 
-    def record(
+    def entry(
         self,
         record: TrialRecord,
         *,
@@ -122,6 +123,8 @@ class AuditTrail:
         worker: int | None = None,
         device: str | None = None,
     ) -> dict[str, Any]:
+        """A trial's record, hashes and all; computed before it is appended (:meth:`append`),
+        so that the section of the loop that holds off signals only writes."""
         artifacts: dict[str, dict[str, str]] = {}
         for result in results:
             for fit in result.fitness:
@@ -163,6 +166,10 @@ class AuditTrail:
             "logs": [str(r.log_path.relative_to(self.folder)) for r in results if r.log_path is not None and r.log_path.is_relative_to(self.folder)],
             "environment": self.env,
         }
+        return entry
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """One whole line, written at once and synced, like a results.tsv row."""
         line = (json.dumps(entry, sort_keys=True, allow_nan=False, default=str) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -170,7 +177,6 @@ class AuditTrail:
             os.fsync(fd)
         finally:
             os.close(fd)
-        return entry
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -1,11 +1,13 @@
 """Git as the loop's state machine, through GitPython's command wrapper.
 
-The user's checkout (HEAD, index, working files) is never written: trials run in a linked
-worktree on a detached HEAD, the run's branch ``autoresearch/<tag>`` only ever moves by
-``update-ref`` to a kept commit, and every trial's commit stays reachable under
-``refs/autoresearch/<tag>/trials/NNN``. Commits are built with ``commit-tree`` from the
-exact tree that was evaluated, so a test that scribbles on files cannot change what is
-recorded, and no user hook, signing setting or missing identity can interfere.
+The user's checkout (HEAD, index, working files) is never written: trials run in linked
+worktrees on a detached HEAD (one per worker slot), the run's branch ``autoresearch/<tag>``
+only ever moves by ``update-ref`` to a kept commit, and every trial's commit stays reachable
+under ``refs/autoresearch/<tag>/trials/NNN`` (every ref name is made in
+:mod:`pytest_autoresearch.names`; the engine's recorder moves them). Commits are built with
+``commit-tree`` from the exact tree that was evaluated, so a test that scribbles on files
+cannot change what is recorded, and no user hook, signing setting or missing identity can
+interfere.
 
 Only ``git`` subprocesses are used (no long-lived object database handles), as GitPython
 advises for long-running processes.
@@ -172,7 +174,7 @@ class Repository:
 
 
 class Worktree:
-    """The run's linked worktree, where candidates are written and evaluated."""
+    """One of the run's linked worktrees (a slot), where candidates are written and evaluated."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

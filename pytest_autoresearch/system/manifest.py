@@ -1,9 +1,11 @@
 """The frozen-file manifest: what every tracked file outside the surface must stay.
 
-The driver pins it once per run from git (blob hashes) plus the files' stat fingerprints in
-the worktree; inside a trial the ``fitness`` fixture and the trial reporter verify it, and
-the driver checks again with git after every trial. Any difference makes the trial a
-``tamper``: never kept, worktree restored.
+The engine pins one for each worktree slot when a run starts or resumes
+(:mod:`pytest_autoresearch.engine.setup`; a distributed worker pins its own), from git (blob
+hashes) plus the files' stat fingerprints in the worktree; inside a trial the ``fitness``
+fixture and the trial reporter (:mod:`pytest_autoresearch.trial_plugin`) verify it, and the
+engine checks again with git after every trial (:mod:`pytest_autoresearch.engine.integrity`).
+Any difference makes the trial a ``tamper``: never kept, worktree restored.
 
 Verification is cheap: a file whose size, mtime, ctime and inode are unchanged is taken as
 unchanged (ctime cannot be set from user code; this is git's own rule); only files whose
@@ -53,8 +55,8 @@ class Manifest:
         return cls(root, blobs, {p: fingerprint(root / p) for p in blobs})
 
     def refresh(self, paths: Iterable[str]) -> list[str]:
-        """Take new fingerprints of files the driver restored, once their content is verified;
-        returns the files that still differ from their pinned blob."""
+        """Take new fingerprints of files the engine restored (a slot reset), once their
+        content is verified; returns the files that still differ from their pinned blob."""
         wrong = []
         for p in paths:
             if p not in self.blobs:

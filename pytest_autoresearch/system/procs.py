@@ -17,9 +17,9 @@ import subprocess
 import threading
 
 
-_live: set[int] = set()  # process groups of trials running now (several, with workers)
+_live: set[int] = set()  # process groups started here, running now: trials (K with workers), agent commands
 _live_lock = threading.Lock()
-_stopping = False  # set by kill_running: the run is ending, no new trial may start
+_stopping = False  # set by kill_running: the run is ending, no new process may start
 
 
 class Stopping(Exception):
@@ -102,8 +102,10 @@ def group_rss_mb(pgid: int) -> float:
 
 
 def kill_running() -> None:
-    """Kill every trial in flight (the run is stopping early) and start no more: their
-    :func:`run` calls return unfinished; :func:`allow_new` opens the gate again."""
+    """Kill every process group in flight, trials and agent commands (the run is stopping
+    early), and start no more: :func:`start_group` raises :class:`Stopping`, so their
+    :func:`pytest_autoresearch.engine.trial_process.run` calls return unfinished;
+    :func:`allow_new` opens the gate again."""
     global _stopping
     with _live_lock:
         _stopping = True

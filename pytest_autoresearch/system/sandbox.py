@@ -4,8 +4,10 @@ Candidate code runs inside the trial, so the trial must not hand it the agent's 
 variables that look like secrets are removed unless the user passes them on. With
 ``autoresearch_sandbox = true`` and ``bwrap`` installed, the trial also runs with the whole
 filesystem read-only except the worktree (whose frozen files stay read-only), a private
-temporary folder and the run's channel; the home folder hidden except the Python it needs;
-no network; its own process namespace, torn down with the driver.
+temporary folder and the run's pytest cache; the home folder hidden except the Python it needs
+(and the slot's manifest and carried data); no network; its own process namespace, torn down
+with the driver. The spec and the result pipe reach the trial as inherited file descriptors
+(:mod:`pytest_autoresearch.engine.trial_process`), not as paths the sandbox must show.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def bwrap_args(
     are folders outside it the trial must write (pytest's cache); ``readable`` are further
     paths that must stay visible (the manifest, carried data). /tmp and the home folder are
     hidden; the interpreter and its packages stay visible wherever they live (a venv inside
-    the project included), but nothing else of the user's checkout (``repo_root``) except the
-    worktree.
+    the project included), but nothing else of the user's checkout (``repo_root``, when it lies
+    in one of them) except the worktree.
     """
     home = Path.home()
     args = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]

@@ -10,29 +10,24 @@ discarded or crashed trial is not a failure of the pytest run.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
 from ..agents import AgentExhausted
-from ..errors import FatalError, SetupError
+from ..core.records import Status, TrialRecord
 from ..engine.loop import ResearchLoop
+from ..errors import FatalError, SetupError
 from ..proposals.proposal import Proposal
-from ..core.records import TrialRecord
-from .terminal import STATUS_MARKUP, details, live_line, progress, summary, table
 from ..settings import SETTINGS_KEY, load_settings
-
-#: Seconds between refreshes of progress.png (a keep refreshes it at once).
-PLOT_EVERY = 30.0
+from .plot_refresh import PlotRefresher
+from .terminal import STATUS_MARKUP, details, live_line, progress, summary, table
 
 
 def _width() -> int | None:
@@ -40,65 +35,6 @@ def _width() -> int | None:
     if not sys.stdout.isatty():
         return None
     return shutil.get_terminal_size().columns
-
-
-class TrialItem(pytest.Item):
-    """One trial as a test item; ``runtest`` evaluates the proposal it was made with."""
-
-    def __init__(
-        self, *, loop: ResearchLoop, number: int, proposal: Proposal | None, record: TrialRecord | None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.loop = loop
-        self.number = number
-        self.proposal = proposal
-        self.record = record
-
-    def runtest(self) -> None:
-        if self.record is None:
-            assert self.proposal is not None
-            try:
-                self.record = self.loop.step(self.number, self.proposal)
-            except FatalError as exc:
-                self.loop.fatal = str(exc)
-                return
-        r = self.record
-        self.user_properties += [
-            ("trial", r.trial),
-            ("status", r.status),
-            ("score", "" if r.score is None else repr(r.score)),
-            ("delta", "" if r.delta is None else repr(r.delta)),
-            ("commit", r.commit),
-            ("parent", "" if r.parent_trial is None else r.parent_trial),
-            ("seconds", f"{r.seconds:.3f}"),
-            ("runs", r.runs),
-            ("description", r.description),
-        ]
-        if r.reason:
-            self.user_properties.append(("reason", r.reason))
-        if r.usage is not None:
-            self.user_properties += [("tokens_in", r.usage.prompt_tokens), ("tokens_out", r.usage.completion_tokens)]
-            if r.usage.cost is not None:
-                self.user_properties.append(("cost_usd", repr(r.usage.cost)))
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.loop.run_dir, None, f"trial {self.number}"
-
-
-@contextlib.contextmanager
-def _matplotlib_home(folder: Path) -> Iterator[None]:
-    """matplotlib settles where its font cache lives when it is first imported (MPLCONFIGDIR,
-    else ~/.cache): the run folder's, unless you chose one, so that drawing writes nowhere else.
-    The variable is set only around the drawing, so trials keep your environment."""
-    if "MPLCONFIGDIR" in os.environ:
-        yield
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    os.environ["MPLCONFIGDIR"] = str(folder)
-    try:
-        yield
-    finally:
-        os.environ.pop("MPLCONFIGDIR", None)
 
 
 @contextlib.contextmanager
@@ -118,7 +54,47 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class TrialItem(pytest.Item):
+    """One finished trial (the baseline included) as a test item, for ``-v``, JUnit and the counts.
+
+    The scheduler has run and judged the trial before its item exists; ``runtest`` only reports
+    it, and the item's duration is the trial's own wall time (see :meth:`Driver.pytest_runtest_makereport`).
+    """
+
+    def __init__(self, *, record: TrialRecord, seconds: float, folder: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.record = record
+        self.seconds = seconds  # how long the trial took, from its proposal's check to its verdict
+        self.folder = folder
+
+    def runtest(self) -> None:
+        r = self.record
+        self.user_properties += [
+            ("trial", r.trial),
+            ("status", str(r.status)),
+            ("score", "" if r.score is None else repr(r.score)),
+            ("delta", "" if r.delta is None else repr(r.delta)),
+            ("commit", r.commit),
+            ("parent", "" if r.parent_trial is None else r.parent_trial),
+            ("seconds", f"{r.seconds:.3f}"),
+            ("runs", r.runs),
+            ("description", r.description),
+        ]
+        if r.reason:
+            self.user_properties.append(("reason", r.reason))
+        if r.usage is not None:
+            self.user_properties += [("tokens_in", r.usage.prompt_tokens), ("tokens_out", r.usage.completion_tokens)]
+            if r.usage.cost is not None:
+                self.user_properties.append(("cost_usd", repr(r.usage.cost)))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.folder, None, f"trial {self.record.trial}"
+
+
 class Driver:
+    """The ``--autoresearch`` session: sets the run up, hands its trials to the scheduler and
+    reports each as it ends; the engine does the work (:class:`~pytest_autoresearch.engine.loop.ResearchLoop`)."""
+
     def __init__(self, config: pytest.Config) -> None:
         if getattr(config.option, "numprocesses", None):
             raise pytest.UsageError("--autoresearch runs each trial in its own process; drop -n/--numprocesses")
@@ -131,10 +107,7 @@ class Driver:
         self.ran_baseline = False
         self.first_trial = 0
         self.trials_started: float | None = None
-        self.plot: Any = None  # the plot module, while progress.png can be written
-        self.plot_written = 0.0
-        self.plot_thread: threading.Thread | None = None
-        self.plot_problem: str | None = None
+        self.plot: PlotRefresher | None = None  # once trials start
         from ..agents import builtin
         from ..engine import hooks
         from ..system.procs import become_subreaper
@@ -174,44 +147,42 @@ class Driver:
         loop, s = self.loop, self.settings
         try:
             loop.prepare()
-            self.nodeid_prefix = loop.run_dir.relative_to(self.config.rootpath).as_posix() + "::"
+            run = loop.run
+            self.nodeid_prefix = run.folder.path.relative_to(self.config.rootpath).as_posix() + "::"
             self._say(
-                f"autoresearch: run {loop.tag} from {loop.base_ref[:12]} ({loop.r.start_commit[:10]}), "
-                f"branch {loop.branch}, folder {loop.run_dir}"
+                f"autoresearch: run {run.tag} from {run.base_ref[:12]} ({run.start_commit[:10]}), "
+                f"branch {run.branch}, folder {run.folder.path}"
             )
-            self._say(f"autoresearch: surface {', '.join(loop.surface_files)}; agent {loop.agent.describe()}; {self._stop_rules()}")
+            self._say(f"autoresearch: surface {', '.join(run.surface_files)}; agent {run.agent.describe()}; {self._stop_rules()}")
             if s.workers > 1 or s.backend != "local":
                 devices = f", devices {','.join(s.devices)}" if s.devices else ""
                 where = "" if s.backend == "local" else f" on {s.backend}"
                 self._say(f"autoresearch: {s.workers} workers{where}{devices}: up to {s.workers} trials in flight, each from the best when it starts")
-            if loop.r.resumed:
-                self._say(f"autoresearch: {loop.notes.pop(0)}")
+            if run.resumed:
+                self._say(f"autoresearch: {run.notes.pop(0)}")
                 self.ran_baseline = True
-            baseline = loop.baseline() if loop.needs_baseline else None
+            baseline = loop.baseline() if run.rebaseline else None
         except SetupError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
         self.ran_baseline = True
-        loop.note = lambda line: self._say(f"autoresearch: {line}")
+        loop.note = loop.proposer.note = lambda line: self._say(f"autoresearch: {line}")
         if scrubbed := loop.scrubbed_note():
-            loop.notes.append(scrubbed)
-        for note in loop.notes:
+            run.notes.append(scrubbed)
+        for note in run.notes:
             self._say(f"autoresearch: {note}")
         session.testscollected = max(1, (baseline is not None) + (s.trials or 0))
         if baseline is not None:
-            self._report(session, baseline.trial, record=baseline)
+            self._report(session, baseline, baseline.seconds)
         try:
-            loop.start_agent()
+            loop.proposer.start()
         except FatalError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
-        from . import plot
-
-        self.plot = plot
-        self.first_trial, self.trials_started = loop.next_trial, time.monotonic()
-        self.plot_written = time.monotonic()  # the first refresh comes after PLOT_EVERY seconds
+        self.plot = PlotRefresher(run.folder.path, run.tag, lambda: loop.metric)
+        self.first_trial, self.trials_started = loop.history.next_trial, time.monotonic()
         try:
             self._trials(session)
         except KeyboardInterrupt:
-            self.stop_reason = f"interrupted; run again with --autoresearch-tag={loop.tag} to continue this run"
+            self.stop_reason = f"interrupted; run again with --autoresearch-tag={run.tag} to continue this run"
             raise
         loop.final_holdout()
 
@@ -225,7 +196,7 @@ class Driver:
         chosen = ", ".join(r for r in rules if r)
         if chosen:
             return f"stops at {chosen}"
-        stop = f"{self.loop.run_dir}/STOP"
+        stop = f"{self.loop.run.folder.path}/STOP"
         return f"no stop rule: runs until Ctrl-C or `touch {stop}`, keeping every finished trial"
 
     def _next_proposal(self, session: pytest.Session, number: int, first: int, started: float) -> Proposal | None:
@@ -238,7 +209,7 @@ class Driver:
             self.stop_reason = reason
             return None
         try:
-            proposal = loop.propose(number)
+            proposal = loop.proposer.propose(number)
         except AgentExhausted as exc:
             self.stop_reason = str(exc)
             return None
@@ -252,51 +223,41 @@ class Driver:
         return not (session.testsfailed or session.shouldstop or session.shouldfail)
 
     def _trials(self, session: pytest.Session) -> None:
-        loop = self.loop
-        first, started = loop.next_trial, time.monotonic()
+        """Every trial, with one worker or K, through the scheduler; each is reported as it ends."""
+        from ..engine.schedule import Scheduler, make_runner
+
+        first, started = self.loop.history.next_trial, time.monotonic()
+
+        def report(record: TrialRecord, seconds: float) -> bool:
+            self._report(session, record, seconds)
+            return self._go_on(session)
+
         try:
-            if self.settings.workers > 1 or self.settings.backend != "local":
-                self._trials_in_parallel(session, first, started)
-                return
-            for number in itertools.count(first):
-                proposal = self._next_proposal(session, number, first, started)
-                if proposal is None:
-                    break
-                self._report(session, number, proposal=proposal)
-                if loop.fatal:
-                    raise pytest.UsageError(f"autoresearch: {loop.fatal}")
-                if not self._go_on(session):
-                    break
+            Scheduler(self.loop, make_runner(self.loop)).run(first, lambda n: self._next_proposal(session, n, first, started), report)
         except FatalError as exc:
             raise pytest.UsageError(f"autoresearch: {exc}") from None
 
-    def _trials_in_parallel(self, session: pytest.Session, first: int, started: float) -> None:
-        """K trials in flight (:mod:`~pytest_autoresearch.workers`); each is reported as it ends."""
-        from ..engine.schedule import Schedule, make_runner
-
-        def report(record: TrialRecord) -> bool:
-            self._report(session, record.trial, record=record)
-            return self._go_on(session)
-
-        Schedule(self.loop, make_runner(self.loop)).run(first, lambda n: self._next_proposal(session, n, first, started), report)
-
-    def _report(
-        self, session: pytest.Session, number: int, *, proposal: Proposal | None = None, record: TrialRecord | None = None
-    ) -> None:
-        """Run trial ``number`` (or report the finished baseline) as a test item."""
-        name = f"trial-{number:03d}"
+    def _report(self, session: pytest.Session, record: TrialRecord, seconds: float) -> None:
+        """Report a finished trial (or the baseline) as a test item."""
+        name = f"trial-{record.trial:03d}"
         item = TrialItem.from_parent(
-            session, name=name, nodeid=self.nodeid_prefix + name, loop=self.loop, number=number, proposal=proposal, record=record
+            session, name=name, nodeid=self.nodeid_prefix + name, record=record, seconds=seconds, folder=self.loop.run.folder.path
         )
         session.items.append(item)
         item.ihook.pytest_runtest_protocol(item=item, nextitem=None)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if isinstance(item, TrialItem) and report.when == "call":
+            report.duration = item.seconds  # JUnit's time and --durations: the trial's, not the report's
+        return report
 
     def _record(self, report: pytest.TestReport) -> TrialRecord | None:
         """The trial record behind a trial item's call report."""
         if report.when != "call" or not report.nodeid.startswith(self.nodeid_prefix):
             return None
-        number = dict(report.user_properties).get("trial")
-        return next((r for r in reversed(self.loop.records) if r.trial == number), None)
+        return self.loop.history.find(dict(report.user_properties).get("trial"))  # type: ignore[arg-type]
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
         if not isinstance(report, pytest.TestReport) or not report.nodeid.startswith(self.nodeid_prefix):
@@ -309,88 +270,56 @@ class Driver:
         word = f"{record.status.upper():<8}"
         if config.get_verbosity() > 0:
             word = f"{word}  {details(record, _width())}"
-        return record.status, "", (word, STATUS_MARKUP.get(record.status, {}))
+        return str(record.status), "", (word, STATUS_MARKUP.get(record.status, {}))
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self._record(report)
         if record is None:
             return
-        self._after_trial(record)
+        if self.plot is not None:
+            self.plot.after_trial(self.loop.history.records)
         if self.config.get_verbosity() == 0:
             self._say(live_line(record, _width(), self._progress(record)), **STATUS_MARKUP.get(record.status, {}))
 
     def _progress(self, record: TrialRecord) -> str:
         """Trial k of N (or the time used), the best so far, the ETA; nothing for the baseline."""
-        loop, s = self.loop, self.settings
-        if record.status == "baseline" or self.trials_started is None:
+        history, s = self.loop.history, self.settings
+        if record.status == Status.BASELINE or self.trials_started is None:
             return ""
-        done = sum(1 for r in loop.records if r.trial >= self.first_trial and r.status != "baseline")
-        return progress(
-            done=done,
-            total=s.trials,
-            elapsed=time.monotonic() - self.trials_started,
-            time_limit=s.time_limit,
-            best=loop.best,
-        )
-
-    def _after_trial(self, record: TrialRecord) -> None:
-        """Refresh progress.png now and then, in the background: drawing must not slow the loop."""
-        if self.plot is None or time.monotonic() - self.plot_written < PLOT_EVERY:
-            return
-        if self.plot_thread is not None and self.plot_thread.is_alive():
-            return
-        self.plot_written = time.monotonic()
-        self.plot_thread = threading.Thread(target=self._write_plot, args=(list(self.loop.records),), daemon=True, name="autoresearch plot")
-        self.plot_thread.start()
-
-    def _write_plot(self, records: list[TrialRecord]) -> None:
-        loop, plot = self.loop, self.plot
-        if plot is None or loop.metric is None or not records:
-            return
-        try:
-            with _matplotlib_home(loop.run_dir / "cache" / "matplotlib"):
-                plot.write_progress(records, goal=loop.metric.goal, metric=loop.metric.name, path=loop.run_dir / "progress.png", title=f"autoresearch run {loop.tag}")
-        except plot.PlotUnavailable as exc:
-            self.plot_problem = str(exc)
-            self.plot = None
-        except Exception as exc:  # a plot must never end a night's run
-            self.plot_problem = f"progress.png could not be written: {type(exc).__name__}: {exc}"
-            self.plot = None
-
-    def _final_plot(self) -> None:
-        if self.plot_thread is not None:
-            self.plot_thread.join()
-        self._write_plot(list(self.loop.records))
+        done = sum(1 for r in history if r.trial >= self.first_trial and r.status != Status.BASELINE)
+        return progress(done=done, total=s.trials, elapsed=time.monotonic() - self.trials_started, time_limit=s.time_limit, best=history.best)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         loop = self.loop
-        if not self.ran_baseline or not loop.records or loop.metric is None or loop.log is None:
+        if not self.ran_baseline or not loop.history or loop.metric is None or loop.recorder.log is None:
             return
-        self._final_plot()
+        run, records, holdout = loop.run, loop.history.records, loop.holdout
+        if self.plot is not None:
+            self.plot.final(records)
         terminalreporter.write_sep("=", "autoresearch")
         if self.config.get_verbosity() >= 0:
-            for line in table(loop.records, _width()).splitlines():
+            for line in table(records, _width()).splitlines():
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
         for line in summary(
-            loop.records,
+            records,
             goal=loop.metric.goal,
             metric=loop.metric.name,
-            branch=loop.branch,
-            log_path=str(loop.log.path),
-            tag=loop.tag,
-            base_ref=loop.base_ref,
+            branch=run.branch,
+            log_path=str(loop.recorder.log.path),
+            tag=run.tag,
+            base_ref=run.base_ref,
             stop_reason=self.stop_reason,
-            holdout=loop.holdout,
-            holdout_best_trial=loop.holdout_best_trial,
-            holdout_goals=loop.holdout_goals,
+            holdout=holdout.scores,
+            holdout_best_trial=holdout.best_trial,
+            holdout_goals=holdout.goals,
         ):
             terminalreporter.write_line(line)
-        if self.plot_problem:
-            terminalreporter.write_line(f"no progress plot: {self.plot_problem}")
-        elif (loop.run_dir / "progress.png").exists():
-            terminalreporter.write_line(f"progress plot: {loop.run_dir / 'progress.png'}")
+        if self.plot is not None and self.plot.problem:
+            terminalreporter.write_line(f"no progress plot: {self.plot.problem}")
+        elif (run.folder.path / "progress.png").exists():
+            terminalreporter.write_line(f"progress plot: {run.folder.path / 'progress.png'}")
 
     def pytest_sessionfinish(self) -> None:
         self.loop.finish()

@@ -8,18 +8,18 @@ just one. ``--autoresearch-finalize`` (:mod:`~pytest_autoresearch.finalize`) ent
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ..names import RUN_DIR_NAME
+from ..core.history import History
 from ..core.records import TrialRecord
-from .terminal import fmt_score, summary, table
+from ..names import RUN_DIR_NAME, branch
 from ..store.results_log import read_records
+from ..store.runfolder import RunMeta, read_meta
+from .terminal import fmt_score, summary, table
 
 
 def runs_under(rootdir: Path) -> list[str]:
@@ -29,24 +29,24 @@ def runs_under(rootdir: Path) -> list[str]:
     return [p.name for p in sorted(found, key=lambda p: ((p / "results.tsv").stat().st_mtime, p.name))]
 
 
-def load_run(rootdir: Path, tag: str) -> tuple[dict[str, Any], list[TrialRecord]]:
+def load_run(rootdir: Path, tag: str) -> tuple[RunMeta, list[TrialRecord]]:
     folder = rootdir / RUN_DIR_NAME / tag
-    meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    return meta, read_records(folder / "results.tsv", meta["columns"])
+    meta = read_meta(folder / "run.json")
+    return meta, read_records(folder / "results.tsv", meta.columns)
 
 
 def _width() -> int | None:
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
-def overview_line(tag: str, meta: dict[str, Any], records: list[TrialRecord]) -> str:
+def overview_line(tag: str, meta: RunMeta, records: list[TrialRecord]) -> str:
     kept = [r for r in records if r.status == "keep"]
     baseline = records[0] if records else None
-    best = kept[-1] if kept else baseline
-    metric = meta["metric"]
+    best = History(records).best if records else None
+    metric = meta.metric
     scores = ""
     if baseline is not None and best is not None:
-        scores = f"{metric['name']} ({metric['goal']}) {fmt_score(baseline.score)} -> {fmt_score(best.score)}"
+        scores = f"{metric.name} ({metric.goal}) {fmt_score(baseline.score)} -> {fmt_score(best.score)}"
     trials = len(records) - 1 if records else 0
     return f"{tag:<16} {trials:>4} trials {len(kept):>4} kept   {scores}"
 
@@ -54,22 +54,22 @@ def overview_line(tag: str, meta: dict[str, Any], records: list[TrialRecord]) ->
 def show_run(rootdir: Path, tag: str, kept_only: bool) -> list[str]:
     meta, records = load_run(rootdir, tag)
     shown = [r for r in records if r.kept] if kept_only else records
-    metric = meta["metric"]
+    metric = meta.metric
     lines = [f"run {tag}: {RUN_DIR_NAME}/{tag}/results.tsv" + (" (the baseline and the kept trials)" if kept_only else ""), ""]
     lines += table(shown, _width()).splitlines()
     lines.append("")
     lines += summary(
         records,
-        goal=metric["goal"],
-        metric=metric["name"],
-        branch=f"autoresearch/{tag}",
+        goal=metric.goal,
+        metric=metric.name,
+        branch=branch(tag),
         log_path=str(rootdir / RUN_DIR_NAME / tag / "results.tsv"),
         tag=tag,
-        base_ref=meta.get("base_ref") or meta["head"],
+        base_ref=meta.base_ref or meta.head,
         stop_reason=None,
-        holdout=meta.get("holdout"),
-        holdout_best_trial=meta.get("holdout_best_trial"),
-        holdout_goals=meta.get("holdout_goals"),
+        holdout=meta.holdout,
+        holdout_best_trial=meta.holdout_best_trial,
+        holdout_goals=meta.holdout_goals,
     )
     plot = rootdir / RUN_DIR_NAME / tag / "progress.png"
     if plot.exists():

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..core.history import History
 from ..core.records import STATUSES, TrialRecord, improvement
+from ..names import review_name, trial_ref_pattern
 
-#: pytest status words and colours for trial items.
-STATUS_MARKUP = {
+_COLOURS: dict[str, dict[str, bool]] = {
     "baseline": {"cyan": True},
     "keep": {"green": True, "bold": True},
     "discard": {"yellow": True},
@@ -19,6 +20,13 @@ STATUS_MARKUP = {
     "timeout": {"red": True},
     "invalid": {"purple": True},
     "tamper": {"red": True, "bold": True},
+    "review": {"blue": True},
+}
+
+#: pytest colours for trial items: one entry per status of results.tsv, in its order (one
+#: without a colour in ``_COLOURS`` is shown plain).
+STATUS_MARKUP: dict[str, dict[str, bool]] = {
+    status: _COLOURS.get(status, {}) for status in dict.fromkeys((*STATUSES, *_COLOURS))
 }
 
 
@@ -128,10 +136,10 @@ def summary(
         return []
     baseline = records[0]
     kept = [r for r in records if r.status == "keep"]
-    best = kept[-1] if kept else baseline
-    counts = {status: 0 for status in STATUSES}
+    best = History(records).best
+    counts = dict.fromkeys(STATUSES, 0)  # results.tsv's order; a status it lacks still counts, last
     for r in records[1:]:
-        counts[r.status] = counts.get(r.status, 0) + 1
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
     trials = len(records) - 1
     lines = []
     if baseline.score is not None and best.score is not None:
@@ -166,8 +174,9 @@ def summary(
         lines.append(f"{len(reviews)} trial{'s' if len(reviews) != 1 else ''} wait for your review (autoresearch_review):")
         for r in reviews:
             lines.append(f"  trial {r.trial}: {fmt_score(r.score)} ({fmt_delta(r.delta)}) {shorten(r.description, 60)}")
-            lines.append(f"    git show autoresearch/{tag}/review/{r.trial:03d}   git cherry-pick autoresearch/{tag}/review/{r.trial:03d}")
-    lines.append(f"  any trial's change: git show refs/autoresearch/{tag}/trials/NNN")
+            name = review_name(tag, r.trial)
+            lines.append(f"    git show {name}   git cherry-pick {name}")
+    lines.append(f"  any trial's change: git show {trial_ref_pattern(tag)}")
     return lines
 
 

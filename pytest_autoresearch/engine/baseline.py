@@ -1,0 +1,133 @@
+"""The baseline: the start commit scored before any trial, once or (under noise) several times.
+
+Every problem is a :class:`~pytest_autoresearch.errors.SetupError` with what to do about it:
+the baseline must pass every test and record a primary score, or nothing could be judged
+against it. A new run's log, run.json and branch are created once the baseline stands.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..core import verdict
+from ..core.columns import MetricColumns
+from ..core.defaults import MIN_TIMEOUT, NOISY_BASELINE_RUNS, TIMEOUT_FACTOR
+from ..core.records import MetricSpec, RunResult, TrialRecord
+from ..errors import SetupError
+from ..names import branch_ref
+from ..store.gitstate import ZERO
+
+if TYPE_CHECKING:
+    from .loop import ResearchLoop
+
+
+def shadow_message(paths: list[str]) -> str:
+    return (
+        f"the trial imported {', '.join(paths)} from your checkout instead of the trial's worktree, "
+        "so it would score unchanged code. An editable install (pip install -e) or a sys.path/PYTHONPATH "
+        "entry points at your checkout; make the tests import the mutable modules relative to the "
+        'rootdir instead (e.g. pythonpath = ["src"] under [tool.pytest.ini_options]) and run again'
+    )
+
+
+def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
+    result = loop.evaluator.evaluate(number, attempt)
+    what = "the baseline" if attempt == 1 else f"run {attempt} of the baseline"
+    if result.shadowed:
+        raise SetupError(shadow_message(result.shadowed))
+    if result.timed_out:
+        raise SetupError(f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout.\n" + result.failure_text(2000))
+    if result.memory_exceeded:
+        raise SetupError(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB")
+    if not result.finished:
+        raise SetupError(
+            f"{what}'s pytest session did not finish (exit code {result.exit_code}); "
+            f"output (full log in {result.log_path}):\n" + result.failure_text(2000)
+        )
+    if result.failed_tests:
+        raise SetupError(f"{what} fails, so nothing could be judged against it; fix the tests first.\n" + result.failure_text(2000))
+    if not result.fitness:
+        raise SetupError(
+            'no fitness test ran: mark a test with @pytest.mark.fitness(goal="min") (or "max") '
+            "and record its score with the fitness fixture, fitness(value)"
+        )
+    return result
+
+
+def _primary_metric(loop: ResearchLoop, first: RunResult) -> MetricSpec:
+    for fit in first.fitness:
+        path = fit.nodeid.split("::")[0]
+        if loop.run.surface.matches(path):
+            raise SetupError(f"autoresearch_mutable includes {path}, which defines the fitness test {fit.nodeid}: the evaluator must stay frozen")
+    if loop.metric is not None:
+        return loop.metric
+    explicit = [f for f in first.fitness if f.primary]
+    if len(explicit) > 1:
+        raise SetupError("more than one fitness test says primary=True: " + ", ".join(f.nodeid for f in explicit))
+    chosen = explicit[0] if explicit else first.fitness[0]
+    return MetricSpec(chosen.nodeid, chosen.name, chosen.goal, True)
+
+
+def score(loop: ResearchLoop) -> TrialRecord:
+    """Score the start commit and log it as the run's baseline row."""
+    run, number = loop.run, loop.history.next_trial
+    started = time.time()
+    results = [_one_run(loop, number, 1)]
+    first = results[0]
+    loop.metric = loop.proposer.metric = metric = _primary_metric(loop, first)
+    if verdict.primary_score(metric, first) is None:
+        raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score")
+    if loop.evaluator.timeout is None:
+        loop.evaluator.timeout = max(MIN_TIMEOUT, round(TIMEOUT_FACTOR * first.seconds))
+        run.notes.append(f"trial timeout {loop.evaluator.timeout:g}s ({TIMEOUT_FACTOR}x the baseline; set --autoresearch-timeout)")
+    wanted = loop.settings.baseline_runs
+    while len(results) < wanted:
+        results.append(_one_run(loop, number, len(results) + 1))
+        scores = [verdict.primary_score(metric, r) for r in results]
+        if len(results) == wanted and len(set(scores)) > 1:
+            wanted = max(wanted, NOISY_BASELINE_RUNS)  # noise: estimate its spread better
+    scores = [s for r in results if (s := verdict.primary_score(metric, r)) is not None]
+    if len(scores) != len(results):
+        raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score on some baseline runs")
+    loop.noise.add(scores)
+    _noise_note(loop, scores)
+    loop.holdout.hide(sorted({n.split("::")[0] for n in first.holdout}))
+    loop.proposer.holdout_files = loop.holdout.files
+    if loop.recorder.log is None:
+        _start_log(loop, first)
+    record = verdict.baseline(number, run.start_commit, scores, results, loop.columns)
+    for reason in verdict.broken_bounds(results):
+        run.notes.append(f"the baseline breaks a bound ({reason}): candidates must satisfy it to be kept")
+    tree = run.repo.git.rev_parse(f"{run.start_commit}^{{tree}}")
+    loop.recorder.record(record, branch_from=None, results=results, started=started, tree=tree, worker=0, device=run.home.device)
+    run.undo.clear()
+    run.rebaseline = False
+    if first.holdout:
+        loop.holdout.scores["baseline"] = loop.holdout.score(number, loop.note)
+        loop.save_meta()
+    return record
+
+
+def _noise_note(loop: ResearchLoop, scores: list[float]) -> None:
+    if len(scores) < 2:
+        return
+    if len(set(scores)) == 1:
+        loop.run.notes.append(f"the evaluator is deterministic ({len(scores)} identical baseline runs): one run per trial decides")
+        return
+    loop.run.notes.append(
+        f"the evaluator is noisy: {len(scores)} baseline runs scored {', '.join(f'{s:.6g}' for s in scores)} "
+        f"(spread {loop.noise.spread:.3g}); a promising candidate runs {1 + loop.rule.confirm_runs} times and is kept "
+        f"only when its mean gains more than {loop.rule.threshold(loop.noise):.3g} (max of autoresearch_min_delta "
+        f"and {loop.rule.k:g} x the spread)"
+    )
+
+
+def _start_log(loop: ResearchLoop, result: RunResult) -> None:
+    """A new run's log, metadata and branch, once its baseline stands."""
+    run, metric = loop.run, loop.metric
+    assert metric is not None
+    loop.columns = MetricColumns.of_baseline(metric, result.fitness)
+    loop.recorder.open_log(run.folder.results, loop.columns.names, usage=run.agent.reports_usage, resume=False)
+    loop.save_meta()
+    run.repo.update_refs((branch_ref(run.tag), run.start_commit, ZERO))

@@ -1,0 +1,111 @@
+"""Asking the agent: what it is shown of the run each trial, and what its answer must be.
+
+The agent reads the current best (slot 0's worktree), never a holdout test file; its failures
+are the run's (``AgentError``: stop with its message; ``AgentExhausted``: end normally; any
+other exception: stop, naming where it was raised). The prompt and answer behind each proposal
+are kept beside the trial's log, and what the model calls cost is counted for the stop rules.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from ..agents import AgentError, AgentExhausted, ProposalContext
+from ..core.history import History
+from ..core.records import MetricSpec
+from ..errors import FatalError
+from ..proposals.proposal import Proposal
+from ..proposals.surface import normalize
+from ..settings import Settings
+from .setup import Run
+
+
+class Proposer:
+    def __init__(self, run: Run, settings: Settings, history: History, workdir: Path) -> None:
+        self.run = run
+        self.settings = settings
+        self.history = history
+        self.workdir = workdir  # the rootdir's copy in slot 0's worktree
+        self.metric: MetricSpec | None = None  # known once the baseline stands
+        self.holdout_files: set[str] = set()  # rootdir-relative files defining holdout tests: never shown
+        self.last_failure: str | None = None  # what went wrong last, for the next prompt
+        self.session_start = 0  # this session's first trial (a resumed run continues the numbering)
+        self.note: Callable[[str], None] = print
+        self.spent = 0.0  # US dollars the agent's model calls cost so far (a resumed run: from its log)
+        self._unpriced_noted = False
+
+    @property
+    def agent_name(self) -> str:
+        return f"agent {self.settings.agent_spec}"
+
+    def read(self, path: str) -> str | None:
+        """A file of the current best, by rootdir-relative path (what agents may read)."""
+        clean = normalize(path)
+        if clean is None or ".git" in clean.lower().split("/") or clean in self.holdout_files:
+            return None
+        return self.run.home.worktree.read(self.run.prefix + clean)
+
+    def context(self, number: int) -> ProposalContext:
+        assert self.metric is not None
+        s, run = self.settings, self.run
+        return ProposalContext(
+            trial=number,
+            tag=run.tag,
+            rootdir=s.rootdir,
+            workdir=self.workdir,
+            surface=run.surface,
+            files={p: text for p in run.surface_files if (text := self.read(p)) is not None},
+            program=run.program,
+            metric=self.metric,
+            baseline=self.history.baseline,
+            best=self.history.best,
+            history=tuple(self.history),
+            last_failure=self.last_failure,
+            trials_left=None if s.trials is None else s.trials - (number - self.session_start),
+            read=self.read,
+            context_files={p: text for p in run.context_paths if (text := self.read(p)) is not None},
+            note=self.note,
+        )
+
+    def start(self) -> None:
+        self.session_start = self.history.next_trial
+        try:
+            self.run.agent.start(self.context(self.session_start))
+        except AgentError as exc:
+            raise FatalError(f"{self.agent_name}: {exc}") from None
+
+    def propose(self, number: int) -> Proposal:
+        """Ask the agent; AgentExhausted ends the loop, AgentError (or a bug) becomes FatalError."""
+        agent, home = self.run.agent, self.run.home
+        if agent.edits_workdir and self.holdout_files:
+            home.worktree.hide([self.run.prefix + p for p in sorted(self.holdout_files)])
+        try:
+            proposal = agent.propose(self.context(number))
+        except AgentError as exc:
+            raise FatalError(f"{self.agent_name}: {exc}") from None
+        except (AgentExhausted, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            raise FatalError(f"{self.agent_name} failed: {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})") from None
+        finally:
+            if agent.edits_workdir:
+                home.worktree.reset(self.history.best.commit, keep=self.run.carry)  # its edits are in the proposal now
+        if not isinstance(proposal, Proposal):
+            raise FatalError(f"{self.agent_name} returned {type(proposal).__name__}, not a Proposal")
+        return proposal
+
+    def received(self, number: int, proposal: Proposal) -> None:
+        """Keep the prompt and answer beside the trial's log (for the audit); count the cost."""
+        for kind, text in (("prompt", proposal.prompt), ("answer", proposal.answer)):
+            if text is not None:
+                (self.run.folder.trials / f"{number:03d}.{kind}.md").write_text(text, encoding="utf-8")
+        if proposal.usage is None:
+            return
+        if proposal.usage.cost is not None:
+            self.spent += proposal.usage.cost
+        elif self.settings.max_cost is not None and not self._unpriced_noted:
+            self._unpriced_noted = True
+            self.note("this model has no price in litellm's list: --autoresearch-max-cost cannot count its cost (tokens are logged)")
