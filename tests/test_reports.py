@@ -50,6 +50,29 @@ def test_every_trial_is_a_junit_testcase_with_its_figures(project: Project) -> N
     assert props[0]["status"] == "baseline" and props[3]["status"] == "crash" and "ValueError" in props[3]["reason"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_trials_junit_time_is_its_real_time(project: Project, workers: int) -> None:
+    """Serial and parallel trials alike: each testcase's time covers its runs, not the report."""
+    project.init()
+    result = project.loop(
+        project.replay(
+            {"description": "steeper", "files": project.model_with(SCALE=2.0)},
+            {"description": "worse", "files": project.model_with(SCALE=0.5)},
+            {"description": "exact", "files": project.model_with(SCALE=2.5, OFFSET=3)},
+        ),
+        f"--junitxml={project.outside / 'junit.xml'}",
+        "--autoresearch-trials=3",
+        f"--autoresearch-workers={workers}",
+    )
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    cases = list(ET.parse(project.outside / "junit.xml").getroot().iter("testcase"))
+    assert len(cases) == 4
+    for case in cases:
+        seconds = float({p.get("name"): p.get("value") for p in case.iter("property")}["seconds"])
+        assert seconds > 0.05  # a real pytest run of the suite
+        assert seconds - 0.002 <= float(case.get("time")) < seconds + 10, case.get("name")
+
+
 def test_tokens_and_cost_reach_junit_when_the_model_reports_them(project: Project) -> None:
     pytest.importorskip("litellm")
     from llm_server import answer, scripted_server

@@ -504,3 +504,16 @@ def test_stop_reason_max_cost() -> None:
     kw = dict(goal="max", elapsed=0.0, session_start=1)
     assert stop_reason(h, spent=1.0, max_cost=1.0, **kw) == "the agent's model calls cost $1.0000, reaching --autoresearch-max-cost $1"  # type: ignore[arg-type]
     assert stop_reason(h, spent=0.99, max_cost=1.0, **kw) is None  # type: ignore[arg-type]
+
+
+def test_every_status_is_coloured_and_tallied() -> None:
+    from pytest_autoresearch.ui.terminal import STATUS_MARKUP, summary
+
+    assert all(STATUS_MARKUP.get(status) for status in Status), "a status without a colour"
+    records = [
+        TrialRecord(0, "baseline", "baseline", commit="a" * 40, score=2.0),
+        TrialRecord(1, "review", "touches the loss", commit="b" * 40, score=1.0, delta=-1.0),
+        TrialRecord(2, "discard", "worse", commit="c" * 40, score=3.0, delta=1.0),
+    ]
+    lines = summary(records, goal="min", metric="error", branch="autoresearch/t", log_path="r.tsv", tag="t", base_ref="main", stop_reason=None)
+    assert "2 trials: 1 discard, 1 review" in lines

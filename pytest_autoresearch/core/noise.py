@@ -57,10 +57,11 @@ class Noise:
             self.sum_squares += (runs - 1) * spread**2
             self.dof += runs - 1
 
-    def plus(self, scores: Sequence[float]) -> Noise:
-        """What the run knows once this group of repeated runs is added (self is unchanged)."""
+    def plus(self, runs: int, spread: float) -> Noise:
+        """What the run knows once a group of ``runs`` repeated runs with this spread is added
+        (self is unchanged)."""
         grown = dataclasses.replace(self)
-        grown.add(scores)
+        grown.add_summary(runs, spread)
         return grown
 
     @property

@@ -144,8 +144,8 @@ def assess(j: Judging, runs: Sequence[Run]) -> Assessment:
         if len(runs) < 1 + j.rule.confirm_runs:
             return Assessment(attempt=len(runs) + 1)
         scores = [s for run in runs if (s := primary_score(j.metric, run.result)) is not None]
-        noise = j.noise.plus(scores)
         record.score, record.runs, record.spread = mean(scores), len(scores), stdev(scores)
+        noise = j.noise.plus(record.runs, record.spread)
         record.delta = record.score - j.best.score
         record.metrics = j.columns.means([run.result for run in runs])
     broken = broken_bounds([run.result for run in runs])
