@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 from helpers import MODEL, PYPROJECT, Project, default_files, processes_with
 
-STATUSES = {"baseline", "keep", "discard", "crash", "timeout", "invalid", "tamper"}
+STATUSES = {"baseline", "keep", "discard", "crash", "timeout", "invalid", "tamper", "review"}
 FITNESS_NODE = "tests/test_fitness.py::test_error"
 
 # --- small helpers --------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ class Containment:
         best = float(rows[0]["score"])
         for row in rows:
             status = row["status"]
-            if status in ("baseline", "keep", "discard"):
+            if status in ("baseline", "keep", "discard", "review"):
                 expected = self.score(self.project.git("show", f"{row['commit']}:model.py"))
                 if status == "keep":
                     assert expected is not None, f"trial {row['trial']} was kept but its score cannot be recomputed"
@@ -465,9 +465,10 @@ def test_writing_into_the_worktree_git_dir_at_run_time(project: Project) -> None
     # what happens: a stray file and a moved HEAD do not matter (the driver names the parent
     # of every commit itself and resets the worktree after each trial); a deleted index makes
     # every tracked file look deleted to git status, so that trial is a tamper (a crash would
-    # do as well) and the reset rebuilds the index for the next one
+    # do as well) and the reset rebuilds the index for the next one. The two that did no harm still
+    # reached for .git: they gained, so they are parked for review, never kept
     statuses = [r["status"] for r in rows]
-    assert statuses[:3] == ["baseline", "keep", "keep"] and statuses[4] == "keep", [(r["status"], r["reason"]) for r in rows]
+    assert statuses[:3] == ["baseline", "review", "review"] and statuses[4] == "keep", [(r["status"], r["reason"]) for r in rows]
     assert statuses[3] in ("tamper", "crash"), rows[3]
     assert float(rows[4]["score"]) == 0.0
 
@@ -555,8 +556,8 @@ def test_planting_a_hook_in_your_git_directory(project: Project) -> None:
 
 
 def test_writing_outside_the_worktree_at_run_time_in_the_sandbox(project: Project) -> None:
-    """The same candidate with ``autoresearch_sandbox = true``: its writes fail, the trial is
-    judged as usual."""
+    """The same candidate with ``autoresearch_sandbox = true``: its writes fail, and the trial,
+    which tried and gained, is parked for review (a kept commit is code you run unsandboxed)."""
     if not bwrap_works():
         pytest.skip("autoresearch_sandbox needs a working bubblewrap (bwrap)")
     project.init()
@@ -568,7 +569,8 @@ def test_writing_outside_the_worktree_at_run_time_in_the_sandbox(project: Projec
         "autoresearch_sandbox=true",
     )
     rows = guard.check(result)
-    assert [r["status"] for r in rows] == ["baseline", "keep"], reasons(rows)
+    assert [r["status"] for r in rows] == ["baseline", "review"], reasons(rows)
+    assert "its code reaches for git or .git" in rows[1]["reason"]
 
 
 # --- conftest and other modules pytest loads itself -----------------------------------------------
@@ -943,8 +945,9 @@ def test_forging_a_result_file(project: Project) -> None:
         "--autoresearch-trials=3",
     )
     rows = guard.check(result)
-    assert [r["status"] for r in rows] == ["baseline", "crash", "keep", "crash"], reasons(rows)
-    assert "did not finish" in rows[1]["reason"] and "did not finish" in rows[3]["reason"]
+    # the forger rewrote the baseline's result file too: the run-state check catches that first
+    assert [r["status"] for r in rows] == ["baseline", "tamper", "keep", "crash"], reasons(rows)
+    assert "<trials/000.result.json>" in rows[1]["reason"] and "did not finish" in rows[3]["reason"]
     assert rows[1]["score"] == "" and rows[3]["score"] == ""
 
 
@@ -1249,7 +1252,8 @@ def test_an_output_flood(project: Project) -> None:
     )
     rows = guard.check(result)
     assert time.monotonic() - start < 15
-    assert [r["status"] for r in rows] == ["baseline", "keep"]
+    assert [r["status"] for r in rows] == ["baseline", "review"], reasons(rows)  # it writes to a descriptor it did not open
+    assert "its code reaches for raw file descriptors" in rows[1]["reason"]
     log = project.path / ".autoresearch" / "t" / "trials" / "001.log"
     assert log.stat().st_size <= 33 * 2**20
     with log.open("rb") as f:

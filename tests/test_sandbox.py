@@ -68,7 +68,10 @@ assert blocked == ["write", "network", "home"], blocked'''
     server.close()
     assert result.ret == 0, result.stdout.str()
     rows = project.rows()
-    assert [r["status"] for r in rows] == ["baseline", "keep"], [r["reason"] for r in rows]
+    # every attempt was blocked (the candidate asserts so) and it scored better; it tried, so it is
+    # parked for review, never kept (its code names the run folder's worktree)
+    assert [r["status"] for r in rows] == ["baseline", "review"], [r["reason"] for r in rows]
+    assert "its code reaches for the run folder" in rows[1]["reason"]
     assert project.git("show", "autoresearch/t:tests/test_gate.py") == project.git("show", "HEAD:tests/test_gate.py")
 
 
@@ -94,3 +97,21 @@ def test_asking_for_the_sandbox_without_bwrap_is_a_setup_error(project: Project,
     assert result.ret != 0
     result.stderr.fnmatch_lines(["ERROR: autoresearch: autoresearch_sandbox = true needs bubblewrap (bwrap)*"])
     assert not (project.path / ".autoresearch").exists()
+
+
+@needs_bwrap
+def test_a_sandboxed_root_trial_has_no_capabilities(tmp_path: Path) -> None:
+    """Run as root, bubblewrap would keep root's capabilities: a trial could remount /sys (and its
+    cgroup's files) writable and move itself out of its limits. The sandbox drops them all."""
+    import os
+
+    from pytest_autoresearch.system.sandbox import bwrap_args
+
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    args = bwrap_args(repo_root=tmp_path, worktree=worktree, frozen=[], writable=[], readable=[], cwd=worktree)
+    probe = "grep CapEff /proc/self/status; mount -o remount,rw /sys 2>/dev/null && echo REMOUNTED || echo REFUSED"
+    out = subprocess.run(["bwrap", *args, "sh", "-c", probe], capture_output=True, text=True, timeout=60).stdout
+    assert "CapEff:\t0000000000000000" in out, out
+    if os.geteuid() == 0:
+        assert "REFUSED" in out, out

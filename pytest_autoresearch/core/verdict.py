@@ -233,8 +233,16 @@ def reapplied(record: TrialRecord, bests: Sequence[int]) -> None:
         record.reason = one_line(f"{record.reason}; re-applied on trial {', '.join(map(str, bests))}, kept while it ran", 300)
 
 
-def parked(record: TrialRecord, review_paths: Sequence[str]) -> None:
-    """A keep that touches files a person reviews waits for them instead of moving the branch."""
-    if record.status == Status.KEEP and review_paths:
-        record.status = Status.REVIEW
-        record.reason = "touches " + ", ".join(sorted(review_paths)) + " (autoresearch_review)"
+def parked(record: TrialRecord, review_paths: Sequence[str], reaches: Sequence[str] = ()) -> None:
+    """A keep that touches files a person reviews, or whose code reaches for what a fair
+    candidate does not (:mod:`pytest_autoresearch.proposals.reach`), waits for a person instead
+    of moving the branch."""
+    if record.status != Status.KEEP or not (review_paths or reaches):
+        return
+    why = []
+    if review_paths:
+        why.append("touches " + ", ".join(sorted(review_paths)) + " (autoresearch_review)")
+    if reaches:
+        why.append("its code reaches for " + "; ".join(reaches))
+    record.status = Status.REVIEW
+    record.reason = one_line("; ".join(why), 300)

@@ -92,8 +92,15 @@ def score(loop: ResearchLoop) -> TrialRecord:
         raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score on some baseline runs")
     loop.noise.add(scores)
     _noise_note(loop, scores)
-    loop.holdout.hide(sorted({n.split("::")[0] for n in first.holdout}))
+    holdout_files = sorted({n.split("::")[0] for n in first.holdout})
+    loop.holdout.hide(holdout_files)
     loop.proposer.holdout_files = loop.holdout.files
+    for file in holdout_files:
+        if any(t.nodeid.split("::")[0] == file for t in first.tests):
+            run.notes.append(
+                f"{file} defines holdout tests and other tests: trials run without the file, so its other tests "
+                "gate nothing; move them to a file of their own"
+            )
     if loop.recorder.log is None:
         _start_log(loop, first)
     record = verdict.baseline(number, run.start_commit, scores, results, loop.columns)

@@ -3,10 +3,16 @@
 The trial runs what the user's own ``pytest`` would run here (their paths, ``-k``/``-m``/``-p``/
 ``-o``, ini file and rootdir), mapped into the run's worktree, with a per-test timeout below
 the trial's deadline, bytecode writing off, secrets removed, and optionally under bubblewrap.
+
+Trial text enters the driver here and nowhere else (:meth:`Evaluator.clean`): the values of the
+variables kept from the trial are redacted from its output, failures and log, and control and
+bidi characters in its output and failures become visible escapes, before anything shows or
+stores them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -15,9 +21,10 @@ import git
 import pytest
 
 from ..core.records import RunResult
+from ..core.text import Redactor, neutralise
 from .setup import Run
 from .slots import Slot
-from ..system.sandbox import bwrap_args, environment, scrub
+from ..system.sandbox import bwrap_args, environment, scrub, secret_values
 from ..settings import Settings
 from .trial_process import TrialCommand, pytest_argv, run
 
@@ -32,6 +39,9 @@ class Evaluator:
         self.run = run_
         self.timeout: float | None = settings.timeout
         self.scrubbed: list[str] = []  # environment variables kept from the trials
+        self.redactor = Redactor()  # their values, redacted from what the trials print
+        self._secrets: dict[str, str] = {}
+        self._hidden: dict[str, str] = {}  # text no trial may pass on (holdout tests' lines) -> label
 
     @property
     def worktree(self) -> Path:
@@ -72,6 +82,9 @@ class Evaluator:
             args.append(arg)
         cwd = here(s.test_args_dir if self.inside_repo(s.test_args_dir) else s.rootdir)
         env, self.scrubbed = scrub(os.environ, s.pass_env)
+        secrets = {**secret_values(os.environ, self.scrubbed), **self._hidden}
+        if secrets != self._secrets:
+            self._secrets, self.redactor = secrets, Redactor(secrets)
         env.update(slot.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-second, same-size edit must not reuse stale bytecode
         if env.get("PYTHONPATH"):
@@ -159,7 +172,7 @@ class Evaluator:
         assert slot is not None
         suffix = ".holdout" if holdout_only else "" if attempt == 1 else f".run{attempt}"
         try:
-            return run(
+            result = run(
                 self.command(holdout_only, slot),
                 self.timeout,
                 folder.trials / f"{number:03d}{suffix}.log",
@@ -167,3 +180,40 @@ class Evaluator:
             )
         finally:
             folder.trial_ended(slot.index)
+        return self.clean(result)
+
+    def hide_text(self, lines: dict[str, str]) -> None:
+        """Redact these lines (-> a label) too, wherever a trial's text shows them: the holdout
+        tests' source, which a candidate could read from git and print."""
+        self._hidden = dict(lines)
+
+    def clean(self, result: RunResult) -> RunResult:
+        """``result`` as the driver may show and store it: the scrubbed variables' values
+        redacted (from its texts, its log and its result file) and its texts neutralised.
+
+        Without secrets to redact, the log is not read again."""
+        redactor = self.redactor
+        text = lambda t: neutralise(redactor.text(t))
+        one = lambda t: neutralise(redactor.text(t), newlines=False)
+        result.output_tail = neutralise(redactor.tail(result.output_tail))
+        result.tests = [dataclasses.replace(t, nodeid=one(t.nodeid), failure=text(t.failure)) for t in result.tests]
+        for fit in result.fitness:
+            fit.nodeid, fit.name = one(fit.nodeid), one(fit.name)
+        result.tampered = [one(p) for p in result.tampered]
+        result.shadowed = [one(p) for p in result.shadowed]
+        if redactor and result.log_path is not None:
+            for path in (result.log_path, result.log_path.with_suffix(".result.json")):
+                _redact_file(path, redactor)
+        return result
+
+
+def _redact_file(path: Path, redactor: Redactor) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    clean = redactor.bytes(data)
+    if clean != data:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(clean)
+        os.replace(tmp, path)

@@ -1,28 +1,49 @@
 """What a trial changed that it must not: the check made after every run, and the repair.
 
 Frozen files (by git's account, by the manifest's, by the trial's own), the run's own files
-(results.tsv, run.json, the slot's manifest) and the user's repository (its hooks, config and
-exclude file). Whatever is found is restored before the next trial, and the verdict makes the
-trial ``tamper``.
+(results.tsv, run.json, the slot's manifest, audit.jsonl, the files of every logged trial),
+the run's own refs (its branch, every trial and review ref) and the user's repository (its
+hooks, config and exclude file). Whatever is found is restored before the next trial, and the
+verdict makes the trial ``tamper``.
+
+The run's refs and files are checked against what the recorder (their only writer) knows it
+wrote: one ``git for-each-ref`` for the refs, and a stat per file (a hash only of a file whose
+stat moved), so the check costs the same whether the run is ten trials old or a thousand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..core.records import RunResult, TrialRecord
-from ..store.gitstate import RepoGuard
+from ..store.gitstate import ZERO, GitStateError, RepoGuard
 from ..store.results_log import ResultsLog
 from ..store.runfolder import RunFolder
 from .slots import Slot
 
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
 
 class Integrity:
-    def __init__(self, log: Callable[[], ResultsLog | None], folder: RunFolder, guard: RepoGuard | None, records: Callable[[], Sequence[TrialRecord]]) -> None:
+    #: Whether the run's refs, audit.jsonl and trial files are checked (bench/integrity.py
+    #: switches this off, with Recorder.seal_files, to measure what the checks cost).
+    check_run_state = True
+
+    def __init__(
+        self,
+        log: Callable[[], ResultsLog | None],
+        folder: RunFolder,
+        guard: RepoGuard | None,
+        records: Callable[[], Sequence[TrialRecord]],
+        recorder: Recorder | None = None,
+    ) -> None:
         self._log = log
         self.folder = folder
         self.guard = guard
         self._records = records
+        self.recorder = recorder
 
     def check(self, result: RunResult, slot: Slot) -> list[str]:
         """What the trial that produced ``result`` in ``slot`` changed that it must not, repaired.
@@ -46,4 +67,47 @@ class Integrity:
             found.add("<run.json>")
         if self.guard is not None:
             found |= {f"<your repository's {what}>" for what in self.guard.restore_changes()}
+        if self.recorder is not None and self.check_run_state:
+            found |= set(self.run_state(self.recorder))
         return sorted(found)
+
+    @staticmethod
+    def run_state(recorder: Recorder) -> list[str]:
+        """The run's refs, audit.jsonl and logged trial files that differ from what the
+        recorder wrote, each put back (a file too large to have been copied is only reported)."""
+        found = []
+        refs = restore_refs(recorder)
+        if refs:
+            found.append(f"<the run's refs: {', '.join(refs)}>")
+        if not recorder.audit.intact():
+            recorder.audit.restore()
+            found.append(f"<{recorder.audit.path.name}>")
+        changed = recorder.files.changed()
+        if changed:
+            lost = set(recorder.files.restore(changed))
+            found += [f"<{rel}>" if rel not in lost else f"<{rel} (not restored: no copy kept; its hash is in audit.jsonl)>" for rel in changed]
+        return found
+
+
+def restore_refs(recorder: Recorder) -> list[str]:
+    """Set every ref of the run back to what the recorder wrote (removing refs it did not
+    write); returns the refs that were wrong. A ref whose commit is gone from the repository
+    cannot be restored: it is reported and no longer expected."""
+    expected, now = recorder.refs, recorder.listed_refs()
+    if now == expected:
+        return []
+    wrong = sorted(ref for ref in expected.keys() | now.keys() if expected.get(ref) != now.get(ref))
+    extra = [(ref, ZERO, None) for ref in wrong if ref in now]  # removed first: a ref may block one's path
+    back = [(ref, expected[ref], None) for ref in wrong if ref in expected]
+    for batch in (extra, back):
+        if not batch:
+            continue
+        try:
+            recorder.repo.update_refs(*batch)
+        except GitStateError:
+            for update in batch:
+                try:
+                    recorder.repo.update_refs(update)
+                except GitStateError:
+                    expected.pop(update[0], None)
+    return wrong

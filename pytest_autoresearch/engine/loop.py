@@ -29,6 +29,7 @@ from ..core.text import one_line
 from ..errors import FatalError
 from ..fitness_json import FILENAME as FITNESS_JSON
 from ..proposals.proposal import Limits, Proposal, check
+from ..proposals.reach import reached
 from ..proposals.surface import Surface
 from ..settings import Settings
 from ..store.audit import AuditTrail
@@ -91,7 +92,7 @@ class ResearchLoop:
         self.holdout = Holdout(run, self.evaluator)
         audit = AuditTrail(run.folder.path, run.repo.git, run.agent.describe(), getattr(run.agent, "model", None))
         self.recorder = Recorder(self.config, run.repo, run.tag, self.history, audit)
-        self.integrity = Integrity(lambda: self.recorder.log, run.folder, run.guard, lambda: self.history.records)
+        self.integrity = Integrity(lambda: self.recorder.log, run.folder, run.guard, lambda: self.history.records, self.recorder)
         if run.meta is None:
             return
         meta = run.meta
@@ -102,6 +103,8 @@ class ResearchLoop:
             self.noise.add_summary(record.runs, record.spread)
         self.proposer.spent = self.history.spent
         self.recorder.open_log(run.folder.results, meta.columns, usage=meta.usage, resume=True)
+        if self.recorder.audit.broken is not None:
+            run.notes.append(f"audit.jsonl's hash chain breaks at line {self.recorder.audit.broken} (changed outside the loop, or written before records were chained)")
         self.holdout.resume(meta)
         self.proposer.holdout_files = self.holdout.files
         if self.evaluator.timeout is None:
@@ -110,11 +113,13 @@ class ResearchLoop:
     def baseline(self) -> TrialRecord:
         """Score the start commit; any problem is a SetupError (a new run's set-up is undone)."""
         try:
-            return baseline.score(self)
+            record = baseline.score(self)
         except BaseException:
             if not self.run.resumed:
                 self.run.abandon()
             raise
+        self.recorder.watch_files(record.trial, ["holdout.log", "holdout.result.json"])  # written after its row
+        return record
 
     def save_meta(self) -> None:
         run, metric, log, holdout = self.run, self.metric, self.recorder.log, self.holdout
@@ -206,7 +211,8 @@ class ResearchLoop:
         run, slot = self.run, c.slot
         record.usage = c.proposal.usage
         verdict.reapplied(record, c.reapplied)
-        verdict.parked(record, [path for path in c.changes if self.review.matches(path)])
+        reaches = reached(c.changes, lambda path: self.run.repo.show(c.parent.commit, self.run.prefix + path)) if record.status == Status.KEEP else []
+        verdict.parked(record, [path for path in c.changes if self.review.matches(path)], reaches)
         if record.status == Status.KEEP and c.parent.commit != self.history.best.commit:
             again = self._reapply(c, record)
             if again is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..agents import AgentError, AgentExhausted, ProposalContext
 from ..core.history import History
 from ..core.records import MetricSpec
+from ..core.text import neutralise
 from ..errors import FatalError
 from ..proposals.proposal import Proposal
 from ..proposals.surface import normalize
@@ -30,7 +31,7 @@ class Proposer:
         self.workdir = workdir  # the rootdir's copy in slot 0's worktree
         self.metric: MetricSpec | None = None  # known once the baseline stands
         self.holdout_files: set[str] = set()  # rootdir-relative files defining holdout tests: never shown
-        self.last_failure: str | None = None  # what went wrong last, for the next prompt
+        self.last_failure: str | None = None  # what went wrong last, for the next prompt (neutralised there)
         self.session_start = 0  # this session's first trial (a resumed run continues the numbering)
         self.note: Callable[[str], None] = print
         self.spent = 0.0  # US dollars the agent's model calls cost so far (a resumed run: from its log)
@@ -62,7 +63,7 @@ class Proposer:
             baseline=self.history.baseline,
             best=self.history.best,
             history=tuple(self.history),
-            last_failure=self.last_failure,
+            last_failure=None if self.last_failure is None else neutralise(self.last_failure),
             trials_left=None if s.trials is None else s.trials - (number - self.session_start),
             read=self.read,
             context_files={p: text for p in run.context_paths if (text := self.read(p)) is not None},

@@ -47,6 +47,7 @@ class Slots:
         self.prefix = prefix  # the rootdir inside the repository: "" or "sub/"
         self.carry = carry  # carried paths, repository-relative
         self.pins: dict[str, str] = {}  # frozen files the loop itself rewrote in a kept commit -> blob
+        self.hidden: list[str] = []  # files no trial may see: they define holdout tests (repository-relative)
 
     @property
     def all(self) -> list[Slot]:
@@ -54,9 +55,10 @@ class Slots:
 
     def reset(self, slot: Slot, commit: str, tampered: Sequence[str] = ()) -> None:
         """Make a slot's worktree ``commit`` again, and its manifest what ``commit`` holds."""
-        slot.worktree.reset(commit, keep=self.carry)
+        slot.worktree.reset(commit, keep=self.carry)  # hidden files come back with the reset
         slot.at = commit
-        moved = [p for p in tampered if p in slot.manifest.blobs]
+        moved = [p for p in sorted({*tampered, *slot.manifest.absent}) if p in slot.manifest.blobs]
+        slot.manifest.absent.clear()
         for path, blob in self.pins.items():
             if slot.manifest.blobs.get(path) != blob:
                 slot.manifest.blobs[path] = blob
@@ -81,6 +83,16 @@ class Slots:
             self.reset(c.slot, c.parent.commit)
         c.slot.worktree.write(c.changes, self.prefix)
         c.tree = c.slot.worktree.stage([self.prefix + path for path in c.changes])
+        self.hide(c.slot)
+
+    def hide(self, slot: Slot) -> None:
+        """Take the holdout tests' files out of a slot about to run a candidate: the candidate
+        cannot read what it never sees (the manifest knows they are meant to be gone)."""
+        if not self.hidden:
+            return
+        slot.worktree.hide(self.hidden)
+        slot.manifest.absent = set(self.hidden) & set(slot.manifest.blobs)
+        slot.manifest.save(slot.manifest_file)
 
     def merge(self, c: Candidate, best_trial: int, base_of: Callable[[str], str | None], read: Callable[[str], str | None]) -> tuple[dict[str, str | None], str | None]:
         """The candidate's change, three-way merged into the best's files (``read``; ``base_of``

@@ -2,8 +2,11 @@
 
 pytest-timeout bounds each test inside the trial (and reports where it hung); the driver
 holds the wall-clock deadline and kills the whole process group, children and grandchildren
-included, when it passes, when the group's memory passes the optional cap, and again when
-the trial ends, so nothing a candidate started outlives its trial. Output is pumped into a
+included, when it passes, when the trial's memory passes the optional cap, and again when
+the trial ends, so nothing a candidate started outlives its trial. Where the machine has
+cgroups (:mod:`pytest_autoresearch.system.cgroups`) the trial runs in one of its own, entered
+before any candidate code runs: the kernel counts and caps its memory (tmpfs and shared memory
+included) and its processes, and the whole cgroup is killed at the end, ``setsid`` children too. Output is pumped into a
 per-trial log file up to a size limit; the driver keeps only a bounded tail, so a candidate
 printing gigabytes fills neither the disk nor the driver's memory.
 """
@@ -13,9 +16,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,12 +32,26 @@ from typing import IO
 
 from ..core.records import FitnessResult, RunResult, TestResult
 from ..names import TRIAL_ENV
-from ..system.procs import Stopping, group_rss_mb, kill_group, reap_orphans, start_group, wait_unreaped
+from ..system import cgroups
+from ..system.procs import (
+    SharedFolders,
+    Stopping,
+    descendants,
+    group_rss_mb,
+    kill_group,
+    reap_orphans,
+    remove_stale,
+    remove_tree,
+    rss_mb,
+    start_group,
+    wait_unreaped,
+)
 
 
 TAIL_BYTES = 8192
 LOG_LIMIT = 32 * 1024 * 1024
 MEMORY_POLL = 0.25
+GATE_ENV = "PYTEST_AUTORESEARCH_GATE"  # the launcher waits on this socket until the trial is in its cgroup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,27 +68,79 @@ class TrialCommand:
     sandbox: tuple[str, ...] | None = None  # bubblewrap arguments, when the trial runs sandboxed
 
 
+def memory_accounting(memory_mb: float) -> str:
+    """The run's header line on the memory cap: which accounting is in force on this machine."""
+    return f"memory cap {memory_mb:g} MiB per trial ({cgroups.layout().describe_cap()})"
 
 
+def _cgroup(memory_mb: float | None, notes: list[str]) -> cgroups.Cgroup | None:
+    """The trial's cgroup: capped where the kernel can count its memory, else one that only
+    tracks its processes (which costs well under a millisecond); None where none is writable."""
+    layout = cgroups.layout()
+    parents = (layout.for_cap() if memory_mb is not None else []) or layout.for_tracking()
+    if not parents:
+        return None
+    try:
+        return cgroups.Cgroup.create(parents, memory_bytes=None if memory_mb is None else int(memory_mb * 2**20))
+    except OSError as exc:
+        notes.append(f"the trial ran without a cgroup: {exc}")
+        return None
 
 
+def _admit(proc: subprocess.Popen[bytes], cgroup: cgroups.Cgroup, gate: socket.socket | None, timeout: float | None, notes: list[str]) -> bool:
+    """Move the trial into its cgroup before it runs any candidate code: the launcher says it has
+    started on the gate and waits (after importing the harness) for the go; every process of the
+    trial so far (bwrap's, under the sandbox) is moved, then the go is sent. False when the cgroup
+    does not hold the trial."""
+    if gate is not None:
+        gate.settimeout(timeout)
+        try:
+            ready = gate.recv(1) == b"r"
+        except OSError:  # the deadline passed first
+            ready = False
+        if not ready:
+            return False
+    try:
+        for pid in descendants(proc.pid):
+            cgroup.add(pid)
+    except OSError as exc:
+        notes.append(f"the trial could not be moved into its cgroup ({exc}); its memory was polled instead")
+        return False
+    finally:
+        if gate is not None:
+            with contextlib.suppress(OSError):
+                gate.sendall(b"g")
+    return True
 
 
-
-
-def _wait_bounded(proc: subprocess.Popen[bytes], timeout: float | None, memory_mb: float | None) -> str:
-    """Wait for the trial: "exited", "timeout", or "memory" (the group passed the cap)."""
+def _wait_bounded(proc: subprocess.Popen[bytes], timeout: float | None, memory_mb: float | None, cgroup: cgroups.Cgroup | None = None) -> str:
+    """Wait for the trial: "exited", "timeout", or "memory" (it passed the cap). In a capped
+    cgroup the kernel enforces the cap; the driver watches for its OOM killer. Otherwise the
+    resident memory of the trial's processes (its cgroup's, else its process group's) is polled."""
     if memory_mb is None:
         return "exited" if wait_unreaped(proc, timeout) else "timeout"
+    capped = cgroup is not None and cgroup.limit is not None
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         step = MEMORY_POLL if deadline is None else min(MEMORY_POLL, max(0.0, deadline - time.monotonic()))
         if wait_unreaped(proc, step):
-            return "exited"
-        if group_rss_mb(proc.pid) > memory_mb:
+            return "memory" if capped and cgroup.exceeded() else "exited"  # type: ignore[union-attr]
+        if capped:
+            if cgroup.exceeded():  # type: ignore[union-attr]
+                return "memory"
+        elif (rss_mb(cgroup.pids()) if cgroup is not None else group_rss_mb(proc.pid)) > memory_mb:
             return "memory"
         if deadline is not None and time.monotonic() >= deadline:
             return "timeout"
+
+
+SHARED = SharedFolders()
+
+
+@functools.cache
+def _sweep_temp() -> None:
+    """Once per process: remove the temporary folders of trials whose driver was killed outright."""
+    remove_stale(tempfile.gettempdir(), SharedFolders.OURS)
 
 
 class OutputPump(threading.Thread):
@@ -181,7 +252,51 @@ def run(
     unlinked file and reports through a pipe, both inherited file descriptors: nothing
     candidate code could find on disk or in the environment and simply write to.
     ``started`` is told the trial's process-group id as soon as it exists.
+
+    The trial runs in a cgroup of its own where the machine has them (:func:`_cgroup`), moved
+    there before any candidate code runs, and killed whole at its end; it gets a fresh
+    temporary folder (TMPDIR, TMP and TEMP), removed with everything in it when it ends (under
+    the sandbox, its /tmp and /dev/shm are tmpfs mounts of its own, gone with it). Without the
+    sandbox, what it left in /dev/shm is removed and what it left in /tmp reported in its log.
     """
+    notes: list[str] = []
+    shared = SHARED if command.sandbox is None else None
+    tmp: str | None = None
+    cgroup: cgroups.Cgroup | None = None
+    if shared is not None:
+        shared.enter()
+    try:
+        if command.sandbox is None:
+            _sweep_temp()
+            tmp = tempfile.mkdtemp(prefix=f"{SharedFolders.OURS}{os.getpid()}-")
+        cgroup = _cgroup(command.memory_mb, notes)
+        result = _run(command, timeout, log_path, started, tmp, cgroup, notes)
+    finally:
+        left_shmem = None  # unknown: no memory cgroup
+        if cgroup is not None:
+            cgroup.kill()  # again: nothing in it may outlive the trial
+            left_shmem = cgroup.shmem_bytes()
+            if not cgroup.remove():
+                notes.append(f"its cgroup could not be removed: {', '.join(map(str, cgroup.dirs))}")
+        if tmp is not None and not remove_tree(tmp):
+            notes.append(f"its temporary folder {tmp} could not be removed")
+        if shared is not None:
+            notes += shared.leave(left_tmpfs=None if left_shmem is None else left_shmem > 0)
+        if notes:
+            with contextlib.suppress(OSError), log_path.open("a", encoding="utf-8") as log:
+                log.write("".join(f"\n[pytest-autoresearch: {note}]" for note in notes) + "\n")
+    return result
+
+
+def _run(
+    command: TrialCommand,
+    timeout: float | None,
+    log_path: Path,
+    started: Callable[[int], None] | None,
+    tmp: str | None,
+    cgroup: cgroups.Cgroup | None,
+    notes: list[str],
+) -> RunResult:
     nonce = secrets.token_hex(16)
     spec = {
         "nonce": nonce,
@@ -189,6 +304,7 @@ def run(
         "manifest": str(command.manifest) if command.manifest else None,
         "holdout_only": command.holdout_only,
     }
+    gated = cgroup is not None and LAUNCHER in command.argv
     with contextlib.ExitStack() as stack:
         spec_file = stack.enter_context(tempfile.TemporaryFile())
         spec_file.write(json.dumps(spec).encode())
@@ -206,6 +322,14 @@ def run(
             argv = ("bwrap", "--args", str(args_file.fileno()), *argv)
         env = dict(command.env)
         env[TRIAL_ENV] = f"{spec_file.fileno()},{result_write}"
+        folder = tmp if tmp is not None else env.get("TMPDIR", "/tmp")  # the sandbox's own /tmp
+        env.update(TMPDIR=folder, TMP=folder, TEMP=folder)
+        gate = None
+        if gated:
+            gate, gate_child = socket.socketpair()
+            stack.callback(gate_child.close)
+            fds.append(gate_child.fileno())
+            env[GATE_ENV] = str(gate_child.fileno())
         start = time.monotonic()
         try:
             proc = start_group(
@@ -219,6 +343,8 @@ def run(
             )
         except Stopping:
             os.close(result_read)
+            if gate is not None:
+                gate.close()
             return RunResult(exit_code=None, seconds=0.0, finished=False, output_tail="not started: the run is stopping", log_path=log_path)
     assert proc.stdout is not None
     if started is not None:
@@ -227,9 +353,16 @@ def run(
     pump.start()
     channel = ChannelReader(result_read)
     channel.start()
+    held_by_cgroup = False
     try:
-        ended = _wait_bounded(proc, timeout, command.memory_mb)
+        held_by_cgroup = cgroup is not None and _admit(proc, cgroup, gate, timeout, notes)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        ended = _wait_bounded(proc, left, command.memory_mb, cgroup if held_by_cgroup else None)
     finally:
+        if gate is not None:
+            gate.close()
+        if cgroup is not None:
+            cgroup.kill()
         kill_group(proc)
         reap_orphans()
         pump.join(timeout=5)  # a process that escaped the group could hold the pipes open
@@ -237,6 +370,12 @@ def run(
         proc.stdout.close()
         os.close(result_read)
     seconds = time.monotonic() - start
+    if cgroup is not None and cgroup.limit is not None and held_by_cgroup:
+        peak = cgroup.peak_mb()
+        if ended == "memory" or (peak is not None and command.memory_mb is not None and peak > 0.9 * command.memory_mb):
+            notes.append(f"its cgroup's memory peaked at {peak:.0f} MiB of the {command.memory_mb:g} MiB cap (tmpfs and shared memory included)")
+    if cgroup is not None and (refused := cgroup.refused_forks()):
+        notes.append(f"the process limit ({cgroups.PIDS_MAX} processes and threads) refused {refused} forks")
     data = decode_channel(bytes(channel.data), nonce) if ended == "exited" else None
     result = RunResult(
         exit_code=proc.returncode if ended == "exited" else None,
@@ -257,19 +396,18 @@ def run(
     return result
 
 
-
-
-
-
-
-
-
-
 # Real pytest and this plugin are imported before the trial's folder joins sys.path, so that a
 # candidate file named pytest.py (or pytest_autoresearch/) cannot stand in for the harness;
-# then the folder is put first, as `python -m pytest` would, for the user's own imports.
+# then the folder is put first, as `python -m pytest` would, for the user's own imports. With a
+# gate, the launcher tells the driver it has started and, once the harness is imported, waits
+# until the driver has moved it into the trial's cgroup (the move, an RCU grace period of the
+# kernel's, overlaps the imports): no candidate code runs outside the cgroup.
 LAUNCHER = """\
-import os, runpy, sys
+import os
+gate = os.environ.pop("PYTEST_AUTORESEARCH_GATE", None)
+if gate is not None:
+    os.write(int(gate), b"r")
+import runpy, sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
 import pytest, pytest_autoresearch.plugin
@@ -277,6 +415,10 @@ try:
     import pytest_timeout
 except ImportError:
     pass
+if gate is not None:
+    if os.read(int(gate), 1) != b"g":
+        os._exit(70)
+    os.close(int(gate))
 sys.path.insert(0, os.getcwd())
 runpy.run_module("pytest", run_name="__main__", alter_sys=True)
 """

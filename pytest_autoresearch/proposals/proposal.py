@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from .diffs import PatchError, apply_unified_diff, lines_of
 from ..core.records import Usage
-from ..core.text import one_line
+from ..core.text import is_clean, neutralise, one_line
 from .surface import Surface, normalize
 
 
@@ -88,7 +88,12 @@ def check(
 
 
 def _surface_paths(files: Mapping[str, str | None], surface: Surface) -> tuple[Changes, str | None]:
-    """Normalise the proposal's paths; every one must lie in the surface and outside ``.git``."""
+    """Normalise the proposal's paths; every one must be free of control and bidi characters
+    (which would disguise it in a terminal, a log or a commit) and lie in the surface and
+    outside ``.git``."""
+    hidden = sorted(_escaped(str(p)) for p in files if not is_clean(str(p), newlines=False))
+    if hidden:
+        return {}, "paths may not contain control or bidi characters: " + ", ".join(hidden)
     changes: Changes = {}
     outside: list[str] = []
     for raw_path, text in files.items():
@@ -100,6 +105,11 @@ def _surface_paths(files: Mapping[str, str | None], surface: Surface) -> tuple[C
     if outside:
         return {}, "touches paths outside the mutable surface: " + ", ".join(sorted(outside))
     return changes, None
+
+
+def _escaped(path: str) -> str:
+    """``path`` with every control and bidi character shown as an escape, tabs and newlines too."""
+    return neutralise(path).replace("\t", "\\x09").replace("\n", "\\x0a")
 
 
 def is_conftest(path: str) -> bool:

@@ -14,7 +14,14 @@ a reviewer of a clinical model). Each record ties a trial to:
   the full package list, which is written once to ``environment-<hash>.txt``.
 
 Records are appended whole (one write, then fsync), like results.tsv rows, by the engine's
-recorder (:mod:`pytest_autoresearch.engine.recorder`) after the trial's row and refs.
+recorder (:mod:`pytest_autoresearch.engine.recorder`) after the trial's row and refs. They form a
+hash chain: each carries ``prev_sha256``, the SHA-256 of the line before it as written (its bytes
+without the newline; null on the first line), so :func:`verify_audit` names the first line that
+was edited, inserted or removed. The chain alone cannot show a rewritten or dropped *last*
+record; the driver can, for its own run: it keeps the lines it wrote and checks the file after
+every trial (:meth:`AuditTrail.intact`, a stat first, the content only when the stat moved),
+and puts them back (:meth:`AuditTrail.restore`). Each record also names the trial's own files
+(``files``: path -> SHA-256, hashed when the trial was logged), so the chain vouches for them too.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.records import RunResult, TrialRecord
+from .runfolder import Fingerprint, fingerprint
 
 KEY_PACKAGES = ("pytest", "pytest-autoresearch", "pytest-timeout", "GitPython", "litellm", "torch", "numpy", "ray")
 
@@ -93,6 +101,10 @@ class AuditTrail:
         self.agent = agent
         self.model = model
         self._environment: dict[str, Any] | None = None
+        self._lines: list[bytes] = []  # every line this trail holds, as written (newline included)
+        self._prev: str | None = None  # the SHA-256 of the last line, which the next one names
+        self._print: Fingerprint | None = None  # the file's stat right after the last write
+        self.broken: int | None = None  # an adopted file's first line that breaks the chain
 
     @property
     def env(self) -> dict[str, Any]:
@@ -165,18 +177,89 @@ class AuditTrail:
             "artifacts": artifacts,
             "logs": [str(r.log_path.relative_to(self.folder)) for r in results if r.log_path is not None and r.log_path.is_relative_to(self.folder)],
             "environment": self.env,
+            "files": {},  # the trial's own files (logs, results, prompt, answer) by SHA-256: the recorder's
         }
         return entry
 
     def append(self, entry: dict[str, Any]) -> None:
-        """One whole line, written at once and synced, like a results.tsv row."""
-        line = (json.dumps(entry, sort_keys=True, allow_nan=False, default=str) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """One whole line, written at once and synced, like a results.tsv row; chained to the
+        line before it by ``prev_sha256``. Never through a symlink a trial put in its place."""
+        line = (json.dumps({**entry, "prev_sha256": self._prev}, sort_keys=True, allow_nan=False, default=str) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, line)
             os.fsync(fd)
+            st = os.fstat(fd)
         finally:
             os.close(fd)
+        self._lines.append(line)
+        self._prev = hashlib.sha256(line[:-1]).hexdigest()
+        self._print = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def adopt(self) -> int | None:
+        """Continue the trail of a resumed run: what the file holds now is what it should hold
+        (a last line cut short by a killed driver is dropped). Returns the first line that
+        breaks the chain, if one does (also kept as :attr:`broken`)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with self.path.open("r+b") as f:
+                f.truncate(len(data))
+        self._lines = data.splitlines(keepends=True)
+        self._prev = hashlib.sha256(self._lines[-1][:-1]).hexdigest() if self._lines else None
+        self._print = fingerprint(self.path) if self._lines else None
+        self.broken = verify_audit(self.path) if self._lines else None
+        return self.broken
+
+    def intact(self) -> bool:
+        """Whether the file holds exactly the lines this trail wrote. Cheap when nothing
+        changed: a stat (size, mtime, ctime, inode; ctime cannot be set from user code), and
+        the content is read only when the stat moved."""
+        now = fingerprint(self.path)
+        if now is not None and now == self._print:
+            return True
+        if not self._lines:
+            return now is None
+        try:
+            same = not self.path.is_symlink() and self.path.read_bytes() == b"".join(self._lines)
+        except OSError:
+            return False
+        if same:
+            self._print = now  # touched, not changed
+        return same
+
+    def restore(self) -> None:
+        """Put back the lines this trail wrote (after something else changed the file)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, b"".join(self._lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        self._print = fingerprint(self.path)
+
+
+def verify_audit(path: Path) -> int | None:
+    """The first line (counted from 1) of an audit trail that is not a whole record naming the
+    SHA-256 of the line before it (``prev_sha256``; null on the first line), or a last line cut
+    short; None when the whole chain holds."""
+    lines = path.read_bytes().split(b"\n")
+    previous = None
+    for number, line in enumerate(lines[:-1], 1):  # each of these ends with a newline
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return number
+        if not isinstance(record, dict) or record.get("prev_sha256", "missing") != previous:
+            return number
+        previous = hashlib.sha256(line).hexdigest()
+    return len(lines) if lines[-1] else None
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -148,11 +148,23 @@ class Repository:
         path = Path(self.git.rev_parse("--git-path", "info/exclude"))
         return path if path.is_absolute() else self.root / path
 
+    def refs(self, *patterns: str) -> dict[str, str]:
+        """The refs matching ``patterns`` (for-each-ref's: a ref or a folder of refs) and their
+        object ids, in one git call; a symbolic ref's value is ``symref:TARGET``."""
+        out = self.git.for_each_ref("--format=%(refname)%00%(objectname)%00%(symref)", *patterns)
+        found = {}
+        for line in out.splitlines():
+            ref, obj, target = line.split("\0")
+            found[ref] = f"symref:{target}" if target else obj
+        return found
+
     def update_refs(self, *updates: tuple[str, str, str | None]) -> None:
-        """Atomically set refs: (ref, new, expected old or None for "don't care"; ZERO = must not exist)."""
+        """Atomically set refs: (ref, new, expected old or None for "don't care"; ZERO = must not
+        exist; a new value of ZERO deletes). A ref is set itself, never through a symbolic ref
+        a trial made of it (which could point at one of your branches)."""
         lines = [f"update {ref} {new}" + (f" {old}" if old is not None else "") for ref, new, old in updates]
         proc = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", "update-ref", "--stdin"],  # no reference-transaction hook
+            ["git", "-c", "core.hooksPath=/dev/null", "update-ref", "--no-deref", "--stdin"],  # no reference-transaction hook
             cwd=self.root,
             input="\n".join(lines) + "\n",
             text=True,

@@ -2,7 +2,8 @@
 
 Tab-separated (descriptions contain commas), a header row, and one row appended, flushed
 and synced as each trial ends, so a killed run loses at most the trial in flight and a
-reader never sees half a row. Cells never contain tabs or newlines.
+reader never sees half a row. Cells never contain tabs, newlines or any other control or
+bidi character (they are written as visible escapes, ``\\x1b``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.records import TrialRecord, Usage
+from ..core.text import neutralise
 
 LEADING = ("trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds")
 USAGE = ("tokens_in", "tokens_out", "cost_usd")
@@ -26,7 +28,7 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
-    return " ".join(str(value).split())
+    return neutralise(" ".join(str(value).split()), newlines=False)  # no raw control or bidi character
 
 
 class ResultsLog:

@@ -5,6 +5,12 @@ exits, however it exits, so a crashed run never leaves a stale lock behind. ``ru
 holds what a later run needs to continue this one (the primary metric, the log's columns,
 where the run started), as a :class:`RunMeta`: the only reader and writer of that file, for
 the loop, the report and finalize alike. results.tsv holds the trials.
+
+``trials/`` holds each trial's files: its log per run, the result file of each run that
+reported, the prompt and the answer. Once a trial is logged they are the record of it, and
+:class:`TrialFiles` watches them: it hashes each when its trial is logged (the hashes go into
+the audit record), keeps a compressed copy of each file up to :data:`KEEP_BYTES`, and after every
+trial compares a stat of each, hashing a file only when its stat moved.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import signal
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +31,125 @@ from ..core.records import MetricSpec
 
 #: The version of run.json this code writes.
 META_VERSION = 1
+
+#: A trial file up to this size is kept (zlib-compressed) in the driver's memory, so that a
+#: rewritten or deleted one can be put back byte for byte; a larger one (a long log) is
+#: watched by its hash only: a change is found and reported, not undone.
+KEEP_BYTES = 256 * 1024
+#: The most compressed bytes kept for a run; beyond it, files are watched by hash only.
+KEEP_TOTAL = 64 * 2**20
+
+Fingerprint = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode (of the path itself)
+
+
+def fingerprint(path: Path) -> Fingerprint | None:
+    """A file's stat (not following a symlink), git's rule for "unchanged": ctime cannot be
+    set from user code, so a write always moves it. None when there is no such file."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def replace_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` anew (a fresh file moved over whatever is there, a symlink included)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".restore")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class Sealed:
+    """A watched file as its trial left it."""
+
+    print: Fingerprint | None  # None: hash it at the next check
+    sha256: str
+    copy: bytes | None  # its content, compressed, when kept
+
+
+class TrialFiles:
+    """The files of logged trials (``trials/NNN.*``, paths relative to the run folder), which
+    nothing may change once their trial is logged."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sealed: dict[str, Sealed] = {}
+        self.kept = 0  # compressed bytes held
+
+    def seal(self, rels: Iterable[str]) -> dict[str, Sealed]:
+        """Hash (and keep, when small) these files as they are now; :meth:`watch` then watches them."""
+        out = {}
+        for rel in rels:
+            path = self.folder / rel
+            before = fingerprint(path)
+            try:
+                data = path.read_bytes() if before is not None and not path.is_symlink() else None
+            except OSError:
+                data = None
+            if data is None:
+                continue
+            copy = None
+            if len(data) <= KEEP_BYTES and self.kept < KEEP_TOTAL:
+                copy = zlib.compress(data, 1)
+                self.kept += len(copy)
+            out[rel] = Sealed(before if fingerprint(path) == before else None, hashlib.sha256(data).hexdigest(), copy)
+        return out
+
+    def watch(self, sealed: dict[str, Sealed]) -> None:
+        for rel, old in ((rel, self.sealed.get(rel)) for rel in sealed):
+            if old is not None and old.copy is not None:
+                self.kept -= len(old.copy)
+        self.sealed.update(sealed)
+
+    def adopt(self, trials: Iterable[int]) -> None:
+        """A resumed run: the files of the logged ``trials``, as they are now."""
+        numbers = set(trials)
+        folder = self.folder / "trials"
+        names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        prefix = [(name, name.split(".", 1)[0]) for name in names]
+        self.watch(self.seal(f"trials/{name}" for name, n in prefix if n.isdigit() and int(n) in numbers))
+
+    def changed(self) -> list[str]:
+        """Watched files that no longer hold what they held: a stat of each, and a hash only
+        of those whose stat moved (a file merely touched is watched with its new stat)."""
+        out = []
+        for rel, sealed in self.sealed.items():
+            path = self.folder / rel
+            now = fingerprint(path)
+            if now is not None and now == sealed.print:
+                continue
+            try:
+                same = now is not None and not path.is_symlink() and hashlib.sha256(path.read_bytes()).hexdigest() == sealed.sha256
+            except OSError:
+                same = False
+            if same and fingerprint(path) == now:
+                sealed.print = now
+            elif not same:
+                out.append(rel)
+        return sorted(out)
+
+    def restore(self, rels: Iterable[str]) -> list[str]:
+        """Put these files back from the copies kept; returns those that had no copy, which
+        are watched from now on as they are (or no longer, when they are gone)."""
+        lost = []
+        for rel in rels:
+            sealed, path = self.sealed[rel], self.folder / rel
+            if sealed.copy is not None:
+                replace_bytes(path, zlib.decompress(sealed.copy))
+                sealed.print = fingerprint(path)
+                continue
+            lost.append(rel)
+            del self.sealed[rel]
+            self.watch(self.seal([rel]))
+        return lost
 
 
 @dataclasses.dataclass

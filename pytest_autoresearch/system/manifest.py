@@ -45,10 +45,15 @@ def fingerprint(path: Path) -> Fingerprint | None:
 class Manifest:
     """Blob hashes and fingerprints of the frozen files under ``root`` (repository-relative paths)."""
 
-    def __init__(self, root: Path, blobs: Mapping[str, str], prints: Mapping[str, Fingerprint | None]) -> None:
+    def __init__(
+        self, root: Path, blobs: Mapping[str, str], prints: Mapping[str, Fingerprint | None], absent: Iterable[str] = ()
+    ) -> None:
         self.root = root
         self.blobs = dict(blobs)
         self.prints = dict(prints)
+        #: frozen files meant to be missing from the worktree now (the holdout tests' files in a
+        #: trial): gone is as pinned; present again, they must still hold their pinned content
+        self.absent = set(absent)
 
     @classmethod
     def pin(cls, root: Path, blobs: Mapping[str, str]) -> Manifest:
@@ -74,12 +79,17 @@ class Manifest:
             target = self.root / path
             if self.prints.get(path) is not None and fingerprint(target) == self.prints[path]:
                 continue
-            if blob_sha(target) != sha:
+            now = blob_sha(target)
+            if now != sha and not (now is None and path in self.absent):
                 out.append(path)
         return sorted(out)
 
     def save(self, file: Path) -> None:
-        data = {"root": str(self.root), "files": {p: [self.blobs[p], self.prints.get(p)] for p in self.blobs}}
+        data = {
+            "root": str(self.root),
+            "files": {p: [self.blobs[p], self.prints.get(p)] for p in self.blobs},
+            "absent": sorted(self.absent),
+        }
         text = json.dumps(data).encode()
         tmp = file.with_name(file.name + ".tmp")
         tmp.write_bytes(text)
@@ -101,4 +111,5 @@ class Manifest:
             Path(data["root"]),
             {p: v[0] for p, v in files.items()},
             {p: tuple(v[1]) if v[1] is not None else None for p, v in files.items()},  # type: ignore[misc]
+            data.get("absent", ()),
         )

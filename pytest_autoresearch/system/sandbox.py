@@ -1,7 +1,10 @@
 """The trial's environment: no secrets, and (optionally) a bubblewrap sandbox.
 
 Candidate code runs inside the trial, so the trial must not hand it the agent's credentials:
-variables that look like secrets are removed unless the user passes them on. With
+variables that look like secrets (by name, or a value that is a URL with credentials) are
+removed unless the user passes them on (``autoresearch_pass_env``); their values are what the
+driver redacts from trial text (:func:`secret_values`, used by
+:mod:`pytest_autoresearch.engine.evaluation`). With
 ``autoresearch_sandbox = true`` and ``bwrap`` installed, the trial also runs with the whole
 filesystem read-only except the worktree (whose frozen files stay read-only), a private
 temporary folder and the run's pytest cache; the home folder hidden except the Python it needs
@@ -19,22 +22,62 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+# a word of the name (split on "_") that says secret: alone or, for the unambiguous ones, at the
+# end of a run-together word (OPENAIKEY, MYSQLPWD, SENTRYDSN); the longer ones anywhere in it
+_WORDS = r"PATS?|PASS|PRIVATE|CREDS"  # alone only: COMPAT, GIT_ASKPASS are no secrets
+_SUFFIXES = r"KEYS?|TOKENS?|SECRETS?|PASSWORDS?|PASSWD|PASSPHRASE|PWD|DSN|WEBHOOKS?|CREDENTIALS?|AUTH"
 _SECRET = re.compile(
-    r"(?:^|_)(?:API_?KEY|KEY|KEYS|TOKEN|TOKENS|SECRET|SECRETS|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|PRIVATE)(?:_|$)",
+    rf"(?:^|_)(?:{_WORDS}|[A-Z0-9]*(?:{_SUFFIXES}))(?:_|$)|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|WEBHOOK|APIKEY|TOKEN(?!IZ)",
     re.IGNORECASE,
 )
+#: Names that match the rule but are not secrets: the working folder (``PWD``, ``OLDPWD``).
+NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+# a URL that carries credentials: scheme://user:password@host or scheme://token@host
+_CREDENTIAL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<userinfo>[^\s/?#@]+)@")
 
 
-def looks_secret(name: str) -> bool:
-    """``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``, ``SSH_AUTH_SOCK``, ..."""
-    return bool(_SECRET.search(name))
+def looks_secret(name: str, value: str | None = None) -> bool:
+    """``OPENAI_API_KEY``, ``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``PGPASSWORD``,
+    ``MYSQL_PWD``, ``GITHUB_PAT``, ``OPENAIKEY``, ``SENTRY_DSN``, ``SLACK_WEBHOOK_URL``,
+    ``SSH_AUTH_SOCK``, ...; and any variable whose ``value`` is a URL with credentials
+    (``DATABASE_URL=postgres://user:password@host/db``). Not ``PATH``, ``PYTHONPATH``, ``PWD``,
+    ``OLDPWD``, ``GIT_AUTHOR_NAME`` or ``TOKENIZERS_PARALLELISM``."""
+    if name.upper() in NOT_SECRET:
+        return False
+    return bool(_SECRET.search(name)) or (value is not None and url_credentials(value) != [])
+
+
+def url_credentials(value: str) -> list[str]:
+    """The credentials in the URLs of ``value``: for ``scheme://user:pass@host``, ``user:pass``
+    and ``pass``; for ``scheme://token@host``, ``token``."""
+    out = []
+    for match in _CREDENTIAL_URL.finditer(value):
+        userinfo = match.group("userinfo")
+        out.append(userinfo)
+        _user, colon, password = userinfo.partition(":")
+        if colon and password:
+            out.append(password)
+    return out
 
 
 def scrub(env: Mapping[str, str], keep: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     """The environment without secret-looking variables (except ``keep``), and what was removed."""
     kept = set(keep)
-    removed = sorted(k for k in env if looks_secret(k) and k not in kept)
-    return {k: v for k, v in env.items() if k not in removed}, removed
+    removed = sorted(k for k, v in env.items() if k not in kept and looks_secret(k, v))
+    gone = set(removed)
+    return {k: v for k, v in env.items() if k not in gone}, removed
+
+
+def secret_values(env: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """What to redact from trial text: each scrubbed variable's value, and the credentials of
+    the URLs in it, mapped to the variable's name."""
+    out: dict[str, str] = {}
+    for name in names:
+        value = env.get(name)
+        if value:
+            for part in (value, *url_credentials(value)):
+                out.setdefault(part, name)
+    return out
 
 
 def bwrap_available() -> str | None:
@@ -68,7 +111,8 @@ def bwrap_args(
     in one of them) except the worktree.
     """
     home = Path.home()
-    args = ["--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    # no capabilities, even for a trial run as root: it could remount /sys (its cgroup) writable
+    args = ["--die-with-parent", "--cap-drop", "ALL", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/dev/shm"]
     hidden = [Path("/tmp")] + ([home] if home != Path("/") else [])
     for folder in hidden:

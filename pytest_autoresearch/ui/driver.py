@@ -23,6 +23,7 @@ import pytest
 from ..agents import AgentExhausted
 from ..core.records import Status, TrialRecord
 from ..engine.loop import ResearchLoop
+from ..engine.trial_process import memory_accounting
 from ..errors import FatalError, SetupError
 from ..proposals.proposal import Proposal
 from ..settings import SETTINGS_KEY, load_settings
@@ -158,6 +159,8 @@ class Driver:
                 devices = f", devices {','.join(s.devices)}" if s.devices else ""
                 where = "" if s.backend == "local" else f" on {s.backend}"
                 self._say(f"autoresearch: {s.workers} workers{where}{devices}: up to {s.workers} trials in flight, each from the best when it starts")
+            if s.memory_mb is not None:
+                self._say(f"autoresearch: {memory_accounting(s.memory_mb)}")
             if run.resumed:
                 self._say(f"autoresearch: {run.notes.pop(0)}")
                 self.ran_baseline = True

@@ -1,7 +1,9 @@
 """What the terminal shows of a run: a live line per trial, the final table and summary.
 
 Pure formatting over :class:`~pytest_autoresearch.records.TrialRecord` lists, so the same
-text serves the live run and, later, reports reprinted from a results.tsv.
+text serves the live run and, later, reports reprinted from a results.tsv. Everything it
+returns is free of control and bidi characters (:func:`~pytest_autoresearch.core.text.neutralise`),
+whatever a description, a reason or an older results.tsv holds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 
 from ..core.history import History
 from ..core.records import STATUSES, TrialRecord, improvement
+from ..core.text import neutralise
 from ..names import review_name, trial_ref_pattern
 
 _COLOURS: dict[str, dict[str, bool]] = {
@@ -38,6 +41,12 @@ def fmt_delta(value: float | None) -> str:
     return "" if value is None else f"{value:+.4g}"
 
 
+def clean(text: object) -> str:
+    """``text`` as one terminal line may show it: control and bidi characters escaped, tabs
+    and newlines as spaces."""
+    return neutralise(str(text), newlines=False)
+
+
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 3)] + "..."
 
@@ -45,9 +54,9 @@ def shorten(text: str, width: int) -> str:
 def details(record: TrialRecord, width: int | None = None) -> str:
     """Score, delta to the best before it, time, and what the trial did (and why it failed)."""
     delta = f"({fmt_delta(record.delta)})" if record.delta is not None else ""
-    what = record.description
+    what = clean(record.description)
     if record.reason and record.status not in ("keep", "baseline", "discard"):
-        what = f"{what}  [{record.reason}]"
+        what = f"{what}  [{clean(record.reason)}]"
     head = f"{fmt_score(record.score):>11} {delta:<12} {record.seconds:6.1f}s  "
     return head + (what if width is None else shorten(what, max(20, width - len(head) - 30)))
 
@@ -55,8 +64,8 @@ def details(record: TrialRecord, width: int | None = None) -> str:
 def live_line(record: TrialRecord, width: int | None = None, progress: str = "") -> str:
     """One line for a finished trial: number, status, then :func:`details`; ``progress``
     (see :func:`progress`) goes after it."""
-    head = f"trial {record.trial:>3}  {record.status:<8}  "
-    tail = f"  | {progress}" if progress else ""
+    head = f"trial {record.trial:>3}  {clean(record.status):<8}  "
+    tail = f"  | {clean(progress)}" if progress else ""
     return head + details(record, None if width is None else width - len(head) - len(tail)) + tail
 
 
@@ -100,7 +109,7 @@ def table(records: Sequence[TrialRecord], width: int | None = None) -> str:
 
     headers = ("trial", "status", "score", "delta", "secs", "commit", "description")
     rows = [
-        [r.trial, r.status, fmt_score(r.score), fmt_delta(r.delta), f"{r.seconds:.1f}", r.commit[:8], r.description]
+        [r.trial, clean(r.status), fmt_score(r.score), fmt_delta(r.delta), f"{r.seconds:.1f}", clean(r.commit[:8]), clean(r.description)]
         for r in records
     ]
     if width is not None:
@@ -177,7 +186,7 @@ def summary(
             name = review_name(tag, r.trial)
             lines.append(f"    git show {name}   git cherry-pick {name}")
     lines.append(f"  any trial's change: git show {trial_ref_pattern(tag)}")
-    return lines
+    return [clean(line) for line in lines]
 
 
 def holdout_lines(
@@ -209,4 +218,4 @@ def holdout_lines(
             + ", ".join(worse)
             + "): the kept changes may overfit the data the trials see"
         )
-    return lines
+    return [clean(line) for line in lines]
