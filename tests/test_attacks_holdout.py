@@ -10,13 +10,9 @@ the invariants of ``test_containment.py`` hold.
 
 from __future__ import annotations
 
-import shlex
-import sys
-import textwrap
-
 import pytest
 from helpers import Project, default_files
-from test_attacks_text import run_texts, sandbox_args
+from test_attacks_text import prompt_dumping_agent, run_texts, sandbox_args
 from test_containment import Containment, hostile, reasons
 
 MARK = "holdout points the trials never see: twenty to thirty"
@@ -61,26 +57,8 @@ def holdout_project(project: Project) -> Containment:
 @pytest.mark.parametrize("sandbox", [False, True], ids=["plain", "sandbox"])
 def test_a_candidate_finds_no_holdout_file_and_its_text_reaches_nothing(project: Project, sandbox: bool) -> None:
     guard = holdout_project(project)
-    prompts = project.outside / "prompts"
-    prompts.mkdir()
-    script = project.outside / "agent.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""\
-            import os, pathlib, sys
-            trial = os.environ["AUTORESEARCH_TRIAL"]
-            pathlib.Path({str(prompts)!r}, "prompt" + trial + ".md").write_text(sys.stdin.read())
-            model = pathlib.Path("model.py")
-            seeker = {hostile(prelude=SEEKER, in_predict="seek()", scale=2.5)!r}
-            model.write_text(seeker if trial == "1" else model.read_text().replace("SCALE = 1.0", "SCALE = 2.5"))
-            print("probe " + trial)
-            """
-        ),
-        encoding="utf-8",
-    )
-    result = project.loop(
-        "--autoresearch-agent=cmd:" + shlex.join([sys.executable, str(script)]), "--autoresearch-trials=2", *sandbox_args(sandbox)
-    )
+    agent, prompts = prompt_dumping_agent(project, hostile(prelude=SEEKER, in_predict="seek()", scale=2.5))
+    result = project.loop(agent, "--autoresearch-trials=2", *sandbox_args(sandbox))
     rows = guard.check(result)
     assert [r["status"] for r in rows] == ["baseline", "crash", "keep"], reasons(rows)
     texts = run_texts(project, "t")

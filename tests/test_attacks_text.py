@@ -151,10 +151,9 @@ def test_secrets_under_other_names_reach_neither_the_trial_nor_the_records(proje
     assert set(SECRETS) <= named and not named & {*ORDINARY, *PASSED}, note
 
 
-@pytest.mark.parametrize("sandbox", [False, True], ids=["plain", "sandbox"])
-def test_secrets_do_not_reach_the_next_prompt(project: Project, sandbox: bool) -> None:
-    """An external agent writes the leaking candidate, then reads the prompt it gets next."""
-    guard = leak_project(project)
+def prompt_dumping_agent(project: Project, first: str, said: str = "probe ") -> tuple[str, Path]:
+    """A ``cmd:`` agent that writes ``first`` as model.py in trial 1 and an honest gain after it,
+    and keeps every prompt it gets in the folder returned (``promptN.md``): the agent's view."""
     prompts = project.outside / "prompts"
     prompts.mkdir()
     script = project.outside / "agent.py"
@@ -165,14 +164,22 @@ def test_secrets_do_not_reach_the_next_prompt(project: Project, sandbox: bool) -
             trial = os.environ["AUTORESEARCH_TRIAL"]
             pathlib.Path({str(prompts)!r}, "prompt" + trial + ".md").write_text(sys.stdin.read())
             model = pathlib.Path("model.py")
-            model.write_text({leaky_model()!r} if trial == "1" else model.read_text().replace("SCALE = 1.0", "SCALE = 2.5"))
-            print("probe " + trial)
+            model.write_text({first!r} if trial == "1" else model.read_text().replace("SCALE = 1.0", "SCALE = 2.5"))
+            print({said!r} + trial)
             """
         ),
         encoding="utf-8",
     )
+    return "--autoresearch-agent=cmd:" + shlex.join([sys.executable, str(script)]), prompts
+
+
+@pytest.mark.parametrize("sandbox", [False, True], ids=["plain", "sandbox"])
+def test_secrets_do_not_reach_the_next_prompt(project: Project, sandbox: bool) -> None:
+    """An external agent writes the leaking candidate, then reads the prompt it gets next."""
+    guard = leak_project(project)
+    agent, prompts = prompt_dumping_agent(project, leaky_model())
     result = project.loop(
-        "--autoresearch-agent=cmd:" + shlex.join([sys.executable, str(script)]),
+        agent,
         "--autoresearch-trials=2",
         *sandbox_args(sandbox),
         env=secret_env(project),
@@ -360,24 +367,9 @@ def test_control_characters_reach_neither_the_terminal_nor_the_records(project: 
 
 def test_the_next_prompt_gets_the_failure_neutralised(project: Project) -> None:
     project.init()
-    prompts = project.outside / "prompts"
-    prompts.mkdir()
-    script = project.outside / "agent.py"
     shouting = hostile(in_predict=r'raise RuntimeError("\x1b]0;pwned\x07 \u202eevil\x00")', scale=2.0)
-    script.write_text(
-        textwrap.dedent(
-            f"""\
-            import os, pathlib, sys
-            trial = os.environ["AUTORESEARCH_TRIAL"]
-            pathlib.Path({str(prompts)!r}, "prompt" + trial + ".md").write_text(sys.stdin.read())
-            model = pathlib.Path("model.py")
-            model.write_text({shouting!r} if trial == "1" else model.read_text().replace("SCALE = 1.0", "SCALE = 2.5"))
-            print("probe \\x1b]0;agent\\x07 " + trial)
-            """
-        ),
-        encoding="utf-8",
-    )
-    result = project.loop("--autoresearch-agent=cmd:" + shlex.join([sys.executable, str(script)]), "--autoresearch-trials=2")
+    agent, prompts = prompt_dumping_agent(project, shouting, said="probe \x1b]0;agent\x07 ")
+    result = project.loop(agent, "--autoresearch-trials=2")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert [r["status"] for r in project.rows()] == ["baseline", "crash", "keep"]
     prompt = (prompts / "prompt2.md").read_text()
