@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from . import defaults
 
@@ -89,9 +89,3 @@ class NoiseRule:
         if noise.deterministic or not noise.observed:
             return False
         return gain > 0 or (fewer_lines and gain > -self.threshold(noise))
-
-
-def improvement_of(scores: Iterable[float], best: float, goal: str) -> float:
-    """Positive when the mean of ``scores`` is better than ``best``, whatever the goal."""
-    m = mean(list(scores))
-    return best - m if goal == "min" else m - best

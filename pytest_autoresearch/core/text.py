@@ -132,10 +132,6 @@ class Redactor:
         name = lambda found: self._name(found.decode("utf-8", "surrogateescape"))
         return _sub(data, self._bytes, self._byte_heads, lambda found: f"<redacted {name(found)}>".encode())
 
-    def found_in(self, data: bytes) -> bool:
-        """Whether ``data`` holds anything to redact."""
-        return self._bytes is not None and self.bytes(data) != data
-
 
 def _sub(data: AnyStr, pattern: re.Pattern[AnyStr], heads: set[AnyStr], replace: Callable[[AnyStr], AnyStr]) -> AnyStr:
     """``pattern.sub`` for a pattern whose every match begins with one of ``heads``: the heads
