@@ -61,14 +61,13 @@ What it does not do:
   If the scorer itself is killed (SIGKILL), the child runs on until it returns.
 
 When to use it: whenever the candidate's output is data the test can score (numbers, lists of
-them, strings, dicts): a function, a solver, a prompt filled in. It costs one Python start per
-call (about 40 ms here, and the candidate's imports again), so call it once with a batch of
-inputs (``call_each``), not once per item. JSON carries lists of a few million numbers in a
-second or two; beyond that, write the inputs to a file and pass its path, and have the candidate
-write its output to a file and return the path, which the scorer reads as data
-(``numpy.load(path, allow_pickle=False)``). When the candidate is a training run whose output
-is a model the scorer must load and run, this helper does not fit; the loop's other defences
-apply there.
+them, strings, dicts): a function, a solver, a prompt filled in. Each call starts a Python (with
+the candidate's imports, 50 to 100 ms on a busy 2-core machine), so call it once with a batch
+(``call_each``), not once per item. JSON costs about 1 to 2 us a number each way; for more than
+a few hundred thousand, pass a file's path instead, and have the candidate write its output to a
+file whose path it returns, for the scorer to read as data (``numpy.load(path,
+allow_pickle=False)``). A candidate whose output is a model the scorer must load and run (a
+training script) does not fit: the loop's other defences apply there.
 """
 
 from __future__ import annotations
@@ -83,12 +82,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
-#: The most bytes of answer a call accepts, by default.
-MAX_BYTES = 64 * 2**20
-#: The most bytes of each of the candidate's stdout and stderr forwarded to the test's.
-MAX_OUTPUT = 2**20
-#: The most characters of the candidate's traceback an error carries (its end).
-TRACEBACK_LIMIT = 20_000
+MAX_BYTES = 64 * 2**20  # the most bytes of answer a call accepts, by default
+MAX_OUTPUT = 2**20  # the most bytes of each of the candidate's stdout and stderr forwarded to the test's
+TRACEBACK_LIMIT = 20_000  # the most characters of the candidate's traceback an error carries (its end)
 
 #: What the child runs: read the call spec from stdin, take the scorer's sys.path, then serve.
 _BOOT = (
@@ -118,6 +114,11 @@ class CandidateError(Exception):
 class NotIsolated(Exception):
     """The target's module is already imported in the scorer's process: its code has run there,
     so calling it in another process would isolate nothing."""
+
+
+#: The files the children imported their targets from, so that a trial can check that none is
+#: your checkout's copy of a surface file (it checks its own modules' files the same way).
+imported: list[str] = []
 
 
 # --- the scorer's side --------------------------------------------------------------------------
@@ -355,8 +356,7 @@ def _reject_constant(name: str) -> None:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
+    if len(out := dict(pairs)) != len(pairs):
         raise ValueError("an object has a key twice")
     return out
 
@@ -374,10 +374,10 @@ def _decode(target: str, raw: bytes, returncode: int | None, count: int) -> list
         doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
         raise CandidateError(target, "answer", f"its answer is not one JSON document: {str(exc)[:200]}") from None
-    if type(doc) is dict and list(doc) == ["ok"] and type(doc["ok"]) is list and len(doc["ok"]) == count:
+    if type(doc) is dict and sorted(doc) == ["file", "ok"] and type(doc["ok"]) is list and len(doc["ok"]) == count and type(doc["file"]) is str:
+        imported.append(doc["file"])
         return doc["ok"]
-    if (type(doc) is dict and sorted(doc) == ["error", "traceback"]
-            and type(doc["error"]) is str and type(doc["traceback"]) is str):
+    if type(doc) is dict and sorted(doc) == ["error", "traceback"] and type(doc["error"]) is type(doc["traceback"]) is str:
         raise CandidateError(target, "raised", doc["error"][:500], doc["traceback"][-TRACEBACK_LIMIT:])
     raise CandidateError(target, "answer", "its answer is JSON but not an answer")
 
@@ -385,7 +385,8 @@ def _decode(target: str, raw: bytes, returncode: int | None, count: int) -> list
 # --- the child's side ---------------------------------------------------------------------------
 
 
-def _resolve(target: str) -> Any:
+def _resolve(target: str) -> tuple[Any, Any]:
+    """The target's module and the function in it."""
     import importlib
     import importlib.util
 
@@ -407,7 +408,7 @@ def _resolve(target: str) -> Any:
     found: Any = module
     for part in name.split("."):
         found = getattr(found, part)
-    return found
+    return module, found
 
 
 def _serve(spec: dict[str, Any]) -> None:
@@ -415,16 +416,15 @@ def _serve(spec: dict[str, Any]) -> None:
     (the candidate's atexit handlers and threads do not run on)."""
     fd = int(spec["answer_fd"])
     os.set_inheritable(fd, False)  # the candidate's own subprocesses do not get it
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+    os.dup2(null := os.open(os.devnull, os.O_RDONLY), 0)
     os.close(null)
     try:
-        function = _resolve(spec["target"])
+        module, function = _resolve(spec["target"])
         values = []
         for args, kwargs in spec["calls"]:
             values.append(function(*args, **kwargs))
         try:
-            frame = json.dumps({"ok": values}, allow_nan=False, default=_plain)
+            frame = json.dumps({"ok": values, "file": os.path.realpath(str(module.__file__))}, allow_nan=False, default=_plain)
         except (TypeError, ValueError) as exc:
             frame = json.dumps({"error": f"it returned something that is not JSON data: {exc}", "traceback": ""})
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are answers too
@@ -443,6 +443,6 @@ def _serve(spec: dict[str, Any]) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # a stream the candidate replaced or closed
             pass
     os._exit(0)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from helpers import processes_with
 
+from pytest_autoresearch import isolate
 from pytest_autoresearch.isolate import CandidateError, NotIsolated, call, call_each
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,6 +227,7 @@ def test_imports_resolve_as_in_the_test(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert call("isolate_probe:K.f") == str(tmp_path)
+    assert isolate.imported[-1] == str((tmp_path / "isolate_probe.py").resolve())  # for the trial's check of imports
     assert call("isolate_probe.py:K.f") == str(tmp_path)
     assert "isolate_probe" not in sys.modules  # it never ran here
 
@@ -433,3 +435,29 @@ def test_without_the_helper_the_same_forgery_reaches_the_score(project: object, 
     assert result.ret == 0, "\n".join(result.outlines + result.errlines)
     rows = results_of(copy)
     assert float(rows[1]["score"]) == 0.0 < _noisy_rmse(), rows
+
+
+ISOLATED_FITNESS_TEST = '''import pytest
+
+from pytest_autoresearch.isolate import call
+
+
+@pytest.mark.fitness(goal="min")
+def test_error(fitness):
+    predictions = call("model:predict_all", list(range(10)), timeout=30)
+    fitness(sum((p - (2.5 * x + 3)) ** 2 for x, p in zip(range(10), predictions)) / 10)
+'''
+
+
+def test_a_candidate_imported_from_your_checkout_in_the_child_stops_the_run(project) -> None:
+    """The trial's check that surface modules come from its worktree covers what the helper's
+    child imported too: here a conftest puts the user's checkout first on sys.path."""
+    from helpers import MODEL, PYPROJECT
+    from test_setup_errors import _assert_refused, _repo_state
+
+    conftest = f"import sys\nsys.path.insert(0, {str(project.path)!r})\n"
+    model = MODEL + "\n\ndef predict_all(xs):\n    return [predict(x) for x in xs]\n"
+    project.init({"model.py": model, "tests/test_fitness.py": ISOLATED_FITNESS_TEST, "tests/conftest.py": conftest, "pyproject.toml": PYPROJECT})
+    before = _repo_state(project)
+    result = project.loop("--autoresearch-trials=1")
+    _assert_refused(project, result, before, f"the trial imported {project.path / 'model.py'} from your checkout instead of the trial's worktree*")
