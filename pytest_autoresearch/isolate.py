@@ -31,8 +31,8 @@ a ``tolist()`` method (NumPy arrays, torch tensors) are sent as that list, eithe
 :class:`CandidateError` is raised, with the candidate's traceback text where there is one, when
 the candidate raises (``SystemExit`` included), exits or is killed without answering, exits
 with a non-zero status, answers with anything but JSON data, answers more than once or too
-much, or runs past ``timeout``: then its whole process group is killed. Let it propagate: the
-test fails, and under ``--autoresearch`` the trial is a crash.
+much, or runs past ``timeout`` (then its process group is killed). Let it propagate: the test
+fails; under ``--autoresearch`` the trial is a crash.
 
 Whatever the candidate does to its own process then changes nothing but the data it returns,
 which the frozen test scores like any other answer: patched builtins, ``json`` or ``sys``, objects
@@ -47,10 +47,11 @@ every capability.
 
 What it does not do:
 
-- Keep the candidate from *reading*: it can read any file the test can (a frozen data module
-  with the reference answers included) and return those answers. Keep what it must not see
-  in ``holdout=True`` tests (whose files are absent from a trial's worktree), or compute it in
-  the scorer.
+- Stop what any process of your user may do. The candidate can read any file the test can (a
+  frozen data module with the reference answers included) and return those answers: keep what
+  it must not see in ``holdout=True`` tests (absent from a trial's worktree), or compute it in
+  the scorer. A frozen file it writes is the trial's frozen-file check's to catch; a signal it
+  sends the scorer ends the test without a score.
 - Protect a scorer that imports the candidate anyway. Every test, conftest and plugin of the
   session must call the candidate only through this helper, gates included: if the target's
   module is already imported in the scorer's process, ``call`` raises :class:`NotIsolated`.
@@ -105,9 +106,7 @@ class CandidateError(Exception):
     """
 
     def __init__(self, target: str, kind: str, message: str, traceback: str = "") -> None:
-        self.target = target
-        self.kind = kind
-        self.traceback = traceback
+        self.target, self.kind, self.traceback = target, kind, traceback
         super().__init__(f"{target}: {message}" + (f"\n\nthe candidate's traceback:\n{traceback}" if traceback else ""))
 
 
@@ -332,8 +331,10 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
 
     if not _exited(proc.pid):
         seen: set[int] = set()
+        found: set[int] = set()
         for _ in range(20):  # stop them all first, so that none forks while they are killed
-            found = set(descendants(proc.pid)) - seen
+            with contextlib.suppress(OSError):  # no /proc: the group alone
+                found = set(descendants(proc.pid)) - seen
             if not found:
                 break
             for pid in found:

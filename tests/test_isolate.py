@@ -384,8 +384,17 @@ def test_rmse(fitness):
 '''
 
 
-def _forger(name: str) -> dict[str, str]:
-    return {"description": name, "files": {"denoise.py": DENOISE.split("\ndef denoise(xs):")[0] + FORGERS[name]}}
+#: Leaves a daemon that is in none of the child's process tree, session or group when it returns.
+DAEMON = '''
+import subprocess, sys
+_SLEEPER = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', sys.argv[1]], start_new_session=True)"
+subprocess.run([sys.executable, "-c", _SLEEPER, MARKER])
+'''
+
+
+def _forger(name: str, marker: str = "") -> dict[str, str]:
+    daemon = DAEMON.replace("MARKER", repr(marker)) if marker else ""
+    return {"description": name, "files": {"denoise.py": DENOISE.split("\ndef denoise(xs):")[0] + daemon + FORGERS[name]}}
 
 
 def _noisy_rmse() -> float:
@@ -395,9 +404,10 @@ def _noisy_rmse() -> float:
 
 
 @pytest.mark.parametrize("sandbox", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["plain", "sandbox"])
-def test_in_the_loop_a_forger_is_scored_on_what_it_returned(project: object, tmp_path: Path, sandbox: bool) -> None:
+def test_in_the_loop_a_forger_is_scored_on_what_it_returned(project: object, tmp_path: Path, sandbox: bool, no_leftovers: str) -> None:
     """On the quickstart, whose tests run the denoiser only through the helper, each forger is
-    discarded with the true score of the signal it returned, and an honest gain is kept.
+    discarded with the true score of the signal it returned, and an honest gain is kept. One
+    forger also leaves a daemon the helper cannot see: the trial's end takes it.
     (``project`` sets the git identity and clears PYTEST_ADDOPTS.)"""
     from helpers import example_copy, results_of, run_pytest
     from test_attacks_text import sandbox_args
@@ -405,7 +415,7 @@ def test_in_the_loop_a_forger_is_scored_on_what_it_returned(project: object, tmp
     sandboxed = sandbox_args(sandbox)
     copy = example_copy("quickstart", tmp_path)
     honest = DENOISE.replace("WINDOW = 3", "WINDOW = 5").replace("ALPHA = 0.9", "ALPHA = 0.5").replace("PASSES = 1", "PASSES = 2")
-    proposals = [_forger(name) for name in FORGERS] + [{"description": "wider, two passes", "files": {"denoise.py": honest}}]
+    proposals = [_forger(name, marker=no_leftovers if n == 0 else "") for n, name in enumerate(FORGERS)] + [{"description": "wider, two passes", "files": {"denoise.py": honest}}]
     replay = tmp_path / "proposals.jsonl"
     replay.write_text("".join(json.dumps(p) + "\n" for p in proposals))
     result = run_pytest(copy, "--autoresearch", f"--autoresearch-agent=replay:{replay}", "--autoresearch-trials=3", "--autoresearch-tag=t", *sandboxed)
