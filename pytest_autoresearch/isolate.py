@@ -143,8 +143,8 @@ def call_each(
     """Several calls of ``target`` in one child, in order; their return values, as a list.
 
     Each entry of ``calls`` is a tuple of positional arguments, ``(NOISY,)``, or a pair
-    ``((args...), {kwargs})`` when it has keyword arguments. ``timeout`` bounds them all
-    together; an error in any one raises :class:`CandidateError`.
+    ``((args...), {kwargs})`` when it has keyword arguments (so positional ``(a_list, a_dict)``
+    is written ``((a_list, a_dict), {})``). ``timeout`` bounds them all; an error in any raises.
     """
     parsed: list[tuple[Sequence[Any], Mapping[str, Any]]] = []
     for entry in calls:
