@@ -171,9 +171,9 @@ class TrialReporter:
         if not self.shadow:
             return []
         found = []
-        for module in list(sys.modules.values()):
-            filename = getattr(module, "__file__", None)
-            if filename and os.path.realpath(filename) in self.shadow:
+        isolated = getattr(sys.modules.get(f"{__package__}.isolate"), "imported", [])  # what its children imported
+        for filename in [getattr(module, "__file__", None) for module in list(sys.modules.values())] + list(isolated):
+            if isinstance(filename, str) and os.path.realpath(filename) in self.shadow:
                 found.append(os.path.realpath(filename))
         return sorted(set(found))
 
