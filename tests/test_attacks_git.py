@@ -92,8 +92,8 @@ class Guard:
         self.main = project.git("rev-parse", "refs/heads/main")
         (project.outside / "markers").mkdir(exist_ok=True)
 
-    def check(self, result: pytest.RunResult, token: str) -> list[dict[str, str]]:
-        rows = self.containment.check(result, marker=token)
+    def check(self, result: pytest.RunResult, token: str, ret: int = 0) -> list[dict[str, str]]:
+        rows = self.containment.check(result, marker=token, ret=ret)
         markers = self.project.outside / "markers"
         assert sorted(p.name for p in markers.iterdir()) == [], "a command the candidate planted ran in the driver's git"
         assert git_dir_files(self.project) == self.files, "your .git holds more than the run's refs, objects and worktree metadata"
@@ -399,3 +399,36 @@ def test_with_two_workers_a_trial_rewrites_every_worktrees_link(project: Project
     assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
     kept = [r for r in rows.values() if r["status"] == "keep"]
     assert all(r["description"].startswith("honest") for r in kept), rows
+
+
+# --- the worktree folder itself replaced ---------------------------------------------------------
+
+SWAP_FOLDER = '''
+def swap():
+    HERE.rename(HERE.parent / "moved")
+    HERE.symlink_to(COMMON.parent, target_is_directory=True)  # your checkout, in the worktree's place
+attempt(swap)
+'''
+
+
+@pytest.mark.parametrize("sandbox", SANDBOX)
+def test_the_worktree_folder_swapped_for_a_link_to_your_checkout(project: Project, sandbox: bool, no_leftovers: str) -> None:
+    """The candidate moves its worktree away and leaves a symlink to your checkout in its place:
+    the driver's reset and clean there would rewrite your files. Without the sandbox the run
+    stops, saying why, with your checkout untouched; with it the worktree, a mount point, cannot
+    be moved, and the trial is parked for review."""
+    project.init()
+    project.write({"notes.txt": "staged, not committed\n"})
+    project.git("add", "notes.txt")
+    guard = Guard(project)
+    result = loop(
+        project, sandbox,
+        {"description": "swaps the worktree", "files": {"model.py": hostile(prelude(project, no_leftovers, SWAP_FOLDER), scale=2.5)}},
+    )
+    if sandbox:
+        rows = guard.check(result, no_leftovers)
+        not_kept(rows, [1], True, "")
+        return
+    rows = guard.check(result, no_leftovers, ret=4)
+    assert [r["status"] for r in rows] == ["baseline"]
+    assert "was replaced (moved away, or made a symlink) during a trial" in result.stdout.str() + result.stderr.str()
