@@ -48,6 +48,9 @@ class ProposalContext:
     read: Callable[[str], str | None]  # any file of the current best, by rootdir-relative path
     context_files: Mapping[str, str] = dataclasses.field(default_factory=dict)  # read-only files to show
     note: Callable[[str], None] = print  # a status line for the user (retries, waits)
+    #: GIT_DIR, GIT_COMMON_DIR, GIT_WORK_TREE of ``workdir``'s worktree and the safe config: an
+    #: agent's git never finds the repository through a ``.git`` link that could be rewritten
+    git_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Agent:

@@ -13,12 +13,14 @@ its output goes to files, so neither a hung nor a chatty agent can hurt the loop
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..proposals.proposal import Proposal
@@ -44,8 +46,9 @@ rejects the whole trial. End your output with one line that describes the change
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
 
 
-def _git(workdir: Path, *args: str) -> str:
+def _git(workdir: Path, *args: str, git_env: Mapping[str, str] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env.update(git_env or {})  # the worktree's git dirs, named: the command could rewrite its .git
     env["GIT_OPTIONAL_LOCKS"] = "0"
     proc = subprocess.run(["git", *args], check=False, cwd=workdir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -53,19 +56,21 @@ def _git(workdir: Path, *args: str) -> str:
     return proc.stdout
 
 
-def worktree_changes(workdir: Path, since: str | None = None) -> tuple[dict[str, str | None], str | None]:
+def worktree_changes(workdir: Path, since: str | None = None, git_env: Mapping[str, str] | None = None) -> tuple[dict[str, str | None], str | None]:
     """What changed in ``workdir``'s worktree, as (rootdir-relative path -> new text or None, error).
 
     Paths are relative to ``workdir`` (the rootdir's copy); a change elsewhere in the
     repository keeps a ``../`` path so that the surface check rejects it rather than it being
     lost. ``since`` is the commit the worktree started at: if the command committed anyway,
-    the committed changes count too.
+    the committed changes count too. ``git_env`` names the worktree's git dirs.
     """
-    paths = {entry[3:] for entry in _git(workdir, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames").split("\0") if entry}
-    if since is not None and _git(workdir, "rev-parse", "HEAD").strip() != since:
-        paths |= {p for p in _git(workdir, "diff", "--name-only", "-z", "--no-renames", since, "HEAD").split("\0") if p}
-    root = Path(_git(workdir, "rev-parse", "--show-toplevel").strip())
-    prefix = _git(workdir, "rev-parse", "--show-prefix").strip()
+    git = functools.partial(_git, workdir, git_env=git_env)
+    status = git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=all")
+    paths = {entry[3:] for entry in status.split("\0") if entry}
+    if since is not None and git("rev-parse", "HEAD").strip() != since:
+        paths |= {p for p in git("diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", since, "HEAD").split("\0") if p}
+    root = Path(git("rev-parse", "--show-toplevel").strip())
+    prefix = git("rev-parse", "--show-prefix").strip()
     files: dict[str, str | None] = {}
     for repo_path in sorted(paths):
         repo_path = repo_path.rstrip("/")  # an untracked nested repository shows as "dir/"
@@ -150,7 +155,7 @@ class CommandAgent(Agent):
         env["AUTORESEARCH_PROMPT_FILE"] = str(prompt_file)
         env["AUTORESEARCH_TRIAL"] = str(context.trial)
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # an agent that runs Python leaves no __pycache__ behind
-        since = _git(context.workdir, "rev-parse", "HEAD").strip()
+        since = _git(context.workdir, "rev-parse", "HEAD", git_env=context.git_env).strip()
         out_path, err_path = self._tmp / "stdout.txt", self._tmp / "stderr.txt"
 
         with out_path.open("wb") as out, err_path.open("wb") as err, prompt_file.open("rb") as prompt_in:
@@ -181,7 +186,7 @@ class CommandAgent(Agent):
             tail = _last_lines(stderr, ERROR_LINES) or _last_lines(stdout, ERROR_LINES)
             how = f"exited with status {proc.returncode}" if proc.returncode > 0 else f"was killed by signal {-proc.returncode}"
             return failed(f"the command {how}" + (":\n" + "\n".join(tail) if tail else ""))
-        files, error = worktree_changes(context.workdir, since)
+        files, error = worktree_changes(context.workdir, since, context.git_env)
         if error is not None:
             return failed(error)
         if not files:

@@ -2,8 +2,9 @@
 
 Frozen files (by git's account, by the manifest's, by the trial's own), the run's own files
 (results.tsv, run.json, the slot's manifest, audit.jsonl, the files of every logged trial),
-the run's own refs (its branch, every trial and review ref) and the user's repository (its
-hooks, config and exclude file). Whatever is found is restored before the next trial, and the
+the run's own refs (its branch, every trial and review ref), the user's repository (its
+hooks, config, exclude and attributes files; your own git config) and what ties the trial's
+worktree to it (its ``.git`` link, its metadata). Whatever is found is restored before the next trial, and the
 verdict makes the trial ``tamper``.
 
 The run's refs and files are checked against what the recorder (their only writer) knows it
@@ -17,7 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..core.records import RunResult, TrialRecord
-from ..store.gitstate import ZERO, GitStateError, RepoGuard
+from ..store.gitguard import RepoGuard
+from ..store.gitstate import ZERO, GitStateError, Worktree
 from ..store.results_log import ResultsLog
 from ..store.runfolder import RunFolder
 from .slots import Slot
@@ -38,21 +40,32 @@ class Integrity:
         guard: RepoGuard | None,
         records: Callable[[], Sequence[TrialRecord]],
         recorder: Recorder | None = None,
+        worktrees: Callable[[], Sequence[Worktree]] = list,
     ) -> None:
         self._log = log
         self.folder = folder
         self.guard = guard
         self._records = records
         self.recorder = recorder
+        self._worktrees = worktrees
 
     def check(self, result: RunResult, slot: Slot) -> list[str]:
         """What the trial that produced ``result`` in ``slot`` changed that it must not, repaired.
 
         With several workers, a change to a file trials share (the log, your .git) is laid at
         the door of the trial judged when it is found; every trial's own files are its own.
+        What git reads (your config, the worktree's link and metadata) is checked first, with
+        no git, and put back before the first git command runs.
         """
+        found: set[str] = set()
+        if self.guard is not None:
+            found |= {f"<{what}>" for what in self.guard.take()}
+        found |= {f"<{what}>" for what in slot.worktree.restore_links()}
+        for other in self._worktrees():  # what the driver's own calls found there since
+            if other is not slot.worktree:
+                found |= {f"<{what}>" for what in other.links.take()}
         frozen = set(slot.manifest.blobs)
-        found = {p for p in slot.worktree.changed_tracked() if p in frozen}
+        found |= {p for p in slot.worktree.changed_tracked() if p in frozen}
         found |= set(slot.manifest.changed())
         found |= {p for p in result.tampered if p in frozen or p.startswith("<")}
         log = self._log()
@@ -65,8 +78,6 @@ class Integrity:
         if not self.folder.meta_intact():
             self.folder.restore_meta()
             found.add("<run.json>")
-        if self.guard is not None:
-            found |= {f"<your repository's {what}>" for what in self.guard.restore_changes()}
         if self.recorder is not None and self.check_run_state:
             found |= set(self.run_state(self.recorder))
         return sorted(found)

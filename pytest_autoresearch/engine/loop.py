@@ -92,7 +92,10 @@ class ResearchLoop:
         self.holdout = Holdout(run, self.evaluator)
         audit = AuditTrail(run.folder.path, run.repo.git, run.agent.describe(), getattr(run.agent, "model", None))
         self.recorder = Recorder(self.config, run.repo, run.tag, self.history, audit)
-        self.integrity = Integrity(lambda: self.recorder.log, run.folder, run.guard, lambda: self.history.records, self.recorder)
+        self.integrity = Integrity(
+            lambda: self.recorder.log, run.folder, run.guard, lambda: self.history.records, self.recorder,
+            worktrees=lambda: [slot.worktree for slot in self.slots.all] if run.slots is not None else [],
+        )
         if run.meta is None:
             return
         meta = run.meta

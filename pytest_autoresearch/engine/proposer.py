@@ -68,6 +68,7 @@ class Proposer:
             read=self.read,
             context_files={p: text for p in run.context_paths if (text := self.read(p)) is not None},
             note=self.note,
+            git_env=run.home.worktree.git_env(),
         )
 
     def start(self) -> None:

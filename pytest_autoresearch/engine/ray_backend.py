@@ -22,6 +22,7 @@ import dataclasses
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -61,11 +62,16 @@ class RemoteRun:
 WORKTREE = "\0worktree\0"
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **IDENTITY, **NO_HOOKS})
+def _git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """git with the keys that run a command switched off; ``env`` names a worktree's git dirs."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **IDENTITY, **NO_HOOKS, **(env or {})})
     if proc.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def _worktree_env(mirror: Path, worktree: Path) -> dict[str, str]:
+    return {"GIT_DIR": str(mirror / "worktrees" / worktree.name), "GIT_COMMON_DIR": str(mirror), "GIT_WORK_TREE": str(worktree)}
 
 
 def evaluate_on_worker(spec: RemoteRun) -> tuple[RunResult, bytes]:
@@ -77,12 +83,14 @@ def evaluate_on_worker(spec: RemoteRun) -> tuple[RunResult, bytes]:
         fcntl.flock(lock, fcntl.LOCK_EX)  # workers of one machine share the mirror
         if not mirror.exists():
             _git("init", "-q", "--bare", str(mirror))
-        _git("fetch", "-q", spec.remote, f"+{spec.ref}:{spec.ref}", cwd=mirror)
+        _git("fetch", "-q", spec.remote, f"+{spec.ref}:{spec.ref}", cwd=mirror, env={"GIT_DIR": str(mirror)})
+        dirs = _worktree_env(mirror, worktree)  # never found through the worktree's .git, which a trial can rewrite
         if worktree.exists():
-            _git("checkout", "-q", "--detach", "--force", spec.commit, cwd=worktree)
-            _git("clean", "-ffdqx", cwd=worktree)
+            _git("checkout", "-q", "--detach", "--force", spec.commit, cwd=worktree, env=dirs)
+            _git("clean", "-ffdqx", cwd=worktree, env=dirs)
         else:
-            _git("worktree", "add", "-q", "--detach", str(worktree), spec.commit, cwd=mirror)
+            shutil.rmtree(dirs["GIT_DIR"], ignore_errors=True)  # a dead worker's, of the same name
+            _git("worktree", "add", "-q", "--detach", str(worktree), spec.commit, cwd=mirror, env={"GIT_DIR": str(mirror)})
     manifest = Manifest.pin(worktree, spec.blobs)
     changed_now = manifest.changed()
     if changed_now:  # a checkout that does not match its own commit cannot be judged
@@ -106,11 +114,11 @@ def evaluate_on_worker(spec: RemoteRun) -> tuple[RunResult, bytes]:
     )
     log_path = home / f"{os.getpid()}-{spec.log_name}"
     result = run(command, spec.timeout, log_path)
-    status = _git("status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames", cwd=worktree)
+    status = _git("status", "--porcelain=v1", "-z", "--untracked-files=no", "--no-renames", "--ignore-submodules=all", cwd=worktree, env=dirs)
     changed = {entry[3:] for entry in status.split("\0") if len(entry) > 3} | set(manifest.changed())
     result.tampered = sorted(set(result.tampered) | {p for p in changed if p in spec.blobs})
     with contextlib.suppress(RuntimeError):
-        _git("push", "-q", spec.remote, f"{spec.commit}:{spec.evaluated_ref}", cwd=mirror)
+        _git("push", "-q", spec.remote, f"{spec.commit}:{spec.evaluated_ref}", cwd=mirror, env={"GIT_DIR": str(mirror)})
     try:
         with log_path.open("rb") as f:
             log = f.read(LOG_RETURN_LIMIT)

@@ -23,7 +23,8 @@ from ..errors import SetupError
 from ..names import RUN_DIR_NAME, branch, branch_ref, trial_ref
 from ..proposals.surface import Surface, normalize
 from ..settings import Settings
-from ..store.gitstate import GitStateError, RepoGuard, Repository
+from ..store.gitguard import RepoGuard
+from ..store.gitstate import GitStateError, Repository
 from ..store.results_log import read_records, repair
 from ..store.runfolder import RunFolder, RunLocked, RunMeta
 from ..system.manifest import Manifest
@@ -244,7 +245,7 @@ def _open_worktree(run: Run) -> None:
     home = _add_slot(run, 0, frozen)
     workers = [home] if s.workers == 1 else [_add_slot(run, i, frozen) for i in range(1, s.workers + 1)]
     run.slots = Slots(home, workers, run.prefix, run.carry)
-    run.guard = RepoGuard(run.repo)
+    run.guard = run.repo.guard = RepoGuard(run.repo.paths)
 
 
 def _add_slot(run: Run, index: int, frozen: dict[str, str]) -> Slot:

@@ -119,7 +119,7 @@ class AuditTrail:
     def diff_sha256(self, parent: str, commit: str) -> str | None:
         if not parent or not commit:
             return None
-        out = self.git.execute(["git", "diff", "--binary", "--full-index", parent, commit], strip_newline_in_stdout=False, stdout_as_string=False)
+        out = self.git.execute(["git", "diff", "--binary", "--full-index", "--no-ext-diff", "--no-textconv", "--no-color", parent, commit], strip_newline_in_stdout=False, stdout_as_string=False)
         return hashlib.sha256(out).hexdigest()
 
     def entry(

@@ -10,17 +10,24 @@ cannot change what is recorded, and no user hook, signing setting or missing ide
 interfere.
 
 Only ``git`` subprocesses are used (no long-lived object database handles), as GitPython
-advises for long-running processes.
+advises for long-running processes. Each names its git dir, common dir and work tree, resolved
+once at set-up (:class:`~.gitguard.GitPaths`), and runs with the keys that run a command
+switched off (:data:`~.gitguard.SAFE_CONFIG`): a trial can rewrite a worktree's ``.git`` link
+or its metadata, never redirect the driver's git with it. Before each call the files git would
+read that a trial could write are checked and put back (:class:`~.gitguard.RepoGuard`, and a
+worktree's :class:`~.gitguard.WorktreeLinks`), with no git at all.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 import git
+
+from .gitguard import SAFE_ENV, GitPaths, RepoGuard, WorktreeLinks
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "pytest-autoresearch",
@@ -30,17 +37,18 @@ IDENTITY = {
 }
 ZERO = "0" * 40
 #: Every git command of the loop runs without the user's hooks (a reference-transaction or
-#: post-checkout hook could veto or slow a trial, or run code in the driver's name).
-NO_HOOKS = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": "/dev/null"}
+#: post-checkout hook could veto or slow a trial, or run code in the driver's name), without
+#: the file-system monitor, pager, editors and signing (:data:`~.gitguard.SAFE_CONFIG`).
+NO_HOOKS = SAFE_ENV
 
 
 class GitStateError(Exception):
     """The repository is not in a state the loop can start from."""
 
 
-def _git(path: Path) -> git.Git:
-    cmd = git.Git(str(path))
-    cmd.update_environment(**IDENTITY, **NO_HOOKS)
+def _git(paths: GitPaths) -> git.Git:
+    cmd = git.Git(str(paths.work_tree))
+    cmd.update_environment(**IDENTITY, **SAFE_ENV, **paths.env())
     return cmd
 
 
@@ -61,9 +69,29 @@ class Repository:
             self.root = Path(repo.working_tree_dir).resolve()
         finally:
             repo.close()
-        self.git = _git(self.root)
+        # found once, here, before any trial ran: from now on every call names them
+        found = git.Git(str(self.root))
+        git_dir = found.rev_parse("--absolute-git-dir")
+        common = found.rev_parse("--path-format=absolute", "--git-common-dir")
+        self.paths = GitPaths(Path(git_dir), Path(common), self.root)
+        self._git = _git(self.paths)
         # not even the stat refresh `git status` would write into the user's index
-        self.git.update_environment(GIT_OPTIONAL_LOCKS="0")
+        self._git.update_environment(GIT_OPTIONAL_LOCKS="0")
+        self.guard: RepoGuard | None = None  # set once the run's worktrees exist
+
+    @property
+    def git(self) -> git.Git:
+        """The repository's git, after the guard put back what a trial changed of your config."""
+        self.check()
+        return self._git
+
+    def check(self) -> None:
+        if self.guard is not None:
+            self.guard.check()
+
+    def env(self) -> dict[str, str]:
+        """The environment of a git command of the driver in this repository."""
+        return {**os.environ, **self._git.environment()}
 
     def head(self) -> str:
         try:
@@ -136,6 +164,7 @@ class Repository:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
             f.write(("\n" if text and not text.endswith("\n") else "") + pattern + "\n")
+        self._wrote(".git/info/exclude")
         return True
 
     def unexclude(self, pattern: str) -> None:
@@ -143,10 +172,15 @@ class Repository:
         if path.exists():
             lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
             path.write_text("".join(line for line in lines if line.rstrip("\n") != pattern), encoding="utf-8")
+            self._wrote(".git/info/exclude")
+
+    def _wrote(self, label: str) -> None:
+        """The driver changed a file the guard watches: that is what it must hold now."""
+        if self.guard is not None:
+            self.guard.files.seal([label])
 
     def _exclude_path(self) -> Path:
-        path = Path(self.git.rev_parse("--git-path", "info/exclude"))
-        return path if path.is_absolute() else self.root / path
+        return self.paths.common_dir / "info" / "exclude"
 
     def refs(self, *patterns: str) -> dict[str, str]:
         """The refs matching ``patterns`` (for-each-ref's: a ref or a folder of refs) and their
@@ -163,9 +197,11 @@ class Repository:
         exist; a new value of ZERO deletes). A ref is set itself, never through a symbolic ref
         a trial made of it (which could point at one of your branches)."""
         lines = [f"update {ref} {new}" + (f" {old}" if old is not None else "") for ref, new, old in updates]
+        self.check()
         proc = subprocess.run(
-            ["git", "-c", "core.hooksPath=/dev/null", "update-ref", "--no-deref", "--stdin"],  # no reference-transaction hook
+            ["git", "update-ref", "--no-deref", "--stdin"],  # no reference-transaction hook (SAFE_CONFIG)
             cwd=self.root,
+            env=self.env(),
             input="\n".join(lines) + "\n",
             text=True,
             capture_output=True,
@@ -175,9 +211,17 @@ class Repository:
 
     def add_worktree(self, path: Path, commit: str) -> Worktree:
         self.git.worktree("add", "--detach", "--quiet", str(path), commit)
-        return Worktree(path)
+        # read once, right after git wrote it and before any trial ran there
+        link = (path / ".git").read_text(encoding="utf-8").strip()
+        meta = Path(link.removeprefix("gitdir:").strip())
+        meta = (meta if meta.is_absolute() else path / meta).resolve()
+        if meta.parent != (self.paths.common_dir / "worktrees").resolve():
+            raise GitStateError(f"git put the metadata of the worktree {path} at {meta}, not under {self.paths.common_dir}/worktrees")
+        return Worktree(path, GitPaths(meta, self.paths.common_dir, path.resolve()), self)
 
     def remove_worktree(self, path: Path) -> None:
+        if path.is_symlink():  # a worktree a trial replaced: never followed
+            path.unlink()
         try:
             self.git.worktree("remove", "--force", str(path))
         except git.GitCommandError:
@@ -188,9 +232,30 @@ class Repository:
 class Worktree:
     """One of the run's linked worktrees (a slot), where candidates are written and evaluated."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, paths: GitPaths, repo: Repository | None = None) -> None:
         self.path = path
-        self.git = _git(path)
+        self.paths = paths
+        self.repo = repo
+        self._git = _git(paths)
+        self.links = WorktreeLinks(paths)
+
+    @property
+    def git(self) -> git.Git:
+        """The worktree's git, after the checks of what a trial could have changed."""
+        if self.repo is not None:
+            self.repo.check()
+        self.links.check()
+        return self._git
+
+    def git_env(self) -> dict[str, str]:
+        """What a git command needs to work on this worktree as the driver does (an agent's)."""
+        return {**SAFE_ENV, **self.paths.env()}
+
+    def restore_links(self) -> list[str]:
+        """What was changed of this worktree's link and metadata since the driver last used it
+        (each put back now, with no git), including what its own git calls found meanwhile."""
+        self.links.check()
+        return self.links.take()
 
     def unsafe(self, repo_path: str) -> str | None:
         """Why writing ``repo_path`` would leave the worktree (through a symlink), if it would."""
@@ -222,7 +287,7 @@ class Worktree:
         return self.git.write_tree()
 
     def commit_tree(self, tree: str, parent: str, message: str) -> str:
-        return self.git.commit_tree(tree, "-p", parent, "-m", message)
+        return self.git.commit_tree("--no-gpg-sign", tree, "-p", parent, "-m", message)
 
     def reset(self, commit: str, keep: tuple[str, ...] = ()) -> None:
         """Make the worktree exactly ``commit``: tracked files restored, untracked and ignored
@@ -238,7 +303,10 @@ class Worktree:
             self.git.update_index("--no-skip-worktree", "--", *hidden)
         if assumed:
             self.git.update_index("--no-assume-unchanged", "--", *assumed)
-        self.git.reset("--hard", "-q", commit)
+        try:
+            self.git.reset("--hard", "-q", commit)
+        finally:
+            self.links.moved_head()
         self.git.clean("-ffdqx", *[arg for path in keep for arg in ("-e", "/" + path)])
 
     def hide(self, repo_paths: list[str]) -> None:
@@ -256,7 +324,7 @@ class Worktree:
 
     def changed_tracked(self) -> list[str]:
         """Tracked files that differ from HEAD now (modified, deleted, type-changed)."""
-        out = self.git.status("--porcelain=v1", "-z", "--untracked-files=no", "--no-renames")
+        out = self.git.status("--porcelain=v1", "-z", "--untracked-files=no", "--no-renames", "--ignore-submodules=all")
         return sorted(entry[3:] for entry in out.split("\0") if len(entry) > 3)
 
     def read(self, repo_path: str) -> str | None:
@@ -288,7 +356,7 @@ def merge_texts(ours: str, base: str, theirs: str) -> str | None:
             path = Path(folder) / name
             path.write_text(text, encoding="utf-8", newline="")
             paths.append(str(path))
-        proc = subprocess.run(["git", "merge-file", "-p", "-q", *paths], capture_output=True)
+        proc = subprocess.run(["git", "merge-file", "-p", "-q", *paths], cwd=folder, env={**os.environ, **SAFE_ENV}, capture_output=True)
     if proc.returncode != 0:
         return None
     return proc.stdout.decode("utf-8")
@@ -296,49 +364,3 @@ def merge_texts(ours: str, base: str, theirs: str) -> str | None:
 
 def trailers(pairs: dict[str, object]) -> str:
     return "\n".join(f"Autoresearch-{key}: {value}" for key, value in pairs.items())
-
-
-class RepoGuard:
-    """What a trial must not change in the user's git directory: its hooks (a planted hook
-    would run at the user's next commit), its config and its exclude file. Taken once the run
-    is set up; :meth:`restore_changes` puts them back and says what had changed.
-
-    Refs and the checkout are left out on purpose: the user keeps working while a run goes on,
-    and their commits must never be "restored" away. Without the sandbox, candidate code runs
-    with the user's permissions, so this is repair after the fact; the sandbox prevents writes.
-    """
-
-    FILES = ("config", "info/exclude")
-
-    def __init__(self, repo: Repository) -> None:
-        common = Path(repo.git.rev_parse("--git-common-dir"))
-        self.gitdir = common if common.is_absolute() else repo.root / common
-        self.files = self._files()
-
-    def _files(self) -> dict[str, bytes]:
-        found = {}
-        for rel in self.FILES:
-            with contextlib.suppress(OSError):
-                found[rel] = (self.gitdir / rel).read_bytes()
-        hooks = self.gitdir / "hooks"
-        if hooks.is_dir():
-            for path in sorted(hooks.iterdir()):
-                with contextlib.suppress(OSError):
-                    if path.is_file() or path.is_symlink():
-                        found[f"hooks/{path.name}"] = path.read_bytes() if not path.is_symlink() else b"-> " + str(path.readlink()).encode()
-        return found
-
-    def restore_changes(self) -> list[str]:
-        changes = []
-        now = self._files()
-        for rel in sorted(set(self.files) | set(now)):
-            if self.files.get(rel) == now.get(rel):
-                continue
-            changes.append(f".git/{rel}")
-            target = self.gitdir / rel
-            target.unlink(missing_ok=True)
-            if rel in self.files and not self.files[rel].startswith(b"-> "):
-                target.write_bytes(self.files[rel])
-                if rel.startswith("hooks/"):
-                    target.chmod(0o755)
-        return changes

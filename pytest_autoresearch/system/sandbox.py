@@ -103,7 +103,8 @@ def bwrap_args(
 ) -> list[str]:
     """bubblewrap arguments (to be passed through ``--args FD``) for one trial.
 
-    ``frozen`` are files inside the worktree bound read-only over themselves; ``writable``
+    ``frozen`` are files inside the worktree bound read-only over themselves, as is the
+    worktree's ``.git`` link (a bind mount cannot be replaced, renamed or removed either); ``writable``
     are folders outside it the trial must write (pytest's cache); ``readable`` are further
     paths that must stay visible (the manifest, carried data). /tmp and the home folder are
     hidden; the interpreter and its packages stay visible wherever they live (a venv inside
@@ -130,6 +131,9 @@ def bwrap_args(
         if path in wanted or not (_under(path, repo_root) or any(path.resolve() == f.resolve() for f in hidden)):
             args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(worktree), str(worktree)]
+    link = worktree / ".git"  # the worktree's link to its repository: the trial cannot rewrite it
+    if link.is_file() and not link.is_symlink():
+        args += ["--ro-bind", str(link), str(link)]
     for path in writable:
         args += ["--bind", str(path), str(path)]
     for path in frozen:
