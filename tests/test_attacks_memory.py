@@ -208,12 +208,15 @@ def test_a_fork_bomb(project: Project, sandboxed: bool) -> None:
 TEMP_PROBE = '''
 import tempfile
 MARK = {marker!r}
-folder = os.environ["TMPDIR"]
-assert os.environ["TMP"] == os.environ["TEMP"] == folder == tempfile.gettempdir(), dict(os.environ)
-assert folder == "/tmp" if {sandboxed} else os.path.basename(folder).startswith("autoresearch-trial-"), folder
-assert not [n for n in os.listdir(folder) if MARK in n], os.listdir(folder)  # fresh: nothing of another trial's
-pathlib.Path(folder, MARK + "-tmpdir-{n}").write_text("x")
-pathlib.Path("/tmp", MARK + "-tmp").write_text("x")  # beside TMPDIR (the same file for both trials)
+def probe():
+    folder = os.environ["TMPDIR"]
+    assert os.environ["TMP"] == os.environ["TEMP"] == folder == tempfile.gettempdir(), dict(os.environ)
+    assert folder == "/tmp" if {sandboxed} else os.path.basename(folder).startswith("autoresearch-trial-"), folder
+    assert not [n for n in os.listdir(folder) if MARK in n], os.listdir(folder)  # fresh: nothing of another trial's
+    pathlib.Path(folder, MARK + "-tmpdir-{n}").write_text("x")
+    pathlib.Path("/tmp", MARK + "-tmp").write_text("x")  # beside TMPDIR (the same file for both trials)
+if HERE.name.startswith("worktree"):  # in a trial (the final best's re-score runs in a clone elsewhere)
+    probe()
 '''
 
 

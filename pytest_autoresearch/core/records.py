@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Goal = Literal["min", "max"]
 
@@ -162,3 +162,61 @@ class TrialRecord:
     def kept(self) -> bool:
         """Whether the branch moved to this trial's commit (the baseline is where it starts)."""
         return self.status in (Status.BASELINE, Status.KEEP)
+
+
+class Reproduction(str, enum.Enum):
+    """How the final best fared when scored again in a fresh clone outside the run."""
+
+    REPRODUCED = "reproduced"  # the same score, within the noise rule, and every test passed
+    DIFFERS = "differs"  # a score beyond the noise rule from the recorded one
+    FAILED = "failed"  # a test failed, it timed out or crashed, or it recorded no score
+    NOT_RUN = "not run"  # the clone could not be made: nothing was learnt about the candidate
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclasses.dataclass
+class Rescore:
+    """The final best scored again where nothing says a loop is evaluating it (run.json's
+    ``rescore``): a candidate that behaves differently when it can tell shows up here."""
+
+    trial: int
+    commit: str
+    outcome: Reproduction
+    recorded: float | None  # the best's score in the log
+    scores: list[float] = dataclasses.field(default_factory=list)  # the re-score's runs
+    threshold: float | None = None  # the largest difference the noise rule allows
+    reason: str = ""
+    seconds: float = 0.0
+    folder: str = ""  # where the clone was (removed afterwards)
+    log: str = ""  # its log, relative to the run folder
+    sandbox: bool = False
+
+    def __post_init__(self) -> None:
+        self.outcome = Reproduction(self.outcome)
+
+    @property
+    def score(self) -> float | None:
+        return sum(self.scores) / len(self.scores) if self.scores else None
+
+    @property
+    def agreed(self) -> bool | None:
+        """True when it reproduced, False when it did not, None when it could not run."""
+        return None if self.outcome == Reproduction.NOT_RUN else self.outcome == Reproduction.REPRODUCED
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "trial": self.trial, "commit": self.commit, "outcome": str(self.outcome), "agreed": self.agreed,
+            "score": self.score, "recorded": self.recorded, "scores": list(self.scores), "threshold": self.threshold,
+            "reason": self.reason, "seconds": round(self.seconds, 3), "folder": self.folder, "log": self.log, "sandbox": self.sandbox,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Rescore:
+        return cls(
+            trial=int(data["trial"]), commit=str(data["commit"]), outcome=Reproduction(data["outcome"]),
+            recorded=data.get("recorded"), scores=[float(s) for s in data.get("scores") or []], threshold=data.get("threshold"),
+            reason=str(data.get("reason", "")), seconds=float(data.get("seconds", 0.0)), folder=str(data.get("folder", "")),
+            log=str(data.get("log", "")), sandbox=bool(data.get("sandbox", False)),
+        )

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from .bounds import broken_bound
 from .columns import MetricColumns
 from .noise import Noise, NoiseRule, mean, stdev
-from .records import MetricSpec, RunResult, Status, TrialRecord, Usage, improvement
+from .records import MetricSpec, Rescore, Reproduction, RunResult, Status, TrialRecord, Usage, improvement
 from .text import crash_line, one_line
 
 
@@ -246,3 +246,70 @@ def parked(record: TrialRecord, review_paths: Sequence[str], reaches: Sequence[s
         why.append("its code reaches for " + "; ".join(reaches))
     record.status = Status.REVIEW
     record.reason = one_line("; ".join(why), 300)
+
+
+# -- the re-score of the final best ----------------------------------------------------------
+
+#: Scores closer than this (relative) are one number, whatever order the arithmetic ran in.
+SAME_NUMBER = 1e-6
+
+
+def reproduction_threshold(rule: NoiseRule, noise: Noise, recorded: float, again: float) -> float:
+    """The largest difference between a recorded score and the same commit scored again that
+    is still the same score: the keep rule's threshold (``max(min_delta, k * spread)`` under
+    noise, ``min_delta`` otherwise), and never less than :data:`SAME_NUMBER` of the score."""
+    noisy = noise.observed and not noise.deterministic
+    return max(rule.threshold(noise) if noisy else rule.min_delta, SAME_NUMBER * max(abs(recorded), abs(again)))
+
+
+def rescored(
+    draft: Rescore, metric: MetricSpec, rule: NoiseRule, noise: Noise, results: Sequence[RunResult],
+    *, timeout: float | None, memory_mb: float | None, tampered: Sequence[str] = (),
+) -> Rescore | None:
+    """The verdict on the final best's re-score after ``results`` (its runs so far), or None
+    when it needs another run: under noise a first run beyond the rule is repeated
+    ``confirm_runs`` times and the mean judged, as a candidate's first run is."""
+    if tampered:
+        return dataclasses.replace(draft, outcome=Reproduction.FAILED, reason=one_line("it changed what a trial must not: " + ", ".join(tampered), 300))
+    for result in results:
+        if why := _rescore_failure(metric, result, timeout, memory_mb):
+            scores = [s for r in results if (s := primary_score(metric, r)) is not None]
+            return dataclasses.replace(draft, outcome=Reproduction.FAILED, reason=one_line(why, 300), scores=scores)
+    broken = broken_bounds(results)
+    scores = [s for r in results if (s := primary_score(metric, r)) is not None]
+    again, recorded = mean(scores), draft.recorded
+    if recorded is None:  # a best without a score: nothing to compare, but every test passed
+        return dataclasses.replace(draft, outcome=Reproduction.REPRODUCED, scores=scores)
+    threshold = reproduction_threshold(rule, noise, recorded, again)
+    out = dataclasses.replace(draft, scores=scores, threshold=threshold)
+    if broken:
+        out.outcome, out.reason = Reproduction.FAILED, one_line("breaks a bound: " + "; ".join(broken), 300)
+        return out
+    if abs(again - recorded) <= threshold:
+        out.outcome = Reproduction.REPRODUCED
+        return out
+    noisy = noise.observed and not noise.deterministic
+    if noisy and len(results) < 1 + rule.confirm_runs:
+        return None
+    runs = f"the mean of {len(scores)} runs, " if len(scores) > 1 else ""
+    out.outcome = Reproduction.DIFFERS
+    out.reason = one_line(
+        f"{metric.name} {again:.6g} ({runs}goal {metric.goal}) against {recorded:.6g} recorded: a difference of "
+        f"{abs(again - recorded):.3g}, more than the {threshold:.3g} the noise rule allows", 300,
+    )
+    return out
+
+
+def _rescore_failure(metric: MetricSpec, result: RunResult, timeout: float | None, memory_mb: float | None) -> str | None:
+    if result.killed:
+        return f"killed at the {timeout:g}s deadline" if timeout is not None else "killed"
+    if result.memory_exceeded:
+        return f"killed: its processes used more than {memory_mb:g} MiB (autoresearch_memory_mb)"
+    if result.failed_tests:
+        failed = result.failed_tests[0]
+        return f"{failed.nodeid} {failed.outcome}: {crash_line(failed.failure)}"
+    if not result.finished:
+        return f"the pytest session did not finish (exit code {result.exit_code})"
+    if primary_score(metric, result) is None:
+        return f"the primary fitness test {metric.nodeid} recorded no score"
+    return None

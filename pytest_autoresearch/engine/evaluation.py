@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import git
@@ -49,7 +50,10 @@ class Evaluator:
 
     def in_worktree(self, path: Path, slot: Slot | None = None) -> Path:
         """``path`` of the user's repository, in the worktree of ``slot`` (default: slot 0)."""
-        root = self.worktree if slot is None else slot.worktree.path
+        return self.in_copy(path, self.worktree if slot is None else slot.worktree.path)
+
+    def in_copy(self, path: Path, root: Path) -> Path:
+        """``path`` of the user's repository, in a copy of it at ``root`` (a worktree, a clone)."""
         rel = os.path.relpath(path.resolve(), self.run.repo.root)
         return root if rel == "." else root / rel
 
@@ -62,36 +66,10 @@ class Evaluator:
         slot = slot or run_.home
         assert slot is not None
         here = lambda path: self.in_worktree(path, slot)
-        args = ["-x", "-o", f"cache_dir={run_.folder.cache}"]
-        if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-            args += ["-p", "pytest_autoresearch.plugin"] + (["-p", "pytest_timeout"] if self._has_timeout_plugin() else [])
-        args += self.trimmed
-        if self.timeout is not None and self._pytest_timeout_is_ours():
-            # below the hard deadline, so a hung test is reported with its traceback
-            margin = min(2.0, max(1.0, 0.2 * self.timeout))
-            args.append(f"--timeout={max(self.timeout / 2, self.timeout - margin):g}")
-        args += s.forward_args
-        if s.inifile is not None:
-            args += ["-c", str(here(s.inifile) if self.inside_repo(s.inifile) else s.inifile)]
-        if s.rootdir_given:
-            args.append(f"--rootdir={here(s.rootdir)}")
-        for arg in s.test_args:
-            path, sep, rest = arg.partition("::")
-            if Path(path).is_absolute() and self.inside_repo(Path(path)):
-                arg = str(here(Path(path))) + sep + rest
-            args.append(arg)
-        cwd = here(s.test_args_dir if self.inside_repo(s.test_args_dir) else s.rootdir)
-        env, self.scrubbed = scrub(os.environ, s.pass_env)
-        secrets = {**secret_values(os.environ, self.scrubbed), **self._hidden}
-        if secrets != self._secrets:
-            self._secrets, self.redactor = secrets, Redactor(secrets)
-        env.update(slot.env)
+        args = ["-x", "-o", f"cache_dir={run_.folder.cache}", *self.pytest_args(here)]
+        cwd = self.cwd(here)
+        env = self.environment(here, slot.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-second, same-size edit must not reuse stale bytecode
-        if env.get("PYTHONPATH"):
-            env["PYTHONPATH"] = os.pathsep.join(
-                str(here(Path(p))) if Path(p).is_absolute() and self.inside_repo(Path(p)) else p
-                for p in env["PYTHONPATH"].split(os.pathsep)
-            )
         sandbox = None
         if s.sandbox:
             env = environment(env)
@@ -116,6 +94,53 @@ class Evaluator:
             sandbox=sandbox,
             holdout_only=holdout_only,
         )
+
+    def pytest_args(self, here: Callable[[Path], Path]) -> list[str]:
+        """What the user's own ``pytest`` would be given here, with paths of the repository
+        mapped by ``here`` into the copy that runs (and a per-test timeout below the deadline)."""
+        s = self.settings
+        args: list[str] = []
+        if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+            args += ["-p", "pytest_autoresearch.plugin"] + (["-p", "pytest_timeout"] if self._has_timeout_plugin() else [])
+        args += self.trimmed
+        if self.timeout is not None and self._pytest_timeout_is_ours():
+            # below the hard deadline, so a hung test is reported with its traceback
+            margin = min(2.0, max(1.0, 0.2 * self.timeout))
+            args.append(f"--timeout={max(self.timeout / 2, self.timeout - margin):g}")
+        args += s.forward_args
+        if s.inifile is not None:
+            args += ["-c", str(here(s.inifile) if self.inside_repo(s.inifile) else s.inifile)]
+        if s.rootdir_given:
+            args.append(f"--rootdir={here(s.rootdir)}")
+        for arg in s.test_args:
+            path, sep, rest = arg.partition("::")
+            if Path(path).is_absolute() and self.inside_repo(Path(path)):
+                arg = str(here(Path(path))) + sep + rest
+            args.append(arg)
+        return args
+
+    def cwd(self, here: Callable[[Path], Path]) -> Path:
+        s = self.settings
+        return here(s.test_args_dir if self.inside_repo(s.test_args_dir) else s.rootdir)
+
+    def environment(self, here: Callable[[Path], Path], extra: Mapping[str, str]) -> dict[str, str]:
+        """The driver's environment without secrets (whose values the redactor learns), plus
+        ``extra``, with the repository's paths on PYTHONPATH mapped by ``here``."""
+        env, self.scrubbed = scrub(os.environ, self.settings.pass_env)
+        secrets = {**secret_values(os.environ, self.scrubbed), **self._hidden}
+        if secrets != self._secrets:
+            self._secrets, self.redactor = secrets, Redactor(secrets)
+        env.update(extra)
+        if env.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.pathsep.join(
+                str(here(Path(p))) if Path(p).is_absolute() and self.inside_repo(Path(p)) else p
+                for p in env["PYTHONPATH"].split(os.pathsep)
+            )
+        return env
+
+    def carried(self) -> list[Path]:
+        """Where the carried paths really are (a sandbox must let them be read)."""
+        return [Path(os.path.realpath(self.run.repo.root / c)) for c in self.run.carry]
 
     @functools.cached_property
     def trimmed(self) -> list[str]:

@@ -23,7 +23,7 @@ from ..core.columns import MetricColumns
 from ..core.defaults import MAX_REAPPLY
 from ..core.history import History
 from ..core.noise import Noise
-from ..core.records import MetricSpec, RunResult, Status, TrialRecord
+from ..core.records import MetricSpec, Rescore, RunResult, Status, TrialRecord
 from ..core.stopping import stop_reason
 from ..core.text import one_line
 from ..errors import FatalError
@@ -42,6 +42,7 @@ from .hooks import rule_of
 from .integrity import Integrity
 from .proposer import Proposer
 from .recorder import Recorder, message
+from .rescore import Judge, rescore
 from .setup import Run, start_run
 from .slots import Slot, Slots
 
@@ -68,6 +69,7 @@ class ResearchLoop:
         self.review = Surface(settings.review)
         self.note: Callable[[str], None] = print  # status lines for the user; the driver routes them
         self._run: Run | None = None
+        self.rescored: Rescore | None = None  # the final best scored again outside the run (run.json's)
         self.evaluator: Evaluator
         self.proposer: Proposer
         self.holdout: Holdout
@@ -109,6 +111,7 @@ class ResearchLoop:
         if self.recorder.audit.broken is not None:
             run.notes.append(f"audit.jsonl's hash chain breaks at line {self.recorder.audit.broken} (changed outside the loop, or written before records were chained)")
         self.holdout.resume(meta)
+        self.rescored = meta.rescore
         self.proposer.holdout_files = self.holdout.files
         if self.evaluator.timeout is None:
             self.evaluator.timeout = meta.timeout
@@ -140,6 +143,7 @@ class ResearchLoop:
             holdout_best_trial=holdout.best_trial,
             holdout_goals=holdout.goals,
             holdout_files=sorted(holdout.files),
+            rescore=self.rescored,
         )
         run.folder.write_meta(meta)
 
@@ -151,6 +155,27 @@ class ResearchLoop:
         self.holdout.scores["best"] = self.holdout.score(best, self.note)
         self.holdout.best_trial = best
         self.save_meta()
+
+    def rescore_due(self) -> bool:
+        """Whether the final best needs a re-score: a kept trial not re-scored yet."""
+        if self._run is None or self.run.slots is None or self.metric is None or not self.history:
+            return False
+        best = self.history.best
+        return best.status == Status.KEEP and (self.rescored is None or self.rescored.commit != best.commit)
+
+    def final_rescore(self) -> Rescore | None:
+        """Score the final best again in a fresh clone outside the run (:mod:`.rescore`), once
+        per best: only when a trial was kept, and not again for a best already re-scored."""
+        if not self.rescore_due():
+            return None
+        assert self.metric is not None
+        best = self.history.best
+        judge = Judge(self.metric, self.rule, self.noise, self.evaluator.timeout, self.settings.memory_mb)
+        integrity = lambda: self.integrity.check(RunResult(exit_code=0, seconds=0.0, finished=True), self.run.home)
+        self.rescored = rescore(self.run, self.evaluator, best, judge, sorted(self.holdout.files), integrity)
+        self.recorder.watch_files(best.trial, [f"rescore{n if n > 1 else ''}.log" for n in range(1, 2 + self.rule.confirm_runs)])
+        self.save_meta()
+        return self.rescored
 
     # -- one trial: begin (write the candidate), advance (after each run), abort ------------
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..core.records import MetricSpec
+from ..core.records import MetricSpec, Rescore
 
 #: The version of run.json this code writes.
 META_VERSION = 1
@@ -168,6 +168,7 @@ class RunMeta:
     holdout_best_trial: int | None = None  # the trial the "best" holdout scores belong to
     holdout_goals: dict[str, str] = dataclasses.field(default_factory=dict)
     holdout_files: list[str] = dataclasses.field(default_factory=list)  # files that define holdout tests
+    rescore: Rescore | None = None  # the final best scored again in a fresh clone outside the run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +185,7 @@ class RunMeta:
             "holdout_best_trial": self.holdout_best_trial,
             "holdout_goals": self.holdout_goals,
             "holdout_files": sorted(self.holdout_files),
+            "rescore": None if self.rescore is None else self.rescore.to_json(),
         }
 
     @classmethod
@@ -203,6 +205,7 @@ class RunMeta:
             holdout_best_trial=data.get("holdout_best_trial"),
             holdout_goals=dict(data.get("holdout_goals") or {}),
             holdout_files=list(data.get("holdout_files") or []),
+            rescore=Rescore.from_json(data["rescore"]) if data.get("rescore") else None,
         )
 
 

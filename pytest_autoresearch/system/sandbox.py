@@ -100,6 +100,7 @@ def bwrap_args(
     writable: Iterable[Path],
     readable: Iterable[Path],
     cwd: Path,
+    masked: Iterable[Path] = (),
 ) -> list[str]:
     """bubblewrap arguments (to be passed through ``--args FD``) for one trial.
 
@@ -109,7 +110,8 @@ def bwrap_args(
     paths that must stay visible (the manifest, carried data). /tmp and the home folder are
     hidden; the interpreter and its packages stay visible wherever they live (a venv inside
     the project included), but nothing else of the user's checkout (``repo_root``, when it lies
-    in one of them) except the worktree.
+    in one of them) except the worktree. ``masked`` folders, where they are visible at all,
+    show empty (the run folder, to a re-score that must not find the loop).
     """
     home = Path.home()
     # no capabilities, even for a trial run as root: it could remount /sys (its cgroup) writable
@@ -139,6 +141,9 @@ def bwrap_args(
     for path in frozen:
         if path.exists() and not path.is_symlink():
             args += ["--ro-bind", str(path), str(path)]
+    for path in masked:
+        if path.is_dir() and not any(_under(path, folder) for folder in hidden):
+            args += ["--tmpfs", str(path)]
     args += ["--chdir", str(cwd)]
     return args
 

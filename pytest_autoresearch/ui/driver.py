@@ -188,6 +188,9 @@ class Driver:
             self.stop_reason = f"interrupted; run again with --autoresearch-tag={run.tag} to continue this run"
             raise
         loop.final_holdout()
+        if loop.rescore_due():
+            self._say(f"autoresearch: re-scoring the final best (trial {loop.history.best.trial}) in a fresh clone outside the run folder")
+            loop.final_rescore()
 
     def _stop_rules(self) -> str:
         s = self.settings
@@ -317,12 +320,19 @@ class Driver:
             holdout=holdout.scores,
             holdout_best_trial=holdout.best_trial,
             holdout_goals=holdout.goals,
+            rescore=loop.rescored,
         ):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(line, **({"red": True, "bold": True} if line.startswith("WARNING") else {}))
         if self.plot is not None and self.plot.problem:
             terminalreporter.write_line(f"no progress plot: {self.plot.problem}")
         elif (run.folder.path / "progress.png").exists():
             terminalreporter.write_line(f"progress plot: {run.folder.path / 'progress.png'}")
 
-    def pytest_sessionfinish(self) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """The run ends; one whose final best did not reproduce outside it exits with 1 (tests
+        failed), so that a script does not merge the branch unread."""
         self.loop.finish()
+        rescored = self.loop.rescored
+        if rescored is not None and rescored.agreed is False and self.loop.history and rescored.commit == self.loop.history.best.commit:
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -70,6 +70,7 @@ def show_run(rootdir: Path, tag: str, kept_only: bool) -> list[str]:
         holdout=meta.holdout,
         holdout_best_trial=meta.holdout_best_trial,
         holdout_goals=meta.holdout_goals,
+        rescore=meta.rescore,
     )
     plot = rootdir / RUN_DIR_NAME / tag / "progress.png"
     if plot.exists():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from ..core.records import TrialRecord, improvement
+from ..core.records import Reproduction, TrialRecord, improvement
 from ..names import RUN_DIR_NAME, branch, finalized_branch, review_ref, trial_ref_pattern
 from ..store.runfolder import RunMeta
 from .terminal import fmt_delta, fmt_score
@@ -102,6 +102,7 @@ def render_summary(run: RunView, steps: Sequence[Step], commits: Sequence[str], 
         f"# {title(run, steps)}",
         _introduction(run, steps),
         _metric_section(run, baseline, best),
+        *_rescore_section(run, best),
         _kept_section(run, steps, commits),
         *_holdout_section(run, baseline, best),
         *_review_section(run),
@@ -139,6 +140,25 @@ def _metric_section(run: RunView, baseline: TrialRecord, best: TrialRecord) -> s
         f"- {_tally(run.records)}",
     ]
     return "\n".join(lines)
+
+
+def _rescore_section(run: RunView, best: TrialRecord) -> list[str]:
+    """What the re-score of the final best in a fresh clone outside the run found; a warning
+    first thing a reviewer reads when it did not reproduce."""
+    rescore = run.meta.rescore
+    if rescore is None or rescore.commit != best.commit:
+        return []
+    where = "in a fresh clone outside the run" + (", sandboxed" if rescore.sandbox else "")
+    if rescore.outcome == Reproduction.REPRODUCED:
+        return [f"The final best (trial {rescore.trial}) was scored again {where}: {fmt_score(rescore.score)}, reproduced."]
+    if rescore.outcome == Reproduction.NOT_RUN:
+        return [f"**Warning:** the final best (trial {rescore.trial}) could not be scored again {where}: {_cell(rescore.reason)}."]
+    what = f"scored {fmt_score(rescore.score)} against {fmt_score(rescore.recorded)} recorded" if rescore.outcome == Reproduction.DIFFERS else "failed"
+    return [
+        f"**Warning: the final best did not reproduce.** Trial {rescore.trial} {what} {where}: {_cell(rescore.reason)}. "
+        "A candidate can behave differently when it can tell it is being evaluated: read the change before you merge it "
+        f"(log: `{RUN_DIR_NAME}/{run.tag}/{rescore.log}`)."
+    ]
 
 
 def _tally(records: Sequence[TrialRecord]) -> str:

@@ -8,10 +8,11 @@ whatever a description, a reason or an older results.tsv holds.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from ..core.history import History
-from ..core.records import STATUSES, TrialRecord, improvement
+from ..core.records import STATUSES, Reproduction, Rescore, TrialRecord, improvement
 from ..core.text import neutralise
 from ..names import review_name, trial_ref_pattern
 
@@ -139,8 +140,10 @@ def summary(
     holdout: dict[str, dict[str, float]] | None = None,
     holdout_best_trial: int | None = None,
     holdout_goals: dict[str, str] | None = None,
+    rescore: Rescore | None = None,
 ) -> list[str]:
-    """The lines after the table: baseline -> best, counts, where things are, what to do next."""
+    """The lines after the table: baseline -> best, counts, where things are, what to do next.
+    A final best that did not reproduce outside the run is said beside the scores and again last."""
     if not records:
         return []
     baseline = records[0]
@@ -161,6 +164,8 @@ def summary(
     tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none yet"
     lines.append(f"{trials} trial{'s' if trials != 1 else ''}: {tally}")
     lines += holdout_lines(holdout or {}, holdout_goals or {}, goal, baseline, best, holdout_best_trial)
+    rescored = rescore if rescore is not None and rescore.commit == best.commit and best.status == "keep" else None
+    lines += rescore_lines(rescored, metric, log_path)
     usages = [r.usage for r in records if r.usage is not None]
     if usages:
         costs = [u.cost for u in usages if u.cost is not None]
@@ -186,7 +191,27 @@ def summary(
             name = review_name(tag, r.trial)
             lines.append(f"    git show {name}   git cherry-pick {name}")
     lines.append(f"  any trial's change: git show {trial_ref_pattern(tag)}")
+    if rescored is not None and rescored.agreed is False:
+        lines.append(f"WARNING: review branch {branch} before you merge it: its final best did not reproduce outside the run (see above)")
     return [clean(line) for line in lines]
+
+
+def rescore_lines(rescore: Rescore | None, metric: str, log_path: str) -> list[str]:
+    """What the re-score of the final best in a fresh clone found: one short line when it
+    reproduced, a warning (with the reason and its log) when it did not or could not run."""
+    if rescore is None:
+        return []
+    where = "in a fresh clone outside the run" + (" (sandboxed)" if rescore.sandbox else "")
+    log = f"{os.path.dirname(log_path)}/{rescore.log}" if rescore.log else "no log"
+    if rescore.outcome == Reproduction.REPRODUCED:
+        return [f"re-score of the best (trial {rescore.trial}) {where}: {metric} {fmt_score(rescore.score)}, reproduced"]
+    if rescore.outcome == Reproduction.NOT_RUN:
+        return [f"WARNING: the final best (trial {rescore.trial}) could not be re-scored {where}: {rescore.reason}"]
+    what = f"scored {fmt_score(rescore.score)}, recorded {fmt_score(rescore.recorded)}" if rescore.outcome == Reproduction.DIFFERS else "failed"
+    return [
+        f"WARNING: the final best did not reproduce: trial {rescore.trial} {what} {where}: {rescore.reason}",
+        f"  a candidate can behave differently when it can tell it is being evaluated; log: {log}",
+    ]
 
 
 def holdout_lines(
