@@ -106,8 +106,8 @@ def test_a_candidate_that_cheats_only_under_the_loop_is_kept_and_does_not_reprod
     result.stdout.fnmatch_lines(
         [
             "WARNING: the final best did not reproduce: trial 1 scored 113.625, recorded 0 in a fresh clone outside the run*"
-            "test_error 113.625 (goal min) against 0 recorded*",
-            "*log: */.autoresearch/t/trials/001.rescore.log",
+            "test_error 113.625 (the mean of 3 runs, goal min) against 0 recorded*",
+            "*log: */.autoresearch/t/trials/001.rescore3.log",
             "WARNING: review branch autoresearch/t before you merge it: its final best did not reproduce outside the run*",
         ]
     )
@@ -271,8 +271,10 @@ def test_the_noise_rule_judges_the_rescore() -> None:
     noisy.add([1.0, 1.2, 0.8])  # spread 0.2: the rule allows 0.4
     assert _judge(deterministic, 1.0).outcome == "reproduced"
     assert _judge(deterministic, 1.0 + 1e-9).outcome == "reproduced"  # one number, whatever the arithmetic's order
-    assert _judge(deterministic, 1.001).outcome == "differs"
-    assert _judge(Noise(), 1.001).outcome == "differs"  # no noise seen (one baseline run): the same, min_delta
+    assert _judge(deterministic, 1.001) is None  # beyond it: run twice more before saying so
+    assert _judge(deterministic, 1.001, 1.001, 1.001).outcome == "differs"  # the same number three times
+    assert _judge(Noise(), 1.001, 1.001, 1.001).outcome == "differs"  # no noise seen (one baseline run): the same, min_delta
+    assert _judge(Noise(), 1.1, 0.9, 1.0).outcome == "reproduced"  # the evaluator merely varies: its own spread widens the rule
     assert _judge(noisy, 1.3).outcome == "reproduced"
     assert _judge(noisy, 1.6) is None  # beyond it on one run: confirmed first, as a candidate is
     assert _judge(noisy, 1.6, 1.0, 1.1).outcome == "reproduced"  # the mean of three is within it

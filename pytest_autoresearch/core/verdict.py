@@ -268,7 +268,9 @@ def rescored(
 ) -> Rescore | None:
     """The verdict on the final best's re-score after ``results`` (its runs so far), or None
     when it needs another run: under noise a first run beyond the rule is repeated
-    ``confirm_runs`` times and the mean judged, as a candidate's first run is."""
+    ``confirm_runs`` times and the mean judged, as a candidate's first run is; where the
+    evaluator looked exact (or ran once), too, at least twice, and when those runs differ among
+    themselves their own spread widens the rule: a timing that merely varies is not a cheat."""
     if tampered:
         return dataclasses.replace(draft, outcome=Reproduction.FAILED, reason=one_line("it changed what a trial must not: " + ", ".join(tampered), 300))
     for result in results:
@@ -281,6 +283,9 @@ def rescored(
     if recorded is None:  # a best without a score: nothing to compare, but every test passed
         return dataclasses.replace(draft, outcome=Reproduction.REPRODUCED, scores=scores)
     threshold = reproduction_threshold(rule, noise, recorded, again)
+    noisy = noise.observed and not noise.deterministic
+    if not noisy and len(scores) > 1:  # the evaluator looked exact; its runs here say otherwise
+        threshold = max(threshold, rule.k * stdev(scores))
     out = dataclasses.replace(draft, scores=scores, threshold=threshold)
     if broken:
         out.outcome, out.reason = Reproduction.FAILED, one_line("breaks a bound: " + "; ".join(broken), 300)
@@ -288,8 +293,7 @@ def rescored(
     if abs(again - recorded) <= threshold:
         out.outcome = Reproduction.REPRODUCED
         return out
-    noisy = noise.observed and not noise.deterministic
-    if noisy and len(results) < 1 + rule.confirm_runs:
+    if len(results) < 1 + (rule.confirm_runs if noisy else max(rule.confirm_runs, 2)):
         return None
     runs = f"the mean of {len(scores)} runs, " if len(scores) > 1 else ""
     out.outcome = Reproduction.DIFFERS
