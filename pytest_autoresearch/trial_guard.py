@@ -26,12 +26,13 @@ with a result but without it cut the channel.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import json
 import os
 import re
 import sys
 import sysconfig
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 #: What the trial's reports are written with, taken before any candidate code runs.
@@ -54,6 +55,8 @@ _PROCS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spaw
 _PATHS = {"open", "os.listdir", "os.scandir", "os.symlink"}
 WATCHED = frozenset(_WALKS | _FRAMES | _CTYPES | _BUILT | _PROCS | _PATHS | {"object.__setattr__", "object.__getattr__", "compile"})
 
+_ATTRS = frozenset({"object.__getattr__", "object.__setattr__"})
+_OWN = frozenset(os.path.join(os.path.dirname(__file__), name) for name in ("trial_state.py", "trial_plugin.py", "trial_guard.py"))
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
 _HARNESS_ATTRS = frozenset({"__code__", "__globals__", "__defaults__", "__kwdefaults__", "__closure__", "__dict__", "__class__", "__bases__"})
 _HARNESS = ("pytest_autoresearch", "_pytest", "pytest", "pluggy")
@@ -225,6 +228,8 @@ class Watch:
 
     def seen(self, event: str, args: tuple[Any, ...]) -> None:
         try:
+            if event in _ATTRS and _getframe(2).f_code.co_filename in _OWN:
+                return  # the trial's own checks reading the harness's code objects
             what = self._suspect(event, args)
             if what is not None:
                 where = self.attribution.culprit(_getframe(2))
@@ -337,6 +342,17 @@ class Watch:
                 data = data[raw_write(self.fd, data):]
         except OSError:
             self.lost = True
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """This thread's events go unseen: for the trial's snapshot of the harness, taken before
+        the session collects (and imports) anything, which reads thousands of code objects."""
+        me = _get_ident()
+        self.busy.add(me)
+        try:
+            yield
+        finally:
+            self.busy.discard(me)
 
     def close(self) -> None:
         """The session ended: the closing line (the driver takes its absence as a cut channel)."""

@@ -24,6 +24,7 @@ audit hook (:mod:`.trial_guard`), whose alarms reach the driver as they happen.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -130,8 +131,9 @@ class TrialReporter:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # every plugin is configured now, and no test module (nor the candidate code it imports) has run
-        self.state = HarnessState()
-        self.state.watch_plugins(self.config.pluginmanager)
+        with self.watch.paused() if self.watch is not None else contextlib.nullcontext():
+            self.state = HarnessState()
+            self.state.watch_plugins(self.config.pluginmanager)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:

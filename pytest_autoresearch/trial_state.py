@@ -6,7 +6,7 @@ they find is reported in the trial's ``tampered`` list (the verdict makes it ``t
 
 - the harness's modules (this package's, pytest's, pluggy's) and the modules the result is
   written with (``json``, ``json.encoder``, ``os``, ``builtins``): every name bound in them or in
-  their classes, and every function's code object, defaults and globals, by identity (a
+  their classes, and every function's code object and defaults, by identity (a
   ``__code__`` swapped into ``Fitness.__call__`` keeps the function but not its code);
 - their ``sys.modules`` entries (a module swapped for a lookalike);
 - the plugins registered on the session's plugin manager and the hook implementations it calls
@@ -48,8 +48,10 @@ def _harness_modules() -> list[types.ModuleType]:
     return out
 
 
-def _function_state(fn: types.FunctionType) -> tuple[object, ...]:
-    return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, fn.__globals__, fn.__closure__)
+def _function_state(fn: types.FunctionType, defaults: bool = True) -> tuple[object, ...]:
+    # __globals__ and __closure__ cannot be rebound; each read here is an audit event, so the
+    # defaults are read again only where there were some
+    return (fn.__code__, fn.__defaults__, fn.__kwdefaults__) if defaults else (fn.__code__,)
 
 
 class Snapshot:
@@ -93,9 +95,9 @@ class Snapshot:
             found += [f"{where}.{k}" for k, v in attrs.items() if current.get(k, _MISSING) is not v and (_code_like(v) or _code_like(current.get(k)))]
             found += [f"{where}.{k} (added)" for k in current.keys() - attrs.keys() if _code_like(current[k])]
         for where, fn, state in self.functions:
-            now = _function_state(fn)
+            now = _function_state(fn, state[1] is not None or state[2] is not None)
             if any(a is not b for a, b in zip(now, state)):
-                found.append(f"{where} (its code, defaults or globals)")
+                found.append(f"{where} (its code or defaults)")
         return found
 
 
