@@ -2,9 +2,10 @@
 
 The engine starts each trial as ``python -m pytest``
 (:func:`pytest_autoresearch.engine.trial_process.run`) with ``PYTEST_AUTORESEARCH_TRIAL`` set to
-"SPEC_FD,RESULT_FD": two inherited file descriptors, one of an unlinked file that holds the
+"SPEC_FD,RESULT_FD,ALARM_FD": inherited file descriptors, one of an unlinked file that holds the
 JSON spec (a one-time nonce, the frozen-file manifest, the user's copies of the surface files,
-whether only holdout tests run), one the write end of the result pipe. The plugin's entry
+whether only holdout tests run, the trial's worktree and run folder), one the write end of the
+result pipe, one the write end of the alarm pipe (:mod:`.trial_guard`). The plugin's entry
 point, :mod:`pytest_autoresearch.plugin`, takes the value out of the environment when it is
 imported and calls :func:`receive`, before any conftest or test module (or the candidate code
 they import) runs, so candidate code finds neither the spec nor the nonce that makes a result
@@ -15,12 +16,15 @@ has no score. Outputs are never grepped.
 It also orders the run for fast failure (ordinary tests first, fitness tests, which are
 usually the expensive ones, last), leaves ``holdout=True`` fitness tests out (or, for a holdout
 evaluation, runs only them), verifies the frozen files, checks that nobody replaced the
-plugin's own score recording at run time, and checks that the surface modules were imported
-from the trial's worktree rather than from the user's checkout.
+plugin's own score recording or changed the harness's state at run time (:mod:`.trial_state`),
+and checks that the surface modules were imported from the trial's worktree rather than from
+the user's checkout. What the candidate's code reaches for is watched from the start by an
+audit hook (:mod:`.trial_guard`), whose alarms reach the driver as they happen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -35,6 +39,8 @@ import pytest
 from . import fitness as fitness_module
 from .fitness import FitnessUsageError, fitness_spec, read_properties
 from .system.manifest import Manifest
+from .trial_guard import Watch, encode_json, install, raw_write
+from .trial_state import HarnessState, odd_properties
 
 FAILURE_LIMIT = 4000
 TIMEOUT_MARK = "from pytest-timeout"
@@ -45,13 +51,22 @@ def _tail(text: str, limit: int = FAILURE_LIMIT) -> str:
 
 
 def receive(value: str) -> dict[str, Any]:
-    """Read the trial's spec from the unlinked file the driver passed (and close it), and take
-    the result pipe: ``value`` is "SPEC_FD,RESULT_FD" from the environment."""
-    spec_fd, result_fd = (int(part) for part in value.split(","))
+    """Read the trial's spec from the unlinked file the driver passed (and close it), take the
+    result and alarm pipes, and start watching what candidate code reaches for (the audit hook
+    goes in now, before any conftest or candidate code): ``value`` is "SPEC_FD,RESULT_FD[,ALARM_FD]"
+    from the environment."""
+    spec_fd, result_fd, *alarm = (int(part) for part in value.split(","))
     with os.fdopen(spec_fd, "rb") as f:
         spec = json.loads(f.read())
-    os.set_inheritable(result_fd, False)  # the trial's own subprocesses do not get it
+    for fd in (result_fd, *alarm):
+        os.set_inheritable(fd, False)  # the trial's own subprocesses do not get them
     spec["result_fd"] = result_fd
+    spec["alarm_fd"] = alarm[0] if alarm else None
+    manifest = Manifest.load(Path(spec["manifest"])) if spec.get("manifest") else None
+    spec["manifest_loaded"] = manifest
+    if not spec.get("worktree") and manifest is not None:
+        spec["worktree"] = str(manifest.root)
+    spec["watch"] = install(spec, manifest.blobs if manifest is not None else ())
     return spec
 
 
@@ -99,14 +114,32 @@ class TrialReporter:
         self.result_fd: int = spec["result_fd"]
         self.nonce = str(spec.get("nonce", ""))
         self.shadow = {os.path.realpath(p) for p in spec.get("shadow", ())}
-        self.manifest = Manifest.load(Path(spec["manifest"])) if spec.get("manifest") else None
+        self.manifest: Manifest | None = spec.get("manifest_loaded")
+        if self.manifest is None and spec.get("manifest"):
+            self.manifest = Manifest.load(Path(spec["manifest"]))
         if self.manifest is not None:
             fitness_module.frozen_check = self.manifest.changed
+        self.watch: Watch | None = spec.get("watch")
+        self.odd: dict[str, list[str]] = {}
         self.fitness: dict[str, dict[str, Any]] = {}
         self.tests: dict[str, dict[str, Any]] = {}
         self.holdout: list[str] = []
         self.holdout_only = bool(spec.get("holdout_only"))
         self.recorders = _recorders()
+        self.state: HarnessState | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # every plugin is configured now, and no test module (nor the candidate code it imports) has run
+        with self.watch.paused() if self.watch is not None else contextlib.nullcontext():
+            self.state = HarnessState()
+            self.state.watch_plugins(self.config.pluginmanager)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        if odd := odd_properties(item.user_properties):
+            self.odd.setdefault(item.nodeid, odd)
+        return (yield)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None, None, None]:
@@ -155,6 +188,8 @@ class TrialReporter:
         elif report.skipped and report.when in ("setup", "call") and entry["outcome"] == "passed":
             entry["outcome"] = "skipped"
         if report.when == "teardown":
+            if odd := odd_properties(report.user_properties):
+                self.odd.setdefault(report.nodeid, odd)
             recorded = read_properties(report.user_properties)
             if report.nodeid in self.fitness or recorded.goal is not None:
                 fit = self.fitness.setdefault(
@@ -181,10 +216,15 @@ class TrialReporter:
         found = self.manifest.changed() if self.manifest is not None else []
         if _recorders() != self.recorders:
             found.append("<the plugin's score recording was replaced at run time>")
+        found += [f"<{nodeid}: {why}>" for nodeid, odd in self.odd.items() for why in odd]
+        candidate = self.watch.attribution.is_candidate if self.watch is not None else (lambda filename: False)
+        if self.state is not None:
+            found += self.state.tampered(self.config.pluginmanager, candidate)
         return found
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        tampered = self._tampered()  # first: it puts back what the writing below uses
         result = {
             "version": 1,
             "nonce": self.nonce,
@@ -192,10 +232,13 @@ class TrialReporter:
             "fitness": self.fitness,
             "tests": self.tests,
             "shadowed": self._shadowed(),
-            "tampered": self._tampered(),
+            "tampered": tampered,
             "holdout": self.holdout,
+            "alarms": list(self.watch.alarms) if self.watch is not None else [],
         }
-        view = memoryview(json.dumps(result).encode())
+        if self.watch is not None:
+            self.watch.close()
+        view = memoryview(encode_json(result).encode())
         while view:
-            view = view[os.write(self.result_fd, view) :]
+            view = view[raw_write(self.result_fd, view) :]
         os.close(self.result_fd)

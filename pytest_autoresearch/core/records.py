@@ -88,6 +88,39 @@ class TestResult:
     failure: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class Alarm:
+    """What a trial's candidate code reached for, seen at run time by the trial's audit hook
+    (:mod:`pytest_autoresearch.trial_guard`): the audit event, what it meant, and where."""
+
+    event: str  # "gc.get_objects", "open", ...
+    what: str  # "called gc.get_objects", "opened /proc/self/mem"
+    file: str  # relative to the trial's worktree when inside it
+    line: int
+    text: str = ""  # the line of code, as the trial read it
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What the baseline's run must also have raised for this not to be the candidate's doing:
+        the same event from the same line of code (line numbers move with any edit above)."""
+        return (self.event, self.file, self.text)
+
+    def describe(self) -> str:
+        return f"trial code {self.what} at {self.file}:{self.line}"
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Alarm | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(str(data["event"]), str(data["what"]), str(data["file"]), int(data["line"]), str(data.get("text", "")))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 @dataclasses.dataclass
 class RunResult:
     """What one ``python -m pytest`` trial subprocess produced.
@@ -106,6 +139,7 @@ class RunResult:
     shadowed: list[str] = dataclasses.field(default_factory=list)
     tampered: list[str] = dataclasses.field(default_factory=list)  # frozen files the trial changed
     holdout: list[str] = dataclasses.field(default_factory=list)  # holdout tests the trial left out
+    alarms: list[Alarm] = dataclasses.field(default_factory=list)  # what its candidate code reached for
     output_tail: str = ""
     log_path: Path | None = None
 

@@ -22,12 +22,12 @@ Pure functions over records: the loop and ``bench/noise.py`` decide with the sam
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from .bounds import broken_bound
 from .columns import MetricColumns
 from .noise import Noise, NoiseRule, mean, stdev
-from .records import MetricSpec, Rescore, Reproduction, RunResult, Status, TrialRecord, Usage, improvement
+from .records import Alarm, MetricSpec, Rescore, Reproduction, RunResult, Status, TrialRecord, Usage, improvement
 from .text import crash_line, one_line
 
 
@@ -233,17 +233,33 @@ def reapplied(record: TrialRecord, bests: Sequence[int]) -> None:
         record.reason = one_line(f"{record.reason}; re-applied on trial {', '.join(map(str, bests))}, kept while it ran", 300)
 
 
-def parked(record: TrialRecord, review_paths: Sequence[str], reaches: Sequence[str] = ()) -> None:
+def new_alarms(results: Sequence[RunResult], known: Collection[tuple[str, str, str]]) -> list[Alarm]:
+    """The alarms of a candidate's runs that are its own doing: those the baseline's runs did
+    not raise too (the same event from the same line of code is the user's original code)."""
+    found: dict[tuple[str, str, str], Alarm] = {}
+    for result in results:
+        for alarm in result.alarms:
+            if alarm.key not in known:
+                found.setdefault(alarm.key, alarm)
+    return list(found.values())
+
+
+def parked(record: TrialRecord, review_paths: Sequence[str], reaches: Sequence[str] = (), alarms: Sequence[Alarm] = ()) -> None:
     """A keep that touches files a person reviews, or whose code reaches for what a fair
-    candidate does not (:mod:`pytest_autoresearch.proposals.reach`), waits for a person instead
-    of moving the branch."""
-    if record.status != Status.KEEP or not (review_paths or reaches):
+    candidate does not (statically in its added lines, :mod:`pytest_autoresearch.proposals.reach`,
+    or at run time, seen by the trial's audit hook: ``alarms``), waits for a person instead of
+    moving the branch. An attempt counts even where it was blocked (by the sandbox, say): the
+    kept commit is code the user will run later without one."""
+    if record.status != Status.KEEP or not (review_paths or reaches or alarms):
         return
     why = []
     if review_paths:
         why.append("touches " + ", ".join(sorted(review_paths)) + " (autoresearch_review)")
     if reaches:
         why.append("its code reaches for " + "; ".join(reaches))
+    if alarms:
+        shown = [alarm.describe() for alarm in alarms[:3]]
+        why.append("; ".join(shown) + (f" (and {len(alarms) - 3} more)" if len(alarms) > 3 else ""))
     record.status = Status.REVIEW
     record.reason = one_line("; ".join(why), 300)
 

@@ -91,6 +91,7 @@ def score(loop: ResearchLoop) -> TrialRecord:
     if len(scores) != len(results):
         raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score on some baseline runs")
     loop.noise.add(scores)
+    loop.known_alarms = {alarm.key for r in results for alarm in r.alarms}
     _noise_note(loop, scores)
     holdout_files = sorted({n.split("::")[0] for n in first.holdout})
     loop.holdout.hide(holdout_files)

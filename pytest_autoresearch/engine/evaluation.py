@@ -93,6 +93,9 @@ class Evaluator:
             memory_mb=s.memory_mb,
             sandbox=sandbox,
             holdout_only=holdout_only,
+            worktree=slot.worktree.path,
+            run_folder=run_.folder.path,
+            candidate=tuple(str(slot.worktree.path / (run_.prefix + p)) for p in run_.surface_files),
         )
 
     def pytest_args(self, here: Callable[[Path], Path]) -> list[str]:
@@ -226,6 +229,9 @@ class Evaluator:
             fit.nodeid, fit.name = one(fit.nodeid), one(fit.name)
         result.tampered = [one(p) for p in result.tampered]
         result.shadowed = [one(p) for p in result.shadowed]
+        result.alarms = [
+            dataclasses.replace(a, event=one(a.event), what=one(a.what), file=one(a.file), text=one(a.text)) for a in result.alarms
+        ]
         if redactor and result.log_path is not None:
             for path in (result.log_path, result.log_path.with_suffix(".result.json")):
                 _redact_file(path, redactor)

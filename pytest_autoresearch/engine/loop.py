@@ -23,7 +23,7 @@ from ..core.columns import MetricColumns
 from ..core.defaults import MAX_REAPPLY
 from ..core.history import History
 from ..core.noise import Noise
-from ..core.records import MetricSpec, Rescore, RunResult, Status, TrialRecord
+from ..core.records import Alarm, MetricSpec, Rescore, RunResult, Status, TrialRecord
 from ..core.stopping import stop_reason
 from ..core.text import one_line
 from ..errors import FatalError
@@ -32,7 +32,7 @@ from ..proposals.proposal import Limits, Proposal, check
 from ..proposals.reach import reached
 from ..proposals.surface import Surface
 from ..settings import Settings
-from ..store.audit import AuditTrail
+from ..store.audit import AuditTrail, read_audit
 from ..store.runfolder import RunMeta
 from . import baseline
 from .candidate import Candidate
@@ -47,6 +47,12 @@ from .setup import Run, start_run
 from .slots import Slot, Slots
 
 __all__ = ["Candidate", "ResearchLoop"]
+
+
+def baseline_alarms(entries: list[dict]) -> set[tuple[str, str, str]]:
+    """What the user's own code reached for at the baselines of a resumed run (audit.jsonl)."""
+    alarms = (Alarm.from_dict(a) for e in entries if e.get("status") == Status.BASELINE for a in e.get("alarms") or ())
+    return {alarm.key for alarm in alarms if alarm is not None}
 
 
 def _lines(text: str | None) -> int:
@@ -64,6 +70,7 @@ class ResearchLoop:
         self.noise = Noise()
         self.rule = rule_of(config)
         self.metric: MetricSpec | None = None  # the primary fitness test, once the baseline stands
+        self.known_alarms: set[tuple[str, str, str]] = set()  # what the baseline's own code reached for
         self.columns = MetricColumns()
         self.limits = Limits(allow_delete=settings.allow_delete, max_file_bytes=int(settings.max_file_kb * 1024))
         self.review = Surface(settings.review)
@@ -112,6 +119,7 @@ class ResearchLoop:
             run.notes.append(f"audit.jsonl's hash chain breaks at line {self.recorder.audit.broken} (changed outside the loop, or written before records were chained)")
         self.holdout.resume(meta)
         self.rescored = meta.rescore
+        self.known_alarms = baseline_alarms(read_audit(self.recorder.audit.path))
         self.proposer.holdout_files = self.holdout.files
         if self.evaluator.timeout is None:
             self.evaluator.timeout = meta.timeout
@@ -240,7 +248,8 @@ class ResearchLoop:
         record.usage = c.proposal.usage
         verdict.reapplied(record, c.reapplied)
         reaches = reached(c.changes, lambda path: self.run.repo.show(c.parent.commit, self.run.prefix + path)) if record.status == Status.KEEP else []
-        verdict.parked(record, [path for path in c.changes if self.review.matches(path)], reaches)
+        alarms = verdict.new_alarms([r.result for r in c.runs], self.known_alarms) if record.status == Status.KEEP else []
+        verdict.parked(record, [path for path in c.changes if self.review.matches(path)], reaches, alarms)
         if record.status == Status.KEEP and c.parent.commit != self.history.best.commit:
             again = self._reapply(c, record)
             if again is not None:

@@ -111,6 +111,7 @@ def evaluate_on_worker(spec: RemoteRun) -> tuple[RunResult, bytes]:
         manifest=manifest_file,
         memory_mb=spec.memory_mb,
         holdout_only=spec.holdout_only,
+        worktree=worktree,
     )
     log_path = home / f"{os.getpid()}-{spec.log_name}"
     result = run(command, spec.timeout, log_path)

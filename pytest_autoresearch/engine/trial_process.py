@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
-from ..core.records import FitnessResult, RunResult, TestResult
+from ..core.records import RunResult
 from ..names import TRIAL_ENV
 from ..system import cgroups
 from ..system.procs import (
@@ -46,6 +46,7 @@ from ..system.procs import (
     start_group,
     wait_unreaped,
 )
+from .trial_channel import ChannelReader, decode_alarms, decode_channel, parse_channel
 
 
 TAIL_BYTES = 8192
@@ -66,6 +67,11 @@ class TrialCommand:
     holdout_only: bool = False  # run the holdout fitness tests and nothing else
     memory_mb: float | None = None
     sandbox: tuple[str, ...] | None = None  # bubblewrap arguments, when the trial runs sandboxed
+    # what the trial's audit hook counts as the candidate's own code: the files of its worktree
+    # that the manifest does not freeze (the surface, files added at run time), and these
+    worktree: Path | None = None
+    run_folder: Path | None = None  # opened by candidate code (outside its worktree): an alarm
+    candidate: tuple[str, ...] = ()
 
 
 def memory_accounting(memory_mb: float) -> str:
@@ -178,68 +184,6 @@ class OutputPump(threading.Thread):
         return b"".join(self.tail)[-TAIL_BYTES:].decode("utf-8", "replace")
 
 
-class ChannelReader(threading.Thread):
-    """Reads what the trial reports through its result pipe (concurrently, so a large report
-    never blocks the trial), up to a limit."""
-
-    def __init__(self, fd: int, limit: int = 64 * 1024 * 1024) -> None:
-        super().__init__(daemon=True, name="autoresearch result channel")
-        self.fd = fd
-        self.limit = limit
-        self.data = bytearray()
-
-    def run(self) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := os.read(self.fd, 65536):
-                if len(self.data) < self.limit:
-                    self.data += chunk
-
-
-def decode_channel(raw: bytes, nonce: str) -> dict | None:
-    """The trial's own report, or None when its session did not finish normally or anything
-    but exactly one report, with this trial's nonce, came through the channel."""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("version") != 1 or data.get("nonce") != nonce:
-        return None
-    return data
-
-
-def parse_channel(data: dict) -> tuple[list[TestResult], list[FitnessResult], list[str]]:
-    tests = [
-        TestResult(
-            nodeid=nodeid,
-            outcome=str(entry.get("outcome", "error")),
-            duration=float(entry.get("duration", 0.0)),
-            timed_out=bool(entry.get("timed_out", False)),
-            failure=str(entry.get("failure", "")),
-        )
-        for nodeid, entry in data.get("tests", {}).items()
-    ]
-    fitness = []
-    ordered = sorted(data.get("fitness", {}).items(), key=lambda kv: kv[1].get("order", 0))
-    for nodeid, entry in ordered:
-        score = entry.get("score")
-        fitness.append(
-            FitnessResult(
-                nodeid=nodeid,
-                name=str(entry.get("name") or nodeid),
-                goal=entry.get("goal") or "min",
-                primary=bool(entry.get("primary", False)),
-                score=float(score) if score is not None else None,
-                metrics={str(k): float(v) for k, v in (entry.get("metrics") or {}).items()},
-                bounds={
-                    str(k): (None if v[0] is None else float(v[0]), None if v[1] is None else float(v[1]))
-                    for k, v in (entry.get("bounds") or {}).items()
-                },
-                artifacts={str(k): str(v) for k, v in (entry.get("artifacts") or {}).items()},
-            )
-        )
-    return tests, fitness, [str(p) for p in data.get("shadowed", [])]
-
-
 def run(
     command: TrialCommand,
     timeout: float | None,
@@ -303,6 +247,9 @@ def _run(
         "shadow": list(command.shadow),
         "manifest": str(command.manifest) if command.manifest else None,
         "holdout_only": command.holdout_only,
+        "worktree": str(command.worktree) if command.worktree else None,
+        "run_folder": str(command.run_folder) if command.run_folder else None,
+        "candidate": list(command.candidate),
     }
     gated = cgroup is not None and LAUNCHER in command.argv
     with contextlib.ExitStack() as stack:
@@ -311,7 +258,9 @@ def _run(
         spec_file.seek(0)
         result_read, result_write = os.pipe()
         stack.callback(os.close, result_write)
-        fds = [spec_file.fileno(), result_write]
+        alarm_read, alarm_write = os.pipe()
+        stack.callback(os.close, alarm_write)
+        fds = [spec_file.fileno(), result_write, alarm_write]
         argv = tuple(command.argv)
         if command.sandbox is not None:
             # bwrap reads its (possibly thousands of) mount arguments from a file descriptor
@@ -321,7 +270,7 @@ def _run(
             fds.append(args_file.fileno())
             argv = ("bwrap", "--args", str(args_file.fileno()), *argv)
         env = dict(command.env)
-        env[TRIAL_ENV] = f"{spec_file.fileno()},{result_write}"
+        env[TRIAL_ENV] = f"{spec_file.fileno()},{result_write},{alarm_write}"
         folder = tmp if tmp is not None else env.get("TMPDIR", "/tmp")  # the sandbox's own /tmp
         env.update(TMPDIR=folder, TMP=folder, TEMP=folder)
         gate = None
@@ -343,6 +292,7 @@ def _run(
             )
         except Stopping:
             os.close(result_read)
+            os.close(alarm_read)
             if gate is not None:
                 gate.close()
             return RunResult(exit_code=None, seconds=0.0, finished=False, output_tail="not started: the run is stopping", log_path=log_path)
@@ -353,6 +303,8 @@ def _run(
     pump.start()
     channel = ChannelReader(result_read)
     channel.start()
+    alarm_channel = ChannelReader(alarm_read, limit=1024 * 1024)
+    alarm_channel.start()
     held_by_cgroup = False
     try:
         held_by_cgroup = cgroup is not None and _admit(proc, cgroup, gate, timeout, notes)
@@ -367,8 +319,10 @@ def _run(
         reap_orphans()
         pump.join(timeout=5)  # a process that escaped the group could hold the pipes open
         channel.join(timeout=5)
+        alarm_channel.join(timeout=5)
         proc.stdout.close()
         os.close(result_read)
+        os.close(alarm_read)
     seconds = time.monotonic() - start
     if cgroup is not None and cgroup.limit is not None and held_by_cgroup:
         peak = cgroup.peak_mb()
@@ -393,6 +347,11 @@ def _run(
         (log_path.with_suffix(".result.json")).write_bytes(bytes(channel.data))
     elif ended == "exited" and channel.data:
         result.tampered = ["<the trial's result channel carried something other than its own report>"]
+    reported = data.get("alarms") if data is not None else None
+    result.alarms, closed = decode_alarms(bytes(alarm_channel.data), nonce, reported if isinstance(reported, list) else [])
+    if data is not None and not closed:
+        result.tampered.append("<the trial's alarm channel was cut before its session ended>")
+    notes += [alarm.describe() + (f": {alarm.text}" if alarm.text else "") for alarm in result.alarms]
     return result
 
 

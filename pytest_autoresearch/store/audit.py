@@ -175,6 +175,7 @@ class AuditTrail:
             "tokens_out": record.usage.completion_tokens if record.usage else None,
             "cost_usd": record.usage.cost if record.usage else None,
             "artifacts": artifacts,
+            "alarms": [alarm.to_dict() for result in results for alarm in result.alarms],  # what its code reached for, seen at run time
             "logs": [str(r.log_path.relative_to(self.folder)) for r in results if r.log_path is not None and r.log_path.is_relative_to(self.folder)],
             "environment": self.env,
             "files": {},  # the trial's own files (logs, results, prompt, answer) by SHA-256: the recorder's
