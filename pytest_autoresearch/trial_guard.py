@@ -205,6 +205,9 @@ class Watch:
         self.sent: set[tuple[str, str, int]] = set()
         self.alarms: list[dict[str, object]] = []
         self.lost = False
+        # the descriptors the trial started with, stdio aside (the result and alarm pipes among
+        # them): the ones a candidate has no business opening; pipes it makes (subprocess) are its own
+        self.inherited = _open_fds() - {0, 1, 2}
 
     # -- the hook -----------------------------------------------------------------------
 
@@ -298,7 +301,7 @@ class Watch:
             return _LINKS
         path = args[0] if args else None
         if isinstance(path, int):
-            return f"opened file descriptor {path}" if event == "open" else None
+            return f"opened file descriptor {path}" if event == "open" and path in self.inherited else None
         text = _path_text(path)
         if text is None:
             return None
@@ -370,6 +373,13 @@ def _line_text(filename: str, line: int) -> str:
     except OSError:
         pass
     return ""
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(name) for name in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set()
 
 
 def install(spec: dict[str, Any], frozen: Iterable[str]) -> Watch:

@@ -145,7 +145,10 @@ REACHING = {
     "/proc/self/mem": ('open("/pro" "c/self/mem", "rb").close()', "opened /proc/self/mem at model.py:"),
     "ctypes": (IMP + '_imp("ctyp" "es").string_at(id(1), 1)', "called ctypes.string_at at model.py:"),
     "git": ('import subprocess\nsubprocess.run(["gi" "t", "--version"], capture_output=True)', "ran git at model.py:"),
-    "an integer fd": ('open(int("1"), "w", closefd=False).flush()', "opened file descriptor 1 at model.py:"),
+    "an integer fd": (
+        'for _fd in range(3, 64):\n    try:\n        open(_fd, "rb", closefd=False)\n    except OSError:\n        pass',
+        "opened file descriptor ",
+    ),
     "a module it wrote": (
         'import tempfile\n_dir = tempfile.mkdtemp()\nwith open(os.path.join(_dir, "helper_mod.py"), "w") as _f:\n'
         '    _f.write("import gc\\nN = len(getattr(gc, \'get_\' \'objects\')())\\n")\nsys.path.insert(0, _dir)\nimport helper_mod',
@@ -238,12 +241,17 @@ try:
 except ValueError:
     _text = traceback.format_exc()
 _census = walker.census()
+import subprocess, tempfile
+_out = subprocess.run(["true"], capture_output=True).stdout  # pipes of its own, opened by descriptor
+with tempfile.TemporaryFile() as _f:
+    _f.write(b"x")
 '''
 
 
 def test_libraries_and_the_standard_library_raise_no_alarm(project: Project) -> None:
     """A frozen library that walks gc and frames and loads C code, the standard library reading
-    frames for its own ends (logging, namedtuple, TypeVar), and tracebacks formatted: kept."""
+    frames for its own ends (logging, namedtuple, TypeVar), tracebacks formatted, a subprocess
+    with its output captured (pipes opened by descriptor) and a temporary file: kept."""
     project.init({**default_files(), "walker.py": LIBRARY})
     result = project.loop(
         project.replay({"description": "steeper, with a census", "files": {"model.py": hostile(prelude=ORDINARY, scale=2.5)}}),
