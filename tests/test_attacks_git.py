@@ -399,6 +399,8 @@ def test_with_two_workers_a_trial_rewrites_every_worktrees_link(project: Project
     assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
     kept = [r for r in rows.values() if r["status"] == "keep"]
     assert all(r["description"].startswith("honest") for r in kept), rows
+    if kept:  # what the attacker left in the home worktree is repaired before the re-score, not blamed on it
+        assert "did not reproduce" not in result.stdout.str(), result.stdout.str()
 
 
 # --- the worktree folder itself replaced ---------------------------------------------------------

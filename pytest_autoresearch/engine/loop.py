@@ -171,6 +171,12 @@ class ResearchLoop:
         best = self.history.best
         return best.status == Status.KEEP and (self.rescored is None or self.rescored.commit != best.commit)
 
+    def settle(self) -> list[str]:
+        """Once every trial is judged: what earlier trials left in worktrees no later check
+        looked at (a link rewritten in another slot), repaired before anything runs again."""
+        nothing = RunResult(exit_code=0, seconds=0.0, finished=True)
+        return sorted({found for slot in self.run.slots.all for found in self.integrity.check(nothing, slot)}) if self.run.slots else []
+
     def final_rescore(self) -> Rescore | None:
         """Score the final best again in a fresh clone outside the run (:mod:`.rescore`), once
         per best: only when a trial was kept, and not again for a best already re-scored."""
@@ -181,7 +187,7 @@ class ResearchLoop:
         judge = Judge(self.metric, self.rule, self.noise, self.evaluator.timeout, self.settings.memory_mb)
         integrity = lambda: self.integrity.check(RunResult(exit_code=0, seconds=0.0, finished=True), self.run.home)
         self.rescored = rescore(self.run, self.evaluator, best, judge, sorted(self.holdout.files), integrity)
-        self.recorder.watch_files(best.trial, [f"rescore{n if n > 1 else ''}.log" for n in range(1, 2 + self.rule.confirm_runs)])
+        self.recorder.watch_files(best.trial, [f"rescore{n if n > 1 else ''}.log" for n in range(1, 2 + max(self.rule.confirm_runs, 2))])
         self.save_meta()
         return self.rescored
 

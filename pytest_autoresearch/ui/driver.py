@@ -189,6 +189,8 @@ class Driver:
             raise
         loop.final_holdout()
         if loop.rescore_due():
+            if left := loop.settle():
+                self._say(f"autoresearch: before the re-score, repaired what earlier trials left: {', '.join(left)}")
             self._say(f"autoresearch: re-scoring the final best (trial {loop.history.best.trial}) in a fresh clone outside the run folder")
             loop.final_rescore()
 
