@@ -200,6 +200,10 @@ class Watch:
         self.fd = fd
         self.attribution = attribution
         self.run_folder = os.path.realpath(run_folder) + os.sep if run_folder else None
+        # where a trial without the sandbox could write what outlives it: your environment, your checkout
+        marker = os.sep + ".autoresearch" + os.sep
+        checkout = self.run_folder.rpartition(marker)[0] + os.sep if self.run_folder and marker in self.run_folder else None
+        self.kept_places = [(p, what) for p, what in [(_real_dir(sys.prefix), "the virtual environment"), *[(_real_dir(d), "the virtual environment") for d in _site_dirs()], (checkout, "your checkout")] if p]
         self.nonce = nonce
         self.busy: set[int] = set()
         self.sent: set[tuple[str, str, int]] = set()
@@ -305,8 +309,14 @@ class Watch:
         text = _path_text(path)
         if text is None:
             return None
-        if event == "open" and text.endswith(".py") and _writes(args):
-            return _WRITES_CODE
+        if event == "open" and _writes(args) and not text.endswith(".pyc"):
+            real = os.path.realpath(text)
+            if self.run_folder is None or not real.startswith(self.run_folder):
+                for place, what in self.kept_places:
+                    if real.startswith(place):
+                        return f"wrote {text} ({what})"
+            if text.endswith(".py"):
+                return _WRITES_CODE
         if "/proc/" not in text and ".git" not in text and ".autoresearch" not in text:
             return None
         if _PROC_SELF.match(text):
@@ -373,6 +383,20 @@ def _line_text(filename: str, line: int) -> str:
     except OSError:
         pass
     return ""
+
+
+def _real_dir(path: str | None) -> str | None:
+    return os.path.realpath(path) + os.sep if path else None
+
+
+def _site_dirs() -> list[str]:
+    """The interpreter's package folders (a venv's and, where enabled, the user's)."""
+    import site
+
+    dirs = list(getattr(site, "getsitepackages", lambda: [])())
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        dirs.append(site.USER_SITE)
+    return dirs
 
 
 def _open_fds() -> set[int]:

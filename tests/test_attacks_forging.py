@@ -155,6 +155,14 @@ REACHING = {
         "called gc.get_objects at ",
     ),
     "the worktree's .git": ('try:\n    open(str(HERE / ".gi" "t"), "rb").close()\nexcept OSError:\n    pass', "opened "),
+    "a write into the venv": (
+        '_p = os.path.join(sys.prefix, "probe-%d.pth" % os.getpid())\ntry:\n    open(_p, "w").close()\n    os.remove(_p)\nexcept OSError:\n    pass',
+        "wrote ",
+    ),
+    "a write into your checkout": (
+        '_p = HERE.parent.parent.parent / "planted.txt"\ntry:\n    open(str(_p), "w").close()\n    _p.unlink()\nexcept OSError:\n    pass',
+        "wrote ",
+    ),
     "a traceback's frame": ('try:\n    raise ValueError\nexcept ValueError as _e:\n    _frame = getattr(_e.__traceback__, "tb_" "frame")', "read tb_frame of traceback at model.py:"),
 }
 
@@ -211,6 +219,10 @@ def test_reaching_at_run_time_is_review(project: Project, attacks: dict[str, tup
         assert "trial code " + why in row["reason"], (name, row["reason"])
         if name == "a module it wrote":  # wherever it wrote it: the module is the candidate's code
             assert "helper_mod.py:2" in row["reason"], row["reason"]
+        if name == "a write into the venv":  # even where the sandbox's read-only mount refused it
+            assert ".pth (the virtual environment) at model.py:" in row["reason"], row["reason"]
+        if name == "a write into your checkout":
+            assert "planted.txt (your checkout) at model.py:" in row["reason"], row["reason"]
     audit = [json.loads(line) for line in (project.path / ".autoresearch" / "t" / "audit.jsonl").read_text().splitlines()]
     assert audit[0]["alarms"] == [] and all(entry["alarms"] for entry in audit[1:])
     assert "[pytest-autoresearch: trial code " in (project.path / ".autoresearch" / "t" / "trials" / "001.log").read_text()
