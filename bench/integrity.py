@@ -4,9 +4,13 @@
 
 Each pair runs the loop on a fresh copy of ``examples/quickstart`` (offline ``mutate`` agent, the
 same seed, so both runs propose the same trials) twice, in alternating order: A with every check,
-B with the checks of the run's refs, ``audit.jsonl`` and trial files switched off
-(``Integrity.check_run_state`` and ``Recorder.seal_files``, set by this script's own plugin in
-B's driver process; nothing in the package reads a switch). The plugin, loaded with ``-p`` into
+B with containment round two's driver-side checks switched off: the run's refs, ``audit.jsonl`` and
+trial files (``Integrity.check_run_state``, ``Recorder.seal_files``), the checks before every
+driver git call (your git config and hooks, the worktrees' links and metadata:
+``RepoGuard.check``, ``WorktreeLinks.check``) and the look at a would-be keep's added lines
+(``reached``), set by this script's own plugin in B's driver process; nothing in the package reads
+a switch. (The trial side's audit hook and snapshot cost the trial's process, not the driver:
+``bench/audit_hook.py``.) The plugin, loaded with ``-p`` into
 the driver only, records the driver's CPU time (``getrusage(RUSAGE_SELF)``, user + system, all its
 threads) each time a trial is logged; a trial's CPU time is the difference from the trial before.
 
@@ -56,14 +60,25 @@ def _timed(function):
 
 
 def pytest_configure(config):
+    if "AUTORESEARCH_BENCH_CHECKS" not in os.environ:  # the re-score of the final best: nothing to measure
+        return
     from pytest_autoresearch.engine.integrity import Integrity
     from pytest_autoresearch.engine.recorder import Recorder
     from pytest_autoresearch.store.runfolder import TrialFiles
 
+    from pytest_autoresearch.engine import loop
+    from pytest_autoresearch.store.gitguard import RepoGuard, WorktreeLinks
+
     if os.environ["AUTORESEARCH_BENCH_CHECKS"] == "off":
         Integrity.check_run_state = False
         Recorder.seal_files = False
+        RepoGuard.check = lambda self: None
+        WorktreeLinks.check = lambda self: None
+        loop.reached = lambda changes, parent: []
     else:
+        RepoGuard.check = _timed(RepoGuard.check)
+        WorktreeLinks.check = _timed(WorktreeLinks.check)
+        loop.reached = _timed(loop.reached)
         Integrity.run_state = staticmethod(_timed(Integrity.run_state))
         TrialFiles.seal = _timed(TrialFiles.seal)
 
@@ -73,6 +88,8 @@ def pytest_autoresearch_trial_logged(config, record):
 
 
 def pytest_unconfigure(config):
+    if "AUTORESEARCH_BENCH_OUT" not in os.environ:
+        return
     with open(os.environ["AUTORESEARCH_BENCH_OUT"], "w") as f:
         json.dump(MARKS, f)
 '''
