@@ -1,13 +1,14 @@
 """Root conftest: our own tests drive pytest itself through pytester, and long tests wait for --slow.
 
 Plain ``pytest`` (no arguments) is the quick check, under five minutes on two cores: it runs on
-every core (pytest-xdist) and leaves out the tests marked ``slow`` and the long end-to-end runs
-listed in :data:`LONG_RUNS`. ``--slow`` runs everything; ``.ci/run`` does.
+every core (pytest-xdist) and leaves out the tests marked ``slow``, the long end-to-end runs
+listed in :data:`LONG_RUNS` and the sandboxed variants of the attack tests. ``--slow`` runs everything; ``.ci/run`` does.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -59,7 +60,20 @@ LONG_RUNS = (
     "tests/test_workers.py::test_a_trial_starts_without_plugins_it_does_not_need",
     "tests/test_workers.py::test_ctrl_c_logs_every_trial_in_flight_and_the_run_resumes",
     "tests/test_workers.py::test_each_worker_gets_its_own_device",
+    "tests/test_loop.py::test_hung_trials_are_killed_with_their_children",
+    "tests/test_workers.py::test_two_workers_keep_what_one_worker_keeps",
+    "tests/test_attacks_memory.py::test_a_fork_bomb",
+    "tests/test_llm_agent.py::test_each_answer_format_is_applied_and_kept",
+    "tests/test_llm_agent.py::test_an_authentication_failure_stops_the_run_cleanly",
+    "tests/test_llm_agent.py::test_tokens_and_cost_are_logged_and_max_cost_ends_the_run",
+    "tests/test_example_buildtime.py::test_plain_pytest_builds_and_shows_the_build_time",
+    "tests/test_containment.py::test_reading_secrets",
+    "tests/test_resume.py::test_a_driver_killed_outright_loses_only_the_trial_in_flight",
 )
+
+#: The attack tests run each attack without and with the sandbox; the quick check runs the first
+#: (the sandbox has its own quick tests in test_sandbox.py), --slow both.
+SANDBOXED = re.compile(r"[\[-]sandbox\]$")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,7 +99,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.nodeid.split("[")[0] in LONG_RUNS:
+        if item.nodeid.split("[")[0] in LONG_RUNS or SANDBOXED.search(item.nodeid):
             item.add_marker(pytest.mark.slow)
     if config.getoption("slow"):
         return
