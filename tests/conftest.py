@@ -29,3 +29,36 @@ def no_leftovers() -> Iterator[str]:
         except OSError:
             pass
     assert not alive, f"processes outlived the run: {alive}"
+
+
+_IMPORT_STATE: dict[str, list[object]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _package_metadata_stays_findable(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that run pytest in this process (pytester's inline runs, ``parseconfig``) find the
+    plugin through ``importlib.metadata``. Should an earlier test leave the process's import
+    state so that no distribution is found any more (seen once in CI, in one worker, after the
+    long runs), put it back as the session started and say which test left it so."""
+    import importlib
+    import importlib.metadata
+    import sys
+    import warnings
+
+    if not _IMPORT_STATE:
+        _IMPORT_STATE.update(path=list(sys.path), meta_path=list(sys.meta_path))
+    yield
+    try:
+        importlib.metadata.version("pluggy")
+        return
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    importlib.invalidate_caches()
+    sys.path[:] = [p for p in sys.path] + [p for p in _IMPORT_STATE["path"] if p not in sys.path]  # type: ignore[misc]
+    sys.meta_path[:] = [f for f in sys.meta_path] + [f for f in _IMPORT_STATE["meta_path"] if f not in sys.meta_path]  # type: ignore[misc]
+    try:
+        importlib.metadata.version("pluggy")
+        how = "repaired"
+    except importlib.metadata.PackageNotFoundError:
+        how = "NOT repaired"
+    warnings.warn(f"{request.node.nodeid} left importlib.metadata finding no distribution ({how}); sys.meta_path={sys.meta_path!r}")
