@@ -38,8 +38,8 @@ _IMPORT_STATE: dict[str, list[object]] = {}
 def _package_metadata_stays_findable(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tests that run pytest in this process (pytester's inline runs, ``parseconfig``) find the
     plugin through ``importlib.metadata``. Should an earlier test leave the process's import
-    state so that no distribution is found any more (seen once in CI, in one worker, after the
-    long runs), put it back as the session started and say which test left it so."""
+    state so that no distribution is found any more (litellm imported while a test runs does,
+    which is why tests/test_llm_agent.py imports it at collection), try to put it back as the session started and say which test left it so."""
     import importlib
     import importlib.metadata
     import sys
