@@ -7,19 +7,27 @@ against it. A new run's log, run.json and branch are created once the baseline s
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
 from ..core import verdict
 from ..core.columns import MetricColumns
 from ..core.defaults import MIN_TIMEOUT, NOISY_BASELINE_RUNS, TIMEOUT_FACTOR
+from ..core.pytest_log import first_error
 from ..core.records import MetricSpec, RunResult, TrialRecord
+from ..core.text import neutralise
 from ..errors import SetupError
-from ..names import branch_ref
 from ..store.gitstate import ZERO
+from .recorder import signals_held
 
 if TYPE_CHECKING:
     from .loop import ResearchLoop
+
+#: How much of a failed baseline's log is searched for its first error.
+LOG_READ_BYTES = 4 * 2**20
+#: Exit codes of a session that finished but broke (pytest.ExitCode), and what they mean.
+BROKEN = {3: "an internal error", 4: "a usage error"}
 
 
 def shadow_message(paths: list[str]) -> str:
@@ -31,26 +39,58 @@ def shadow_message(paths: list[str]) -> str:
     )
 
 
+def _log_note(result: RunResult) -> str:
+    return f" (full log: {result.log_path})" if result.log_path is not None else ""
+
+
+def _first_error(result: RunResult, limit: int = 2000) -> str:
+    """The first error of the run's log with its traceback (:mod:`..core.pytest_log`), else the
+    output's tail: a session that did not finish ends with whatever it was doing, not the cause."""
+    text = ""
+    if result.log_path is not None:
+        with contextlib.suppress(OSError), result.log_path.open("rb") as f:
+            text = f.read(LOG_READ_BYTES).decode("utf-8", errors="replace")
+    found = first_error(text, limit)
+    return neutralise(found) if found is not None else result.failure_text(limit)
+
+
+def _cause(result: RunResult) -> str:
+    """The first error of a run that exited with an error (an INTERNALERROR, a usage error),
+    for the messages whose own words would otherwise hide it."""
+    if result.exit_code in (None, 0, 1):
+        return ""
+    return f"\nthe session ended with exit code {result.exit_code}; its first error:\n" + _first_error(result)
+
+
 def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
     result = loop.evaluator.evaluate(number, attempt)
     what = "the baseline" if attempt == 1 else f"run {attempt} of the baseline"
     if result.shadowed:
         raise SetupError(shadow_message(result.shadowed))
     if result.timed_out:
-        raise SetupError(f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout.\n" + result.failure_text(2000))
+        raise SetupError(
+            f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout{_log_note(result)}.\n" + result.failure_text(2000)
+        )
     if result.memory_exceeded:
-        raise SetupError(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB")
+        raise SetupError(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB{_log_note(result)}")
     if not result.finished:
         raise SetupError(
-            f"{what}'s pytest session did not finish (exit code {result.exit_code}); "
-            f"output (full log in {result.log_path}):\n" + result.failure_text(2000)
+            f"{what}'s pytest session did not finish (exit code {result.exit_code}){_log_note(result)}; its first error:\n"
+            + _first_error(result)
         )
     if result.failed_tests:
-        raise SetupError(f"{what} fails, so nothing could be judged against it; fix the tests first.\n" + result.failure_text(2000))
+        raise SetupError(
+            f"{what} fails, so nothing could be judged against it; fix the tests first{_log_note(result)}.\n" + result.failure_text(2000)
+        )
+    if result.exit_code in BROKEN:
+        raise SetupError(
+            f"{what}'s pytest session ended with {BROKEN[result.exit_code]} (exit code {result.exit_code}){_log_note(result)}; "
+            "its first error:\n" + _first_error(result)
+        )
     if not result.fitness:
         raise SetupError(
             'no fitness test ran: mark a test with @pytest.mark.fitness(goal="min") (or "max") '
-            "and record its score with the fitness fixture, fitness(value)"
+            f"and record its score with the fitness fixture, fitness(value){_log_note(result)}" + _cause(result)
         )
     return result
 
@@ -70,14 +110,23 @@ def _primary_metric(loop: ResearchLoop, first: RunResult) -> MetricSpec:
 
 
 def score(loop: ResearchLoop) -> TrialRecord:
-    """Score the start commit and log it as the run's baseline row."""
+    """Score the start commit and log it as the run's baseline row. A new run whose baseline
+    fails keeps its logs (the message points at them) when its set-up is undone."""
+    try:
+        return _score(loop)
+    except SetupError:
+        loop.run.keep_logs = True
+        raise
+
+
+def _score(loop: ResearchLoop) -> TrialRecord:
     run, number = loop.run, loop.history.next_trial
     started = time.time()
     results = [_one_run(loop, number, 1)]
     first = results[0]
     loop.metric = loop.proposer.metric = metric = _primary_metric(loop, first)
     if verdict.primary_score(metric, first) is None:
-        raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score")
+        raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score{_log_note(first)}" + _cause(first))
     if loop.evaluator.timeout is None:
         loop.evaluator.timeout = max(MIN_TIMEOUT, round(TIMEOUT_FACTOR * first.seconds))
         run.notes.append(f"trial timeout {loop.evaluator.timeout:g}s ({TIMEOUT_FACTOR}x the baseline; set --autoresearch-timeout)")
@@ -102,14 +151,20 @@ def score(loop: ResearchLoop) -> TrialRecord:
                 f"{file} defines holdout tests and other tests: trials run without the file, so its other tests "
                 "gate nothing; move them to a file of their own"
             )
-    if loop.recorder.log is None:
+    new_run = loop.recorder.log is None
+    if new_run:
         _start_log(loop, first)
     record = verdict.baseline(number, run.start_commit, scores, results, loop.columns)
     for reason in verdict.broken_bounds(results):
         run.notes.append(f"the baseline breaks a bound ({reason}): candidates must satisfy it to be kept")
     tree = run.repo.git.rev_parse(f"{run.start_commit}^{{tree}}")
-    loop.recorder.record(record, branch_from=None, results=results, started=started, tree=tree, worker=0, device=run.home.device)
-    run.undo.clear()
+    # the row, the trial ref and a new run's branch at once, and the set-up no longer undone:
+    # a Ctrl-C anywhere before leaves nothing of the run, anywhere after leaves it whole
+    with signals_held():
+        loop.recorder.record(
+            record, branch_from=ZERO if new_run else None, results=results, started=started, tree=tree, worker=0, device=run.home.device
+        )
+        run.stands()
     run.rebaseline = False
     if first.holdout:
         loop.holdout.scores["baseline"] = loop.holdout.score(number, loop.note)
@@ -132,10 +187,9 @@ def _noise_note(loop: ResearchLoop, scores: list[float]) -> None:
 
 
 def _start_log(loop: ResearchLoop, result: RunResult) -> None:
-    """A new run's log, metadata and branch, once its baseline stands."""
+    """A new run's log and metadata, once its baseline passed; the branch comes with its row."""
     run, metric = loop.run, loop.metric
     assert metric is not None
     loop.columns = MetricColumns.of_baseline(metric, result.fitness)
     loop.recorder.open_log(run.folder.results, loop.columns.names, usage=run.agent.reports_usage, resume=False)
     loop.save_meta()
-    run.repo.update_refs((branch_ref(run.tag), run.start_commit, ZERO))

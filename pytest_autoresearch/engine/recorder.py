@@ -34,20 +34,38 @@ from ..store.results_log import ResultsLog
 from ..store.runfolder import TrialFiles
 
 
+_held: list[int] = []  # signals caught while held; the outermost section delivers them
+_depth = 0
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM off while a verdict is written, then deliver them."""
+    """Hold Ctrl-C and SIGTERM off while a verdict is written, then deliver them.
+
+    Sections nest: an inner one (a verdict written as part of a larger step, the baseline's
+    row and the end of set-up) leaves the delivery to the outermost."""
+    global _depth
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if _depth:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+    _held.clear()
+    previous = {sig: signal.signal(sig, lambda signum, frame: _held.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _depth = 1
     try:
         yield
     finally:
+        _depth = 0
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if caught:
+        if _held:
+            _held.clear()
             raise KeyboardInterrupt
 
 

@@ -24,11 +24,12 @@ from ..names import RUN_DIR_NAME, branch, branch_ref, trial_ref
 from ..proposals.surface import Surface, normalize
 from ..settings import Settings
 from ..store.gitguard import RepoGuard
-from ..store.gitstate import GitStateError, Repository
+from ..store.gitstate import ZERO, GitStateError, Repository
 from ..store.results_log import read_records, repair
 from ..store.runfolder import RunFolder, RunLocked, RunMeta
 from ..system.manifest import Manifest
 from ..system.sandbox import bwrap_available
+from .recorder import run_refs, signals_held
 from .slots import Slot, Slots
 
 DEFAULT_PROGRAM = Path(__file__).parent.parent / "agents" / "default_program.md"
@@ -60,6 +61,7 @@ class Run:
     meta: RunMeta | None = None  # run.json of a resumed run
     start_commit: str = ""  # what the baseline scores: HEAD for a new run
     rebaseline: bool = True  # whether the start commit still needs a baseline row
+    keep_logs: bool = False  # a failed baseline: undoing the set-up keeps trials/*.log, the evidence
 
     @property
     def branch(self) -> str:
@@ -75,14 +77,45 @@ class Run:
         return self.slots.home
 
     def abandon(self) -> None:
-        """Undo the set-up (a setup error): the repository is as it was."""
-        while self.undo:
-            self.undo.pop()()
-        self.slots = None
+        """Undo the set-up (a setup error, or Ctrl-C before the baseline stood): the repository
+        is as it was. Held against a second Ctrl-C, which would leave half of it undone."""
+        with signals_held():
+            while self.undo:
+                self.undo.pop()()
+            self.slots = None
+
+    def stands(self) -> None:
+        """The baseline is logged: from now on the run is kept, whatever happens."""
+        self.undo.clear()
 
 
 def _tag_taken(repo: Repository, settings: Settings, tag: str) -> bool:
-    return repo.ref_exists(branch_ref(tag)) or (settings.rootdir / RUN_DIR_NAME / tag).exists()
+    return repo.ref_exists(branch_ref(tag)) or _holds_a_run(settings.rootdir / RUN_DIR_NAME / tag)
+
+
+def _holds_a_run(path: Path) -> bool:
+    """Whether a run folder holds more than the logs a failed set-up kept (which a new run replaces)."""
+    return path.exists() and any(p.name != "trials" for p in path.iterdir())
+
+
+def _undo_folder(run: Run, top: Path) -> None:
+    """Remove the run folder (or ``.autoresearch`` when set-up made it); after a failed baseline,
+    all but the trials' logs, which its message points at."""
+    if not run.keep_logs:
+        shutil.rmtree(top, ignore_errors=True)
+        return
+    folder = run.folder
+    for path in [*_entries(folder.path), *_entries(folder.trials)]:
+        if path == folder.trials or (path.parent == folder.trials and path.suffix == ".log" and path.is_file() and not path.is_symlink()):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []
 
 
 def _make_agent(config: pytest.Config, spec: str) -> Agent:
@@ -186,14 +219,29 @@ def _lock(run: Run) -> None:
 
 def _create(run: Run) -> None:
     folder = run.folder
-    top = next((p for p in (folder.path.parent, folder.path) if not p.exists()), None)
-    if top is not None:
-        run.undo.append(lambda: shutil.rmtree(top, ignore_errors=True))
+    if folder.path.exists():  # only the logs of a failed set-up (_tag_taken): replaced
+        shutil.rmtree(folder.path)
+    top = next(p for p in (folder.path.parent, folder.path) if not p.exists())
+    run.undo.append(lambda: _undo_folder(run, top))
     _lock(run)
+    before = _refs_of(run)
+    run.undo.append(lambda: _drop_refs_since(run, before))
     folder.create()
     pattern = f"/{run.prefix}{RUN_DIR_NAME}/"
     if run.repo.exclude(pattern):
-        run.undo.append(lambda: run.repo.unexclude(pattern))
+        run.undo.append(lambda: None if run.keep_logs else run.repo.unexclude(pattern))
+
+
+def _refs_of(run: Run) -> dict[str, str]:
+    ours, _ = run_refs(run.tag)
+    return run.repo.refs(*ours)
+
+
+def _drop_refs_since(run: Run, before: dict[str, str]) -> None:
+    """Delete the run's refs (its branch, its trial refs) that set-up made; older ones stay."""
+    made = [(ref, ZERO, value) for ref, value in _refs_of(run).items() if ref not in before and not value.startswith("symref:")]
+    if made:
+        run.repo.update_refs(*made)
 
 
 def _reopen(run: Run) -> None:
@@ -237,6 +285,7 @@ def _open_worktree(run: Run) -> None:
         if stale.exists() or stale.is_symlink():
             run.repo.remove_worktree(stale)
             shutil.rmtree(stale, ignore_errors=True)
+    run.repo.prune_worktrees()  # a worktree registered whose folder is gone (a set-up killed outright)
     frozen = {
         path: sha
         for path, sha in run.repo.blobs(run.start_commit).items()
@@ -251,8 +300,8 @@ def _open_worktree(run: Run) -> None:
 def _add_slot(run: Run, index: int, frozen: dict[str, str]) -> Slot:
     folder, s = run.folder, run.settings
     path = folder.worktree_of(index)
+    run.undo.append(lambda: run.repo.remove_worktree(path))  # before it exists: Ctrl-C may come in between
     worktree = run.repo.add_worktree(path, run.start_commit)
-    run.undo.append(lambda: run.repo.remove_worktree(path))
     carry = []
     for entry in s.carry:
         rel = normalize(entry)

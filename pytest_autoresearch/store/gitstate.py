@@ -226,6 +226,10 @@ class Repository:
             self.git.worktree("remove", "--force", str(path))
         except git.GitCommandError:
             pass
+        self.prune_worktrees()
+
+    def prune_worktrees(self) -> None:
+        """Forget worktrees whose folders are gone."""
         self.git.worktree("prune")
 
 

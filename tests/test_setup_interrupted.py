@@ -1,0 +1,124 @@
+"""Ctrl-C at any point of set-up and the baseline: the run either never happened (nothing of it
+left: no folder, no branch, no trial ref) or stands with its baseline row; either way the same
+command runs again, and the user's checkout is as it was.
+
+The driver is interrupted at named points by ``tests/interrupter.py`` (a plugin loaded into the
+driver only), so each point is hit every time; the slow sweep interrupts at every event it lists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import Project
+
+HERE = Path(__file__).resolve().parent
+ARGS = ("--autoresearch-trials=0", "-o", "autoresearch_baseline_runs=1")
+
+#: The points where an interrupt once left something behind (refs, a registered worktree), and one of each phase.
+POINTS = [
+    "after Repository.add_worktree#1",  # the worktree registered, its undo not yet known
+    "during Evaluator.evaluate#1",  # the baseline's trial running
+    "after RunFolder.write_meta#1",  # run.json written, no row yet
+    "after ResultsLog.append#1",  # the row written (signals held: its refs follow)
+    "after Recorder.record#1",  # row, refs and audit written: the run stands
+    "after score#1",  # the baseline returned
+]
+
+
+def _state(project: Project) -> dict[str, object]:
+    git = project.path / ".git"
+    return {
+        "checkout": project.snapshot(),
+        "worktrees": project.git("worktree", "list", "--porcelain"),
+        "exclude": (git / "info" / "exclude").read_text() if (git / "info" / "exclude").exists() else None,
+    }
+
+
+def _run_refs(project: Project) -> dict[str, str]:
+    out = project.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/autoresearch/", "refs/autoresearch/")
+    return dict(line.split() for line in out.splitlines())
+
+
+def _forget_run(project: Project) -> None:
+    """Remove the run's folder and refs, for the next interruption to start from nothing."""
+    for ref in _run_refs(project):
+        project.git("update-ref", "-d", ref)
+    shutil.rmtree(project.path / ".autoresearch", ignore_errors=True)
+
+
+def _interrupted(project: Project, at: str, log: Path | None = None) -> pytest.RunResult:
+    env = {"INTERRUPT_AT": at, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
+    if log is not None:
+        env["INTERRUPT_LOG"] = str(log)
+    return project.loop("-p", "interrupter", *ARGS, env=env, timeout=120)
+
+
+def _check_after_interrupt(project: Project, before: dict[str, object], head: str, what: str) -> None:
+    """Nothing of the run, or the run with its baseline; then the same command runs again."""
+    folder = project.path / ".autoresearch" / "t"
+    refs = _run_refs(project)
+    stands = (folder / "run.json").exists()
+    if stands:
+        assert refs == {"refs/heads/autoresearch/t": head, "refs/autoresearch/t/trials/000": head}, what
+        assert project.statuses() == ["baseline"], what
+    else:
+        assert refs == {}, f"{what}: refs left without a run: {refs}"
+        assert not folder.exists(), f"{what}: {sorted(p.name for p in folder.iterdir())} left without a run"
+    assert _state(project)["checkout"] == before["checkout"], what
+    again = project.loop(*ARGS)
+    assert again.ret == 0, f"{what}:\n" + "\n".join(again.outlines + again.errlines)
+    assert project.statuses() == ["baseline"], what
+    assert _run_refs(project) == {"refs/heads/autoresearch/t": head, "refs/autoresearch/t/trials/000": head}, what
+    after = _state(project)
+    assert after["checkout"] == before["checkout"] and after["worktrees"] == before["worktrees"], what
+
+
+@pytest.mark.parametrize("at", POINTS)
+def test_interrupted_during_set_up_or_baseline_then_run_again(project: Project, at: str) -> None:
+    project.init()
+    before, head = _state(project), project.git("rev-parse", "HEAD")
+    result = _interrupted(project, at)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, "\n".join(result.outlines + result.errlines)
+    _check_after_interrupt(project, before, head, at)
+
+
+@pytest.mark.slow
+def test_interrupted_at_every_point_of_set_up_and_baseline(project: Project) -> None:
+    project.init()
+    before, head = _state(project), project.git("rev-parse", "HEAD")
+    listing = project.outside / "events.txt"
+    assert _interrupted(project, "0", listing).ret == 0
+    events = [e for e in listing.with_suffix(".done").read_text().splitlines() if e]
+    assert len(events) > 50
+    for event in events:
+        _forget_run(project)
+        result = _interrupted(project, event)
+        assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.OK), event
+        _check_after_interrupt(project, before, head, event)
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_spread_over_the_baseline(project: Project) -> None:
+    """``timeout -s INT`` as a user's script sends it, at delays spread over the whole set-up and baseline."""
+    project.init()
+    before, head = _state(project), project.git("rev-parse", "HEAD")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--autoresearch", "--autoresearch-tag=t", *ARGS]
+    started = time.monotonic()
+    subprocess.run(command, cwd=project.path, capture_output=True, check=True)
+    window = time.monotonic() - started
+    for step in range(20):
+        _forget_run(project)
+        delay = window * (0.3 + 0.75 * step / 20)
+        proc = subprocess.Popen(command, cwd=project.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.OK)
+        _check_after_interrupt(project, before, head, f"SIGINT after {delay:.2f}s")
