@@ -70,11 +70,57 @@ def test_no_fitness_test(project: Project) -> None:
     _assert_refused(project, result, before, "no fitness test ran: mark a test with @pytest.mark.fitness*")
 
 
-def test_a_failing_baseline(project: Project) -> None:
+def _assert_refused_keeping_the_log(project: Project, result: pytest.RunResult, before: dict[str, object], *message: str) -> str:
+    """Refused like any setup error, but the baseline's log stays where the message says, and
+    nothing else of the run does (no branch, ref, worktree or other file; your checkout clean)."""
+    assert result.ret != 0, result.stdout.str()
+    log = project.path / ".autoresearch" / "t" / "trials" / "000.log"
+    result.stderr.fnmatch_lines([f"ERROR: autoresearch: {message[0]}*(full log: {log})*", *message[1:]])
+    assert "Traceback (most recent call last)" not in result.stderr.str().split("ERROR: autoresearch:")[0]
+    after = _repo_state(project)
+    assert after["run_dir"] and sorted(p.relative_to(project.path).as_posix() for p in (project.path / ".autoresearch").rglob("*")) == [
+        ".autoresearch/t", ".autoresearch/t/trials", ".autoresearch/t/trials/000.log"
+    ]
+    assert {k: v for k, v in after.items() if k not in ("run_dir", "exclude")} == {k: v for k, v in before.items() if k not in ("run_dir", "exclude")}
+    assert project.git("status", "--porcelain", "--untracked-files=all") == ""  # the log is excluded from git
+    return log.read_text()
+
+
+def test_a_failing_baseline_keeps_its_log(project: Project) -> None:
     project.init({**default_files(), "tests/test_gate.py": "def test_broken():\n    assert 1 == 2, 'the gate is broken'\n"})
     before = _repo_state(project)
     result = project.loop("--autoresearch-trials=1")
-    _assert_refused(project, result, before, "the baseline fails*", "*test_broken*", "*the gate is broken*")
+    log = _assert_refused_keeping_the_log(project, result, before, "the baseline fails*", "*test_broken*", "*the gate is broken*")
+    assert "the gate is broken" in log
+    # the same command again: the kept log is no run to resume; it is replaced by the new attempt's
+    project.write({"tests/test_gate.py": "def test_fixed():\n    assert 1 == 1\n"})
+    project.git("commit", "-qam", "fix the gate")
+    again = project.loop("--autoresearch-trials=0")
+    assert again.ret == 0, again.stdout.str() + again.stderr.str()
+    assert project.statuses() == ["baseline"]
+
+
+SESSION_BREAKS = """from pathlib import Path
+
+def pytest_collection_modifyitems(items):
+    if ".autoresearch" in Path.cwd().parts:  # in a trial's worktree
+        raise ValueError("the first real problem: settings.ini is missing")
+
+def pytest_unconfigure(config):
+    for i in range(200):
+        print(f"teardown chatter {i}")
+"""
+
+
+def test_a_baseline_session_that_breaks_shows_its_first_error(project: Project) -> None:
+    project.init({**default_files(), "tests/conftest.py": SESSION_BREAKS})
+    before = _repo_state(project)
+    result = project.loop("--autoresearch-trials=1")
+    log = _assert_refused_keeping_the_log(project, result, before, "the baseline's pytest session ended with an internal error (exit code 3)")
+    assert "teardown chatter 199" in log
+    shown = result.stderr.str()
+    assert "ValueError: the first real problem: settings.ini is missing" in shown
+    assert "teardown chatter" not in shown
 
 
 def test_two_primary_fitness_tests(project: Project) -> None:
