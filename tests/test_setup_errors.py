@@ -67,7 +67,8 @@ def test_no_fitness_test(project: Project) -> None:
     project.init(files)
     before = _repo_state(project)
     result = project.loop("--autoresearch-trials=1")
-    _assert_refused(project, result, before, "no fitness test ran: mark a test with @pytest.mark.fitness*")
+    log = _assert_refused_keeping_the_log(project, result, before, "no fitness test ran: mark a test with @pytest.mark.fitness*")
+    assert "test_gate.py ." in log  # what did run
 
 
 def _assert_refused_keeping_the_log(project: Project, result: pytest.RunResult, before: dict[str, object], *message: str) -> str:

@@ -39,6 +39,10 @@ def shadow_message(paths: list[str]) -> str:
     )
 
 
+class BaselineFailed(SetupError):
+    """A setup error whose evidence is the baseline's log: the log is kept when set-up is undone."""
+
+
 def _log_note(result: RunResult) -> str:
     return f" (full log: {result.log_path})" if result.log_path is not None else ""
 
@@ -68,27 +72,27 @@ def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
     if result.shadowed:
         raise SetupError(shadow_message(result.shadowed))
     if result.timed_out:
-        raise SetupError(
+        raise BaselineFailed(
             f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout{_log_note(result)}.\n" + result.failure_text(2000)
         )
     if result.memory_exceeded:
-        raise SetupError(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB{_log_note(result)}")
+        raise BaselineFailed(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB{_log_note(result)}")
     if not result.finished:
-        raise SetupError(
+        raise BaselineFailed(
             f"{what}'s pytest session did not finish (exit code {result.exit_code}){_log_note(result)}; its first error:\n"
             + _first_error(result)
         )
     if result.failed_tests:
-        raise SetupError(
+        raise BaselineFailed(
             f"{what} fails, so nothing could be judged against it; fix the tests first{_log_note(result)}.\n" + result.failure_text(2000)
         )
     if result.exit_code in BROKEN:
-        raise SetupError(
+        raise BaselineFailed(
             f"{what}'s pytest session ended with {BROKEN[result.exit_code]} (exit code {result.exit_code}){_log_note(result)}; "
             "its first error:\n" + _first_error(result)
         )
     if not result.fitness:
-        raise SetupError(
+        raise BaselineFailed(
             'no fitness test ran: mark a test with @pytest.mark.fitness(goal="min") (or "max") '
             f"and record its score with the fitness fixture, fitness(value){_log_note(result)}" + _cause(result)
         )
@@ -111,10 +115,10 @@ def _primary_metric(loop: ResearchLoop, first: RunResult) -> MetricSpec:
 
 def score(loop: ResearchLoop) -> TrialRecord:
     """Score the start commit and log it as the run's baseline row. A new run whose baseline
-    fails keeps its logs (the message points at them) when its set-up is undone."""
+    fails (:class:`BaselineFailed`) keeps its logs, which the message names, when its set-up is undone."""
     try:
         return _score(loop)
-    except SetupError:
+    except BaselineFailed:
         loop.run.keep_logs = True
         raise
 
@@ -126,7 +130,7 @@ def _score(loop: ResearchLoop) -> TrialRecord:
     first = results[0]
     loop.metric = loop.proposer.metric = metric = _primary_metric(loop, first)
     if verdict.primary_score(metric, first) is None:
-        raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score{_log_note(first)}" + _cause(first))
+        raise BaselineFailed(f"the primary fitness test {metric.nodeid} recorded no score{_log_note(first)}" + _cause(first))
     if loop.evaluator.timeout is None:
         loop.evaluator.timeout = max(MIN_TIMEOUT, round(TIMEOUT_FACTOR * first.seconds))
         run.notes.append(f"trial timeout {loop.evaluator.timeout:g}s ({TIMEOUT_FACTOR}x the baseline; set --autoresearch-timeout)")
