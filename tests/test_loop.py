@@ -227,8 +227,8 @@ def test_default_output_has_one_live_line_per_trial(project: Project) -> None:
     result = project.loop(project.replay({"description": "better", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
     result.stdout.fnmatch_lines(
         [
-            "autoresearch: run t from main*",
-            "autoresearch: surface model.py; agent replay*; stops at 1 trials",
+            "autoresearch: run t from main at *, branch autoresearch/t, folder *",
+            "autoresearch: surface model.py; agent replay*; stops at 1 trial",
             "trial   0  baseline *113.625 * baseline",
             "trial   1  keep * (-*) *better  | 1/1, best * (trial 1), eta 0:00",
         ]

@@ -3,6 +3,7 @@ the log keeps whole rows, git and the log agree, and the same tag continues the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -263,3 +264,46 @@ def test_running_again_with_the_default_tag_continues_todays_run(project: Projec
     assert project.git("branch", "--list", "autoresearch/*").split() == [f"autoresearch/{tag}"]
     rows = project.rows(tag)
     assert [int(r["trial"]) for r in rows] == [0, 1, 2]
+
+
+def test_the_header_says_where_a_run_starts_and_where_its_branch_is(project: Project) -> None:
+    project.init()
+    head = project.git("rev-parse", "HEAD")
+    first = project.loop(project.replay({"description": "better", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
+    assert first.ret == 0, first.stdout.str()
+    first.stdout.fnmatch_lines([f"autoresearch: run t from main at {head[:10]}, branch autoresearch/t, folder *", "*; stops at 1 trial"])
+    tip = project.git("rev-parse", "autoresearch/t")
+    assert tip != head
+    again = project.loop(project.replay({"description": "more", "files": project.model_with(SCALE=2.5)}), "--autoresearch-trials=2")
+    assert again.ret == 0, again.stdout.str()
+    again.stdout.fnmatch_lines(
+        [f"autoresearch: continuing run t from main at {head[:10]}, branch autoresearch/t at {tip[:10]}, folder *", "*; stops at 2 trials"]
+    )
+    project.git("checkout", "-q", "--detach", "HEAD")
+    detached = project.loop("--autoresearch-trials=0", tag="d")
+    assert detached.ret == 0, detached.stdout.str()
+    detached.stdout.fnmatch_lines([f"autoresearch: run d from commit {head[:10]} (a detached HEAD), branch autoresearch/d, folder *"])
+
+
+def test_a_resumed_run_with_a_different_surface_is_refused_and_loses_nothing(project: Project) -> None:
+    project.init({**default_files(), "data.py": "N = 10\n"})
+    assert project.loop("--autoresearch-trials=1").ret == 0
+    log = (project.path / ".autoresearch" / "t" / "results.tsv").read_bytes()
+    meta = (project.path / ".autoresearch" / "t" / "run.json").read_bytes()
+    tip = project.git("rev-parse", "autoresearch/t")
+    widened = project.loop("--autoresearch-trials=1", "-o", 'autoresearch_mutable=model.py data.py')
+    assert widened.ret != 0
+    assert "ERROR: autoresearch: run 't' was started with autoresearch_mutable ['model.py'], and it is now ['model.py', 'data.py']" in widened.stderr.str()
+    assert "another --autoresearch-tag" in widened.stderr.str()
+    assert (project.path / ".autoresearch" / "t" / "results.tsv").read_bytes() == log
+    assert (project.path / ".autoresearch" / "t" / "run.json").read_bytes() == meta
+    assert project.git("rev-parse", "autoresearch/t") == tip
+    again = project.loop("--autoresearch-trials=1")  # the surface it started with: continues
+    assert again.ret == 0, again.stdout.str()
+    assert [int(r["trial"]) for r in project.rows()] == [0, 1, 2]
+    meta_path = project.path / ".autoresearch" / "t" / "run.json"
+    older = {k: v for k, v in json.loads(meta_path.read_text()).items() if k != "mutable"}  # as an older version wrote it
+    meta_path.write_text(json.dumps(older))
+    old = project.loop("--autoresearch-trials=0")
+    assert old.ret == 0, old.stdout.str()
+    old.stdout.fnmatch_lines(["autoresearch: run.json does not record the run's surface (an older version wrote it): continuing with *model.py*"])

@@ -53,6 +53,11 @@ def is_clean(text: str, newlines: bool = True) -> bool:
     return (_UNSAFE if newlines else _UNSAFE_ONE_LINE).search(str(text)) is None
 
 
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """``1 trial``, ``2 trials``, ``0 trials``: a count with its noun in the right number."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def one_line(text: str, limit: int = 300) -> str:
     """Collapse whitespace so a description or reason fits one TSV cell and one terminal line;
     control and bidi characters become visible escapes (:func:`neutralise`)."""

@@ -16,7 +16,7 @@ from ..core.columns import MetricColumns
 from ..core.defaults import MIN_TIMEOUT, NOISY_BASELINE_RUNS, TIMEOUT_FACTOR
 from ..core.pytest_log import first_error
 from ..core.records import MetricSpec, RunResult, TrialRecord
-from ..core.text import neutralise
+from ..core.text import counted, neutralise
 from ..errors import SetupError
 from ..store.gitstate import ZERO
 from .recorder import signals_held
@@ -184,7 +184,7 @@ def _noise_note(loop: ResearchLoop, scores: list[float]) -> None:
         return
     loop.run.notes.append(
         f"the evaluator is noisy: {len(scores)} baseline runs scored {', '.join(f'{s:.6g}' for s in scores)} "
-        f"(spread {loop.noise.spread:.3g}); a promising candidate runs {1 + loop.rule.confirm_runs} times and is kept "
+        f"(spread {loop.noise.spread:.3g}); a promising candidate runs {counted(1 + loop.rule.confirm_runs, 'time')} and is kept "
         f"only when its mean gains more than {loop.rule.threshold(loop.noise):.3g} (max of autoresearch_min_delta "
         f"and {loop.rule.k:g} x the spread)"
     )

@@ -152,6 +152,7 @@ class ResearchLoop:
             holdout_goals=holdout.goals,
             holdout_files=sorted(holdout.files),
             rescore=self.rescored,
+            mutable=list(run.surface.globs),
         )
         run.folder.write_meta(meta)
 

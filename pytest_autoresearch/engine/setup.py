@@ -252,6 +252,8 @@ def _reopen(run: Run) -> None:
     if folder.kill_leftover_trial():
         run.notes.append("killed the trial the previous driver left running")
     meta = folder.read_meta()
+    _same_surface(run, meta)
+    run.base_ref = meta.base_ref  # where the run started, not where your checkout is now
     if repair(folder.results):
         run.notes.append("dropped a half-written last row of results.tsv")
     run.records = read_records(folder.results, meta.columns)
@@ -276,6 +278,21 @@ def _reopen(run: Run) -> None:
     run.notes.insert(
         0, f"resuming run {run.tag} after trial {last.trial}: best {best.score:.6g} from trial {best.trial} (started from {meta.head[:10]}{moved})"
     )
+
+
+def _same_surface(run: Run, meta: RunMeta) -> None:
+    """A resumed run optimises the surface it started with: its kept commits, its frozen files
+    and its log all assume it. A different autoresearch_mutable is refused rather than
+    followed or ignored silently; an older run.json that did not record it is taken as it is now."""
+    now = list(run.surface.globs)
+    if meta.mutable is None:
+        run.notes.append(f"run.json does not record the run's surface (an older version wrote it): continuing with autoresearch_mutable {now}")
+    elif sorted(meta.mutable) != sorted(now):
+        raise SetupError(
+            f"run {run.tag!r} was started with autoresearch_mutable {meta.mutable}, and it is now {now}: a run keeps "
+            f"the surface it started with. Set it back to continue run {run.tag!r}, or start a new run with the new "
+            f"surface under another --autoresearch-tag (after git merge {run.branch}, to start from this run's best)"
+        )
 
 
 def _open_worktree(run: Run) -> None:

@@ -169,6 +169,7 @@ class RunMeta:
     holdout_goals: dict[str, str] = dataclasses.field(default_factory=dict)
     holdout_files: list[str] = dataclasses.field(default_factory=list)  # files that define holdout tests
     rescore: Rescore | None = None  # the final best scored again in a fresh clone outside the run
+    mutable: list[str] | None = None  # autoresearch_mutable's globs the run started with (None: not recorded)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -186,6 +187,7 @@ class RunMeta:
             "holdout_goals": self.holdout_goals,
             "holdout_files": sorted(self.holdout_files),
             "rescore": None if self.rescore is None else self.rescore.to_json(),
+            "mutable": self.mutable,
         }
 
     @classmethod
@@ -206,6 +208,7 @@ class RunMeta:
             holdout_goals=dict(data.get("holdout_goals") or {}),
             holdout_files=list(data.get("holdout_files") or []),
             rescore=Rescore.from_json(data["rescore"]) if data.get("rescore") else None,
+            mutable=[str(g) for g in data["mutable"]] if isinstance(data.get("mutable"), list) else None,
         )
 
 

@@ -22,7 +22,9 @@ import pytest
 
 from ..agents import AgentExhausted
 from ..core.records import Status, TrialRecord
+from ..core.text import counted
 from ..engine.loop import ResearchLoop
+from ..engine.setup import Run
 from ..engine.trial_process import memory_accounting
 from ..errors import FatalError, SetupError
 from ..proposals.proposal import Proposal
@@ -36,6 +38,17 @@ def _width() -> int | None:
     if not sys.stdout.isatty():
         return None
     return shutil.get_terminal_size().columns
+
+
+def header(run: Run) -> str:
+    """Where the run starts, said plainly: ``run t from main at c46f849935, branch autoresearch/t``.
+
+    A resumed run started from the commit in run.json and goes on from its branch's tip; the
+    tip is named only when the branch has moved past that start."""
+    start = run.meta.head if run.meta is not None else run.head
+    where = f"commit {start[:10]} (a detached HEAD)" if run.base_ref == start else f"{run.base_ref} at {start[:10]}"
+    tip = f" at {run.start_commit[:10]}" if run.start_commit != start else ""
+    return f"{'continuing run' if run.resumed else 'run'} {run.tag} from {where}, branch {run.branch}{tip}"
 
 
 @contextlib.contextmanager
@@ -150,15 +163,15 @@ class Driver:
             loop.prepare()
             run = loop.run
             self.nodeid_prefix = run.folder.path.relative_to(self.config.rootpath).as_posix() + "::"
-            self._say(
-                f"autoresearch: run {run.tag} from {run.base_ref[:12]} ({run.start_commit[:10]}), "
-                f"branch {run.branch}, folder {run.folder.path}"
-            )
+            self._say(f"autoresearch: {header(run)}, folder {run.folder.path}")
             self._say(f"autoresearch: surface {', '.join(run.surface_files)}; agent {run.agent.describe()}; {self._stop_rules()}")
             if s.workers > 1 or s.backend != "local":
                 devices = f", devices {','.join(s.devices)}" if s.devices else ""
                 where = "" if s.backend == "local" else f" on {s.backend}"
-                self._say(f"autoresearch: {s.workers} workers{where}{devices}: up to {s.workers} trials in flight, each from the best when it starts")
+                self._say(
+                    f"autoresearch: {counted(s.workers, 'worker')}{where}{devices}: up to {counted(s.workers, 'trial')} in flight, "
+                    "each from the best when it starts"
+                )
             if s.memory_mb is not None:
                 self._say(f"autoresearch: {memory_accounting(s.memory_mb)}")
             if run.resumed:
@@ -196,7 +209,7 @@ class Driver:
 
     def _stop_rules(self) -> str:
         s = self.settings
-        rules = [f"{s.trials} trials" if s.trials is not None else ""]
+        rules = [counted(s.trials, "trial") if s.trials is not None else ""]
         rules.append(f"{s.time_limit:g}s" if s.time_limit is not None else "")
         rules.append(f"target {s.target:g}" if s.target is not None else "")
         rules.append(f"patience {s.patience}" if s.patience is not None else "")
