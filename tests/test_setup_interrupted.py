@@ -122,3 +122,35 @@ def test_a_real_ctrl_c_spread_over_the_baseline(project: Project) -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.OK)
         _check_after_interrupt(project, before, head, f"SIGINT after {delay:.2f}s")
+
+
+def test_what_an_older_version_left_after_a_ctrl_c_is_cleared(project: Project) -> None:
+    """Older versions left the branch and trial 0's ref without the run folder: nothing of value
+    (both name your own commit), so the same command starts the run afresh and says so."""
+    project.init()
+    head = project.git("rev-parse", "HEAD")
+    assert project.loop(*ARGS).ret == 0
+    shutil.rmtree(project.path / ".autoresearch")
+    result = project.loop(*ARGS)
+    assert result.ret == 0, "\n".join(result.outlines + result.errlines)
+    result.stdout.fnmatch_lines(["autoresearch: starting run t afresh: removed what an earlier start left before its baseline was logged (autoresearch/t, refs/autoresearch/t/trials/000)"])
+    assert project.statuses() == ["baseline"]
+    assert _run_refs(project) == {"refs/heads/autoresearch/t": head, "refs/autoresearch/t/trials/000": head}
+
+
+def test_leftovers_with_work_in_them_are_refused_with_how_to_remove_them(project: Project) -> None:
+    project.init()
+    agent = project.replay({"description": "better", "files": project.model_with(SCALE=2.0)})
+    assert project.loop(agent, "--autoresearch-trials=1", "-o", "autoresearch_baseline_runs=1").ret == 0
+    refs = _run_refs(project)
+    shutil.rmtree(project.path / ".autoresearch")  # the log gone, a kept commit only on the branch
+    result = project.loop(*ARGS)
+    assert result.ret != 0
+    message = result.stderr.str()
+    assert "ERROR: autoresearch: run 't' cannot be resumed: a run needs its branch, run.json and results.tsv with rows" in message
+    assert "branch autoresearch/t and 3 refs under refs/autoresearch/t/" in message
+    assert "git for-each-ref --format='delete %(refname)' refs/heads/autoresearch/t refs/autoresearch/t/ | git update-ref --stdin" in message
+    assert _run_refs(project) == refs  # nothing removed
+    subprocess.run(message.split("remove what is left: ")[1].strip(), shell=True, cwd=project.path, check=True)
+    assert _run_refs(project) == {}
+    assert project.loop(*ARGS).ret == 0  # the commands given were enough

@@ -150,11 +150,10 @@ def start_run(config: pytest.Config, settings: Settings) -> Run:
     folder = RunFolder(s.rootdir / RUN_DIR_NAME / tag)
     resuming = _tag_taken(repo, s, tag)
     start = repo.rev(branch_ref(tag)) if resuming else head
-    if resuming and (start is None or not folder.meta.exists() or not folder.results.exists()):
-        raise SetupError(
-            f"run {tag!r} cannot be resumed: it needs both branch {branch(tag)} and "
-            f"{RUN_DIR_NAME}/{tag}/results.tsv with run.json; remove what is left of it or choose another --autoresearch-tag"
-        )
+    early_notes = []
+    if resuming and (start is None or not folder.meta.exists() or not _has_rows(folder.results)):
+        early_notes.append(_clear_unstarted(repo, tag, folder, head))
+        resuming, start = False, head
     assert start is not None
     tracked = [p[len(prefix):] for p in repo.tracked_files(start) if p.startswith(prefix)]
     surface_files = surface.select(tracked)
@@ -163,7 +162,7 @@ def start_run(config: pytest.Config, settings: Settings) -> Run:
             f"autoresearch_mutable {list(surface.globs)} matches no committed file under {s.rootdir}; "
             "the globs are relative to the rootdir and the files must be committed"
         )
-    notes = [f"autoresearch_mutable glob {g!r} matches no committed file" for g in surface.unmatched_globs(tracked)]
+    notes = early_notes + [f"autoresearch_mutable glob {g!r} matches no committed file" for g in surface.unmatched_globs(tracked)]
     for path in surface_files:
         if path.rsplit("/", 1)[-1].lower() == "conftest.py":
             raise SetupError(f"autoresearch_mutable includes {path}: conftest files steer pytest itself and must stay frozen")
@@ -195,6 +194,49 @@ def start_run(config: pytest.Config, settings: Settings) -> Run:
         run.abandon()
         raise
     return run
+
+
+def _has_rows(results: Path) -> bool:
+    """Whether results.tsv holds a row (a whole one, below its header)."""
+    try:
+        with results.open("rb") as f:
+            return f.readline().endswith(b"\n") and f.readline().endswith(b"\n")
+    except OSError:
+        return False
+
+
+def _clear_unstarted(repo: Repository, tag: str, folder: RunFolder, head: str) -> str:
+    """Remove what a run that never logged its baseline left (an older version interrupted in
+    its baseline, a driver killed during set-up), when removing it loses nothing: no row, and
+    at most the branch and trial 0's ref, both at a commit your HEAD contains. Returns the note;
+    raises SetupError naming what is left, and how to remove it, otherwise."""
+    ours, _ = run_refs(tag)
+    refs = repo.refs(*ours)
+    commits = set(refs.values())
+    expendable = not _has_rows(folder.results) and (
+        not refs or (set(refs) <= {branch_ref(tag), trial_ref(tag, 0)} and len(commits) == 1 and repo.is_ancestor(commits.pop(), head))
+    )
+    if not expendable:
+        have = [f"branch {branch(tag)}" if branch_ref(tag) in refs else "", f"{len(refs)} refs under {ours[1]}" if refs else ""]
+        have.append(f"{folder.path} with {'rows in results.tsv' if _has_rows(folder.results) else 'no results.tsv rows'}" if folder.path.exists() else "")
+        raise SetupError(
+            f"run {tag!r} cannot be resumed: a run needs its branch, run.json and results.tsv with rows, and there is "
+            f"{' and '.join(h for h in have if h) or 'only part of it'}. Choose another --autoresearch-tag, or remove what is left: "
+            f"rm -rf {folder.path}; git for-each-ref --format='delete %(refname)' {' '.join(ours)} | git update-ref --stdin"
+        )
+    left = [*(ref.removeprefix("refs/heads/") for ref in sorted(refs, key=lambda r: (r != branch_ref(tag), r))), *([f"{folder.path}/"] if folder.path.exists() else [])]
+    if folder.path.exists():
+        held = RunFolder(folder.path)
+        try:
+            held.lock()
+        except RunLocked as holder:
+            raise SetupError(f"run {tag!r} is in use by another loop ({holder}); wait for it or choose another tag") from None
+        held.unlock()
+        shutil.rmtree(folder.path)
+    if refs:
+        repo.update_refs(*((ref, ZERO, value) for ref, value in refs.items()))
+    repo.prune_worktrees()
+    return f"starting run {tag} afresh: removed what an earlier start left before its baseline was logged ({', '.join(left)})"
 
 
 def _dirty_notes(repo: Repository, prefix: str, surface: Surface) -> list[str]:
