@@ -41,7 +41,7 @@ from .holdout import Holdout
 from .hooks import rule_of
 from .integrity import Integrity
 from .proposer import Proposer
-from .recorder import Recorder, message
+from .recorder import Recorder, message, signals_held
 from .rescore import Judge, rescore
 from .setup import Run, start_run
 from .slots import Slot, Slots
@@ -345,9 +345,10 @@ class ResearchLoop:
         if self._run is None:
             return
         run = self._run
-        run.agent.close()
-        if run.slots is not None:
-            for slot in run.slots.all:
-                run.repo.remove_worktree(slot.worktree.path)
-        run.slots = None
-        run.folder.unlock()
+        with signals_held(deliver=False):  # a Ctrl-C now would leave worktrees behind, and the run ends anyway
+            run.agent.close()
+            if run.slots is not None:
+                for slot in run.slots.all:
+                    run.repo.remove_worktree(slot.worktree.path)
+            run.slots = None
+            run.folder.unlock()

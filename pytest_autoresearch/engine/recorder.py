@@ -39,8 +39,9 @@ _depth = 0
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM off while a verdict is written, then deliver them.
+def signals_held(deliver: bool = True) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM off while a verdict is written, then deliver them (as
+    KeyboardInterrupt; ``deliver=False``: dropped, for the clean-up of a run that is ending anyway).
 
     Sections nest: an inner one (a verdict written as part of a larger step, the baseline's
     row and the end of set-up) leaves the delivery to the outermost."""
@@ -66,7 +67,8 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
         if _held:
             _held.clear()
-            raise KeyboardInterrupt
+            if deliver:
+                raise KeyboardInterrupt
 
 
 def message(record: TrialRecord) -> str:

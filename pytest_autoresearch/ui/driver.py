@@ -312,6 +312,12 @@ class Driver:
         return progress(done=done, total=s.trials, elapsed=time.monotonic() - self.trials_started, time_limit=s.time_limit, best=history.best)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        try:
+            self._summary(terminalreporter)
+        except KeyboardInterrupt:  # the run is logged whole: only its reprint is cut short
+            terminalreporter.write_line(f"autoresearch: summary interrupted; reprint it with --autoresearch-report --autoresearch-tag={self.settings.tag}")
+
+    def _summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         loop = self.loop
         if not self.ran_baseline or not loop.history or loop.metric is None or loop.recorder.log is None:
             return
