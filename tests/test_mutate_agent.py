@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autoresearch.agents import AgentError, ProposalContext
+from pytest_autoresearch.agents import AgentError, AgentExhausted, ProposalContext
 from pytest_autoresearch.agents.mutate import MutateAgent, find_targets, perturb
 from pytest_autoresearch.core.records import MetricSpec, TrialRecord, is_better
 from pytest_autoresearch.proposals.surface import Surface
@@ -121,10 +121,16 @@ def test_config_file_targets() -> None:
     assert targets_of(".env", "export STEPS=100\nTOKEN=abc\n") == {"STEPS": 100}
 
 
-def test_start_refuses_a_surface_without_targets() -> None:
+def test_preflight_and_start_refuse_a_surface_without_targets() -> None:
     agent = MutateAgent()
-    with pytest.raises(AgentError, match=r"mutate: found no numeric constants to perturb in model\.py"):
+    files = {"model.py": "def f():\n    return 1\n", "util.py": "TYPE_CHECKING = False\n"}
+    reason = agent.preflight(files)
+    assert reason is not None
+    assert reason.startswith("mutate found nothing it can change in model.py, util.py: it changes numeric")
+    assert "TYPE_CHECKING" in reason and "autoresearch_mutable" in reason and "litellm:MODEL" in reason
+    with pytest.raises(AgentError, match=r"mutate found nothing it can change in model\.py"):
         agent.start(make_context({"model.py": "def f():\n    return 1\n"}))
+    assert agent.preflight({"model.py": "K = 3\n"}) is None
     agent.start(make_context({"model.py": "K = 3\n"}))
 
 
@@ -202,9 +208,10 @@ def test_only_the_literal_span_changes() -> None:
         new = proposal.files["m.py"]
         # Rebuild the new text from the old one by replacing only the described literals.
         expected = text
-        for part in sorted(proposal.description.split(", "), key=lambda p: -targets[p.split(" ")[0]].start):
-            name, old, arrow, value = part.split(" ")
+        for part in sorted(proposal.description.split(", "), key=lambda p: -targets[p.split(" ")[1]].start):
+            place, name, old, arrow, value = part.split(" ")
             target = targets[name]
+            assert place == f"m.py:{target.line}"
             assert (arrow, old) == ("->", target.text)
             expected = expected[: target.start] + value + expected[target.end :]
         assert new == expected
@@ -212,13 +219,18 @@ def test_only_the_literal_span_changes() -> None:
 
 def test_description_format() -> None:
     proposal = MutateAgent(0).propose(make_context({"model.py": "SAMPLES = 40\n"}))
-    assert re.fullmatch(r"SAMPLES 40 -> \d+", proposal.description)
-    files = {"model.py": "LAMBDA = 1.0\nDEGREE = 1\n", "conf.toml": "lr = 0.5\n"}
+    assert re.fullmatch(r"model\.py:1 SAMPLES 40 -> \d+", proposal.description)
+    files = {"model.py": "LAMBDA = 1.0\nDEGREE = 1\n", "conf.toml": "[fit]\nlr = 0.5\n"}
+    places = {"model.py:1 LAMBDA", "model.py:2 DEGREE", "conf.toml:2 lr"}
     for seed in range(10):
         description = MutateAgent(seed).propose(make_context(files)).description
-        parts = re.split(r"; (?=\S+: )", description)
-        for part in parts:
-            assert re.fullmatch(r"(model\.py|conf\.toml): \S+ \S+ -> \S+(, \S+ \S+ -> \S+)*", part), description
+        for part in description.split(", "):
+            place, old, arrow, new = part.rsplit(" ", 3)
+            assert place in places and arrow == "->" and old != new, description
+    text = "def train(model):\n    return fit(model, lr=0.01)\n"
+    assert MutateAgent(0).propose(make_context({"src/train.py": text})).description.startswith("src/train.py:2 lr 0.01 -> ")
+    twice = MutateAgent(0).propose(make_context({"m.py": "N = 3\nN = 5\n"})).description
+    assert re.fullmatch(r"m\.py:(1 N 3|2 N 5) -> \d+(, m\.py:2 N 5 -> \d+)?", twice)
 
 
 def test_same_seed_same_proposals_other_seeds_differ() -> None:
@@ -247,14 +259,33 @@ def test_no_proposal_repeats_or_leaves_the_files_as_they_are() -> None:
         history.append(TrialRecord(trial, "discard", proposal.description, score=2.0))
 
 
-def test_an_exhausted_surface_still_gets_a_change() -> None:
+def test_an_exhausted_surface_says_so_instead_of_proposing_a_tree_again() -> None:
     agent = MutateAgent(0)
     files = {"m.py": "USE_BIAS = True\n"}
     first = agent.propose(make_context(files, 1))
+    assert first.files == {"m.py": "USE_BIAS = False\n"} and first.description == "m.py:1 USE_BIAS True -> False"
     history = [TrialRecord(1, "discard", first.description, score=2.0)]
-    second = agent.propose(make_context(files, 2, history))
-    assert first.files == second.files == {"m.py": "USE_BIAS = False\n"}
-    assert second.description == "USE_BIAS True -> False"
+    with pytest.raises(AgentExhausted, match=r"mutate: every change within its reach of the current best \(trial 0\) was proposed before \(1 settings"):
+        agent.propose(make_context(files, 2, history))
+    # kept: flipping back would give the baseline's own version, tried already
+    kept = [TrialRecord(1, "keep", first.description, score=0.5)]
+    with pytest.raises(AgentExhausted, match="widen autoresearch_mutable or use another agent"):
+        agent.propose(make_context(first.files, 2, kept))
+
+
+def test_a_small_surface_gets_every_version_once_then_exhaustion() -> None:
+    """DEGREE = 2 can become 1, 3 or 4 (steps of one or two, a count stays >= 1), USE_BIAS can
+    flip: seven versions besides the start, each proposed once, in any order, then the end."""
+    for seed in range(6):
+        files = {"m.py": "DEGREE = 2\nUSE_BIAS = True\n"}
+        agent, history, seen = MutateAgent(seed), [], {files["m.py"]}
+        with pytest.raises(AgentExhausted):
+            for trial in range(1, 20):
+                proposal = agent.propose(make_context(files, trial, history))
+                assert proposal.files["m.py"] not in seen, (seed, trial, proposal.description)
+                seen.add(proposal.files["m.py"])
+                history.append(TrialRecord(trial, "discard", proposal.description, score=2.0))
+        assert len(seen) == 8, (seed, sorted(seen))
 
 
 def test_a_kept_move_is_tried_again() -> None:
@@ -266,7 +297,7 @@ def test_a_kept_move_is_tried_again() -> None:
         step = int(first.description.split()[-1]) - 1
         history = [TrialRecord(1, "keep", first.description, score=0.5)]
         second = agent.propose(make_context(first.files, 2, history))
-        if second.description == f"DEGREE {1 + step} -> {1 + 2 * step}":
+        if second.description == f"m.py:1 DEGREE {1 + step} -> {1 + 2 * step}":
             repeated += 1
     assert 20 <= repeated < 40
 

@@ -26,7 +26,7 @@ from ..core.noise import Noise
 from ..core.records import Alarm, MetricSpec, Rescore, RunResult, Status, TrialRecord
 from ..core.stopping import stop_reason
 from ..core.text import one_line
-from ..errors import FatalError
+from ..errors import FatalError, SetupError
 from ..fitness_json import FILENAME as FITNESS_JSON
 from ..proposals.proposal import Limits, Proposal, check
 from ..proposals.reach import reached
@@ -96,6 +96,10 @@ class ResearchLoop:
     def prepare(self) -> None:
         """Start the run, or take up an earlier one with the same tag. Raises SetupError."""
         self._run = run = start_run(self.config, self.settings)
+        files = {p: text for p in run.surface_files if (text := run.home.worktree.read(run.prefix + p)) is not None}
+        if reason := run.agent.preflight(files):  # before a baseline that can take minutes
+            run.abandon()
+            raise SetupError(f"agent {self.settings.agent_spec}: {reason}")
         self.evaluator = Evaluator(self.config, self.settings, run)
         self.proposer = Proposer(run, self.settings, self.history, self.evaluator.in_worktree(self.settings.rootdir))
         self.holdout = Holdout(run, self.evaluator)

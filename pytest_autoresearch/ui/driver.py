@@ -202,9 +202,12 @@ class Driver:
         rules.append(f"patience {s.patience}" if s.patience is not None else "")
         rules.append(f"${s.max_cost:g}" if s.max_cost is not None else "")
         chosen = ", ".join(r for r in rules if r)
+        ends = self.loop.run.agent.runs_out()  # a replay file ends the run by itself
         if chosen:
-            return f"stops at {chosen}"
+            return f"stops at {chosen}" + (f" or {ends}" if ends else "")
         stop = f"{self.loop.run.folder.path}/STOP"
+        if ends:
+            return f"stops {ends} (or on Ctrl-C or `touch {stop}`), keeping every finished trial"
         return f"no stop rule: runs until Ctrl-C or `touch {stop}`, keeping every finished trial"
 
     def _next_proposal(self, session: pytest.Session, number: int, first: int, started: float) -> Proposal | None:
