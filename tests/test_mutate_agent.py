@@ -8,9 +8,12 @@ improvements within a dozen trials.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
+import os
 import random
 import re
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -105,6 +108,105 @@ def test_keyword_arguments_only_when_a_file_has_no_constants() -> None:
 def test_literals_inside_functions_are_never_touched() -> None:
     text = "def f(xs):\n    total = 0.0\n    for i in range(10):\n        total += xs[i] * 2\n    return total\n"
     assert targets_of("model.py", text) == {}
+
+
+GUARDED = '''"""Guards and flags around the one real setting, LR."""
+from __future__ import annotations
+
+import sys
+import typing
+from typing import TYPE_CHECKING
+
+__version__ = "1.0"
+__version_info__ = (1, 0, 2)
+VERSION = (2, 1)
+TYPE_CHECKING_ = False
+MYPY = False
+DEBUG = True
+_DEBUG = 0
+LR = 0.1
+
+if TYPE_CHECKING:
+    A = 1
+if typing.TYPE_CHECKING:
+    B = 2
+if not TYPE_CHECKING:
+    C = 3
+if __debug__:
+    D = 4
+if False:
+    E = 5
+if 0:
+    F = 6
+if sys.version_info >= (3, 11):
+    G = 7
+else:
+    G = 8
+if sys.platform == "win32" or sys.platform.startswith("cygwin"):
+    H = 9
+if DEBUG:
+    I = 10
+if __name__ == "__main__":
+    J = 11
+'''
+
+
+def test_guards_and_typing_or_debug_flags_are_never_targets() -> None:
+    assert targets_of("model.py", GUARDED) == {"LR": 0.1}
+    assert targets_of("model.py", GUARDED.replace("LR = 0.1\n", "")) == {}
+    assert MutateAgent().preflight({"model.py": GUARDED.replace("LR = 0.1\n", "")}) is not None
+
+
+def test_guards_are_never_flipped_over_many_proposals() -> None:
+    """Only LR's literal ever changes, whatever the seed: every other line stays as it was."""
+    other_lines = [line for line in GUARDED.splitlines() if not line.startswith("LR = ")]
+    for seed in range(20):
+        agent, files, history = MutateAgent(seed), {"model.py": GUARDED}, []
+        for trial in range(1, 6):
+            proposal = agent.propose(make_context(files, trial, history))
+            assert proposal.description.startswith("model.py:15 LR 0.1 -> ")
+            assert [line for line in proposal.files["model.py"].splitlines() if not line.startswith("LR = ")] == other_lines
+            history.append(TrialRecord(trial, "discard", proposal.description, score=2.0))
+
+
+def test_constants_under_an_ordinary_if_or_try_are_targets() -> None:
+    text = "import os\ntry:\n    import torch\n    WORKERS = 4\nexcept ImportError:\n    WORKERS = 1\nif os.environ.get('BIG'):\n    BATCH = 64\nelse:\n    BATCH = 16\n"
+    assert targets_of("model.py", text) == {"WORKERS (line 4)": 4, "WORKERS (line 6)": 1, "BATCH (line 8)": 64, "BATCH (line 10)": 16}
+
+
+CONTROL_FLOW = '''from itertools import islice
+
+
+def windows(seq):
+    for w in windowed(seq, 3, step=2):
+        yield w
+    while budget(n=3) > 0:
+        pass
+    if score(k=5) > 1:
+        return list(islice(seq, 5))[::2]
+    xs = [x for x in chunked(seq, size=4) if keep(x, limit=3)]
+    head = seq[slice(0, 10, 2)]
+    items = sorted(seq, key=len)[pick(offset=1)]
+    time.sleep(timeout=0.5)
+    return fit(xs, lr=0.01, momentum=0.9, step=2, n=4, axis=1, verbose=True)
+'''
+
+
+def test_literals_that_steer_control_flow_are_never_targets() -> None:
+    """range/slice/loop steps, counts and indexes, and anything in a loop's iterable, a condition,
+    a comparison or a subscript: only the optimiser's lr and momentum are settings here."""
+    assert targets_of("more.py", CONTROL_FLOW) == {"lr": 0.01, "momentum": 0.9}
+
+
+def test_module_constants_are_chosen_before_call_arguments() -> None:
+    """A surface with constants in one file and only keyword arguments in another draws the
+    constants about four times as often (weights 1 and 0.25 per setting, two of each)."""
+    files = {"config.py": "LR = 0.1\nDEPTH = 3\n", "train.py": "def go(m):\n    return fit(m, lr=0.01, momentum=0.9)\n"}
+    touched = {"config.py": 0, "train.py": 0}
+    for seed in range(300):
+        for path in MutateAgent(seed).propose(make_context(files)).files:
+            touched[path] += 1
+    assert touched["config.py"] > 3 * touched["train.py"] > 0, touched
 
 
 def test_repeated_names_get_their_line() -> None:
@@ -286,6 +388,52 @@ def test_a_small_surface_gets_every_version_once_then_exhaustion() -> None:
                 seen.add(proposal.files["m.py"])
                 history.append(TrialRecord(trial, "discard", proposal.description, score=2.0))
         assert len(seen) == 8, (seed, sorted(seen))
+
+
+def _commit(repo: Path, rel: str, text: str) -> str:
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text(text, encoding="utf-8")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for args in (["add", "-A"], ["commit", "-q", "--allow-empty", "-m", "v"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_resumed_agent_never_proposes_a_version_the_log_tried(tmp_path: Path) -> None:
+    """Six of the seven versions within reach were tried before the run stopped (their trial
+    commits are in the log); the fresh agent of the resumed run proposes the seventh, then ends."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    start = "DEGREE = 2\r\nUSE_BIAS = True\r\n"  # CRLF in git, LF as the worktree's reader (read_text) sees it
+    history = [TrialRecord(0, "baseline", "baseline", commit=_commit(repo, "proj/m.py", start), score=1.0)]
+    versions = [f"DEGREE = {d}\nUSE_BIAS = {b}\n" for d in (1, 3, 4, 2) for b in (True, False)]
+    untried = "DEGREE = 4\nUSE_BIAS = False\n"
+    for trial, text in enumerate([v for v in versions if v not in (untried, "DEGREE = 2\nUSE_BIAS = True\n")], 1):
+        crlf = text.replace("\n", "\r\n")
+        history.append(TrialRecord(trial, "discard", f"try {trial}", commit=_commit(repo, "proj/m.py", crlf), score=2.0))
+    history.append(TrialRecord(7, "invalid", "refused before it ran"))
+    _commit(repo, "proj/m.py", start.replace("\r\n", "\n"))  # the current best, checked out
+    notes: list[str] = []
+    context = dataclasses.replace(
+        make_context({"m.py": start.replace("\r\n", "\n")}, 8), workdir=repo / "proj", history=history, note=notes.append
+    )
+    agent = MutateAgent(0)
+    agent.start(context)
+    assert agent.propose(context).files == {"m.py": untried}
+    with pytest.raises(AgentExhausted):
+        agent.propose(dataclasses.replace(context, trial=9))
+    assert notes == []
+
+
+def test_an_unreadable_log_is_said_and_the_search_goes_on(tmp_path: Path) -> None:
+    history = [TrialRecord(1, "discard", "x", commit="0" * 40, score=2.0)]
+    notes: list[str] = []
+    context = dataclasses.replace(make_context({"m.py": "LR = 0.1\n"}, 2), workdir=tmp_path, history=history, note=notes.append)
+    agent = MutateAgent(0)
+    agent.start(context)
+    assert agent.propose(context).files["m.py"] != "LR = 0.1\n"
+    assert len(notes) == 1 and notes[0].startswith("mutate: could not read the earlier trials' files (git rev-parse")
 
 
 def test_a_kept_move_is_tried_again() -> None:

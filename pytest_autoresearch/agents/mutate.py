@@ -279,13 +279,13 @@ class MutateAgent(Agent):
 
 
 def _sample(targets: list[Target], count: int, rng: random.Random) -> list[Target]:
-    """``count`` distinct targets, each drawn by its kind's weight (constants before keyword arguments)."""
-    if len({t.weight for t in targets}) == 1:
-        return rng.sample(targets, count)
-    pool, chosen = list(targets), []
-    for _ in range(count):
-        chosen.append(pool.pop(rng.choices(range(len(pool)), weights=[t.weight for t in pool])[0]))
-    return chosen
+    """Up to ``count`` distinct targets of one weight, drawn by it: constants and config keys come
+    before keyword arguments, and a draw of several never drags a keyword argument along."""
+    if len({t.weight for t in targets}) > 1:
+        first = rng.choices(targets, weights=[t.weight for t in targets])[0]
+        targets = [t for t in targets if t.weight == first.weight]
+        return [first, *rng.sample([t for t in targets if t is not first], min(count, len(targets)) - 1)]
+    return rng.sample(targets, count)
 
 
 def _apply(files: Mapping[str, str], changes: list[Change]) -> dict[str, str]:
