@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from helpers import FITNESS_TEST, Project, default_files
 
 from pytest_autoresearch.agents import AgentError, AgentExhausted, ProposalContext
 from pytest_autoresearch.agents.mutate import MutateAgent, find_targets, perturb
@@ -592,3 +593,35 @@ def test_every_seed_improves_the_smoothing_within_twelve_trials(seed: int) -> No
     first, baseline, best = search(SMOOTHING_MODEL, smoothing_mse, MutateAgent(seed), 12)
     assert first is not None and first <= 12
     assert best < 0.9 * baseline
+
+
+# --- in a real run -----------------------------------------------------------------------------
+
+NO_SETTINGS_MODEL = '''"""A model with nothing mutate can change: its numbers are code, its flag is for typing."""
+TYPE_CHECKING = False
+
+
+def predict(x):
+    return sum(2.5 * x for _ in range(1)) + 3.0
+'''
+
+SLOW_FITNESS = FITNESS_TEST.replace("def test_error(fitness):\n", "def test_error(fitness):\n    time.sleep(30)\n").replace("import pytest\n", "import time\n\nimport pytest\n", 1)
+
+
+def test_a_surface_with_nothing_to_change_stops_before_the_baseline(project: Project) -> None:
+    """The baseline would take a minute (two runs of a 30 s fitness test): the run refuses in
+    seconds, says what mutate looked for in which file and what to do, and leaves nothing."""
+    project.init({**default_files(), "model.py": NO_SETTINGS_MODEL, "tests/test_fitness.py": SLOW_FITNESS})
+    refs = project.git("for-each-ref")
+    result = project.loop("--autoresearch-trials=3", timeout=120)
+    assert result.ret != 0, result.stdout.str()
+    result.stderr.fnmatch_lines(
+        ["ERROR: autoresearch: agent mutate: mutate found nothing it can change in model.py: it changes numeric*"
+         "*TYPE_CHECKING*Name files with such settings in autoresearch_mutable*or use an agent that edits code*"]
+    )
+    assert "Traceback" not in result.stderr.str()
+    assert result.duration < 25, result.duration  # the baseline did not run
+    assert not [line for line in result.outlines if line.startswith(("trial ", "autoresearch: run "))]
+    assert not (project.path / ".autoresearch").exists()  # no run folder, no baseline log
+    assert project.git("for-each-ref") == refs
+    assert project.git("worktree", "list").count("\n") == 0
