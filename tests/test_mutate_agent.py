@@ -625,3 +625,26 @@ def test_a_surface_with_nothing_to_change_stops_before_the_baseline(project: Pro
     assert not (project.path / ".autoresearch").exists()  # no run folder, no baseline log
     assert project.git("for-each-ref") == refs
     assert project.git("worktree", "list").count("\n") == 0
+
+
+FLAG_MODEL = '''"""One switch: the only change mutate can make, and a worse one."""
+
+EXACT = True
+
+
+def predict(x):
+    return 2.5 * x + 3.0 if EXACT else 2.0 * x
+'''
+
+
+def test_a_resumed_run_does_not_propose_what_it_tried_before_it_stopped(project: Project) -> None:
+    """The first session flips the switch (discarded); the resumed one has nothing new to try
+    and says so, rather than running the same version again."""
+    project.init({**default_files(), "model.py": FLAG_MODEL})
+    first = project.loop("--autoresearch-trials=1")
+    assert first.ret == 0, first.stdout.str()
+    assert [(r["status"], r["description"]) for r in project.rows()] == [("baseline", "baseline"), ("discard", "model.py:3 EXACT True -> False")]
+    second = project.loop("--autoresearch-trials=1")
+    assert second.ret == 0, second.stdout.str()
+    second.stdout.fnmatch_lines(["*stopped: mutate: every change within its reach of the current best (trial 0) was proposed before*"])
+    assert project.statuses() == ["baseline", "discard"]
