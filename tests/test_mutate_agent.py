@@ -199,6 +199,39 @@ def test_literals_that_steer_control_flow_are_never_targets() -> None:
     assert targets_of("more.py", CONTROL_FLOW) == {"lr": 0.01, "momentum": 0.9}
 
 
+LIBRARY = '''import enum
+
+TABLE = (1, 5, 9, 12, 40, 3, 3, 8, 2, 7)
+RATIO = 0.75
+
+
+class Color(enum.IntEnum):
+    RED = 1
+    GREEN = 2
+
+
+class Ansi:
+    BLACK = 30
+    RED = 31
+    GREEN = 32
+    YELLOW = 33
+    RESET = 39
+
+
+class Config:
+    HIDDEN = 64
+    LAYERS = 2
+    HEADS = 4
+'''
+
+
+def test_enumerations_and_data_tables_are_not_settings() -> None:
+    """What a library's modules are full of: codes numbered in a row and lookup tables."""
+    assert targets_of("lib.py", LIBRARY) == {"RATIO": 0.75, "Config.HIDDEN": 64, "Config.LAYERS": 2, "Config.HEADS": 4}
+    table = "_esc = dict(black=30, red=31)\n\ndef f(x):\n    return g(x, ratio=0.5, maxsize=128, default=0)\n"
+    assert targets_of("tw.py", table) == {"ratio": 0.5}
+
+
 def test_module_constants_are_chosen_before_call_arguments() -> None:
     """A surface with constants in one file and only keyword arguments in another draws the
     constants about four times as often (weights 1 and 0.25 per setting, two of each)."""

@@ -31,13 +31,17 @@ WEIGHTS = {"constant": 1.0, "config": 1.0, "keyword": 0.25}
 _SKIP_NAME = re.compile(r"seed|random_state|^_*version(_info)?_*$|^__\w+__$", re.IGNORECASE)
 # Python names that switch typing or debugging aids, not behaviour the fitness test measures.
 _FLAG_NAME = re.compile(r"^_*(type_checking|typing|mypy|debug|debugging)_*$", re.IGNORECASE)
-# Keyword arguments that count, index or bound iteration: code, not settings.
+# Keyword arguments that count, index or bound iteration, or that are codes: code, not settings.
 _CONTROL_KEYWORDS = frozenset(
     "step steps start stop end begin index idx pos offset axis dim n k i j count times repeat repeats "
-    "maxsplit maxlen limit size chunk chunksize chunk_size width level depth stacklevel".split()
+    "maxsplit maxlen maxsize limit size chunk chunksize chunk_size width level depth stacklevel nargs "
+    "default issue version code exitcode returncode errno flags mode protocol port fd".split()
 )
-# Calls whose numeric arguments are iteration bounds whatever their keyword.
-_CONTROL_CALLS = frozenset({"range", "slice", "islice", "enumerate", "repeat", "count", "cycle", "sleep", "exit", "_exit"})
+# Calls whose numeric arguments are iteration bounds or table entries whatever their keyword.
+_CONTROL_CALLS = frozenset({"range", "slice", "islice", "enumerate", "repeat", "count", "cycle", "sleep", "exit", "_exit", "dict", "OrderedDict"})
+# Base classes of enumerations: their members are codes.
+_ENUM_BASES = re.compile(r"(Enum|Flag)$")
+_TABLE = 8  # a tuple or list with more elements than this is a data table, not settings
 # What a guard tests: the interpreter, the platform, the module's role.
 _GUARD_NAMES = frozenset({"TYPE_CHECKING", "MYPY", "__debug__", "__name__", "version_info", "platform", "implementation", "hexversion", "maxsize", "byteorder"})
 _NOT_DECIMAL = re.compile(r"0[xXoObB]")
@@ -136,7 +140,8 @@ def _constants(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.exp
     not guards (``if CUDA: BATCH = 64``)."""
     for stmt in body:
         if isinstance(stmt, ast.ClassDef):
-            yield from _constants(stmt.body, f"{prefix}{stmt.name}.")
+            if not _is_enumeration(stmt):
+                yield from _constants(stmt.body, f"{prefix}{stmt.name}.")
         elif isinstance(stmt, ast.If):
             if not is_guard(stmt.test):
                 yield from _constants(stmt.body, prefix)
@@ -150,9 +155,26 @@ def _constants(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.exp
                 continue
             name, value = prefix + target.id, stmt.value
             if isinstance(value, (ast.Tuple, ast.List)):
+                if len(value.elts) > _TABLE:
+                    continue
                 yield from ((f"{name}[{i}]", element) for i, element in enumerate(value.elts))
             else:
                 yield (name, value)
+
+
+def _is_enumeration(node: ast.ClassDef) -> bool:
+    """An ``Enum``/``Flag`` subclass, or a class of three or more integer constants mostly
+    numbered in a row (``RED = 31; GREEN = 32; BLUE = 34``): its numbers are codes, not settings."""
+    for base in node.bases:
+        name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+        if _ENUM_BASES.search(name):
+            return True
+    numbers = sorted(
+        v for stmt in node.body if isinstance(stmt, ast.Assign)
+        if isinstance(v := _literal(stmt.value), int) and not isinstance(v, bool)
+    )
+    steps = [b - a for a, b in zip(numbers, numbers[1:])]
+    return len(numbers) >= 3 and 3 * steps.count(1) >= 2 * len(steps)
 
 
 def _keywords(tree: ast.Module) -> Iterator[tuple[str, ast.expr]]:
