@@ -96,10 +96,11 @@ class ResearchLoop:
     def prepare(self) -> None:
         """Start the run, or take up an earlier one with the same tag. Raises SetupError."""
         self._run = run = start_run(self.config, self.settings)
-        files = {p: text for p in run.surface_files if (text := run.home.worktree.read(run.prefix + p)) is not None}
-        if reason := run.agent.preflight(files):  # before a baseline that can take minutes
+        try:
+            self._preflight(run)
+        except BaseException:
             run.abandon()
-            raise SetupError(f"agent {self.settings.agent_spec}: {reason}")
+            raise
         self.evaluator = Evaluator(self.config, self.settings, run)
         self.proposer = Proposer(run, self.settings, self.history, self.evaluator.in_worktree(self.settings.rootdir))
         self.holdout = Holdout(run, self.evaluator)
@@ -127,6 +128,18 @@ class ResearchLoop:
         self.proposer.holdout_files = self.holdout.files
         if self.evaluator.timeout is None:
             self.evaluator.timeout = meta.timeout
+
+    def _preflight(self, run: Run) -> None:
+        """Ask the agent, before a baseline that can take minutes, whether it can propose
+        anything for the surface at all; its reason (or its failure) is a SetupError."""
+        files = {p: text for p in run.surface_files if (text := run.home.worktree.read(run.prefix + p)) is not None}
+        spec = self.settings.agent_spec
+        try:
+            reason = run.agent.preflight(files)
+        except Exception as exc:
+            raise SetupError(f"agent {spec}: its preflight check failed: {type(exc).__name__}: {exc}") from None
+        if reason:
+            raise SetupError(f"agent {spec}: {reason}")
 
     def baseline(self) -> TrialRecord:
         """Score the start commit; any problem is a SetupError (a new run's set-up is undone)."""
