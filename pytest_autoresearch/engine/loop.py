@@ -26,7 +26,7 @@ from ..core.noise import Noise
 from ..core.records import Alarm, MetricSpec, Rescore, RunResult, Status, TrialRecord
 from ..core.stopping import stop_reason
 from ..core.text import one_line
-from ..errors import FatalError, SetupError
+from ..errors import FatalError
 from ..fitness_json import FILENAME as FITNESS_JSON
 from ..proposals.proposal import Limits, Proposal, check
 from ..proposals.reach import reached
@@ -40,7 +40,7 @@ from .evaluation import Evaluator
 from .holdout import Holdout
 from .hooks import rule_of
 from .integrity import Integrity
-from .proposer import Proposer
+from .proposer import Proposer, preflight
 from .recorder import Recorder, message
 from .rescore import Judge, rescore
 from .setup import Run, start_run
@@ -96,11 +96,7 @@ class ResearchLoop:
     def prepare(self) -> None:
         """Start the run, or take up an earlier one with the same tag. Raises SetupError."""
         self._run = run = start_run(self.config, self.settings)
-        try:
-            self._preflight(run)
-        except BaseException:
-            run.abandon()
-            raise
+        preflight(run, self.settings.agent_spec)  # before a baseline that can take minutes
         self.evaluator = Evaluator(self.config, self.settings, run)
         self.proposer = Proposer(run, self.settings, self.history, self.evaluator.in_worktree(self.settings.rootdir))
         self.holdout = Holdout(run, self.evaluator)
@@ -128,18 +124,6 @@ class ResearchLoop:
         self.proposer.holdout_files = self.holdout.files
         if self.evaluator.timeout is None:
             self.evaluator.timeout = meta.timeout
-
-    def _preflight(self, run: Run) -> None:
-        """Ask the agent, before a baseline that can take minutes, whether it can propose
-        anything for the surface at all; its reason (or its failure) is a SetupError."""
-        files = {p: text for p in run.surface_files if (text := run.home.worktree.read(run.prefix + p)) is not None}
-        spec = self.settings.agent_spec
-        try:
-            reason = run.agent.preflight(files)
-        except Exception as exc:
-            raise SetupError(f"agent {spec}: its preflight check failed: {type(exc).__name__}: {exc}") from None
-        if reason:
-            raise SetupError(f"agent {spec}: {reason}")
 
     def baseline(self) -> TrialRecord:
         """Score the start commit; any problem is a SetupError (a new run's set-up is undone)."""
