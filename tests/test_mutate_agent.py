@@ -401,7 +401,7 @@ def test_an_exhausted_surface_says_so_instead_of_proposing_a_tree_again() -> Non
     first = agent.propose(make_context(files, 1))
     assert first.files == {"m.py": "USE_BIAS = False\n"} and first.description == "m.py:1 USE_BIAS True -> False"
     history = [TrialRecord(1, "discard", first.description, score=2.0)]
-    with pytest.raises(AgentExhausted, match=r"mutate: every change within its reach of the current best \(trial 0\) was proposed before \(1 settings"):
+    with pytest.raises(AgentExhausted, match=r"^mutate: nothing new to propose: every change it can make to the current best \(trial 0\) was tried already \(1 setting: m\.py:1 USE_BIAS; 2 versions"):
         agent.propose(make_context(files, 2, history))
     # kept: flipping back would give the baseline's own version, tried already
     kept = [TrialRecord(1, "keep", first.description, score=0.5)]
@@ -679,5 +679,5 @@ def test_a_resumed_run_does_not_propose_what_it_tried_before_it_stopped(project:
     assert [(r["status"], r["description"]) for r in project.rows()] == [("baseline", "baseline"), ("discard", "model.py:3 EXACT True -> False")]
     second = project.loop("--autoresearch-trials=1")
     assert second.ret == 0, second.stdout.str()
-    second.stdout.fnmatch_lines(["*stopped: mutate: every change within its reach of the current best (trial 0) was proposed before*"])
+    second.stdout.fnmatch_lines(["stopped: mutate: nothing new to propose: every change it can make to the current best (trial 0) was tried already (1 setting: model.py:3 EXACT; 2 versions of the surface seen); widen autoresearch_mutable or use another agent to go on"])
     assert project.statuses() == ["baseline", "discard"]

@@ -86,8 +86,9 @@ class Agent:
         return None
 
     def start(self, context: ProposalContext) -> None:
-        """Called once after the baseline; raise :class:`AgentError` if the agent cannot work
-        on this surface."""
+        """Called once per session, after the baseline (a resumed run: with the log so far);
+        raise :class:`AgentError` if the agent cannot work on this surface. What the files alone
+        tell belongs in :meth:`preflight`, which answers before the baseline runs."""
 
     def propose(self, context: ProposalContext) -> Proposal:
         raise NotImplementedError

@@ -212,9 +212,9 @@ class MutateAgent(Agent):
         changes = next((c for c in draws if c and self._new(context.files, c)), None) or self._untried(targets, context.files, rng)
         if changes is None:
             raise AgentExhausted(
-                f"mutate: every change within its reach of the current best (trial {context.best.trial}) was "
-                f"proposed before ({len(targets)} settings, {len(self._seen)} versions of the surface seen); "
-                "widen autoresearch_mutable or use another agent to go on"
+                f"mutate: nothing new to propose: every change it can make to the current best (trial "
+                f"{context.best.trial}) was tried already ({_settings(targets)}; {len(self._seen)} versions of the "
+                "surface seen); widen autoresearch_mutable or use another agent to go on"
             )
         files = _apply(context.files, changes)
         self._seen.add(_digest({**context.files, **files}))
@@ -295,6 +295,12 @@ def _apply(files: Mapping[str, str], changes: list[Change]) -> dict[str, str]:
         text = out.get(target.path, files[target.path])
         out[target.path] = text[: target.start] + format_value(new) + text[target.end :]
     return out
+
+
+def _settings(targets: list[Target]) -> str:
+    """``2 settings: model.py:3 EXACT, model.py:4 DEPTH``; only the count when there are many."""
+    count = f"{len(targets)} setting{'s' if len(targets) != 1 else ''}"
+    return count if len(targets) > 5 else f"{count}: " + ", ".join(t.place for t in targets)
 
 
 def _describe(changes: list[Change]) -> str:
