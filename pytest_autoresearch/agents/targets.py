@@ -29,8 +29,13 @@ WEIGHTS = {"constant": 1.0, "config": 1.0, "keyword": 0.25}
 
 # Tuning a random seed only fits the evaluator's noise, so seeds are never targets.
 _SKIP_NAME = re.compile(r"seed|random_state|^_*version(_info)?_*$|^__\w+__$", re.IGNORECASE)
-# Python names that switch typing or debugging aids, not behaviour the fitness test measures.
-_FLAG_NAME = re.compile(r"^_*(type_checking|typing|mypy|debug|debugging)_*$", re.IGNORECASE)
+# Python names that switch typing or debugging aids, or that record the platform or what is
+# installed: not behaviour the fitness test measures.
+_FLAG_NAME = re.compile(
+    r"^_*(type_checking|typing|mypy|debug|debugging|(is_|on_|running_on_)?(windows|win32|posix|linux|darwin|macos|"
+    r"pypy|cpython|jython|py\d+)|(has|have)_\w+)_*$",
+    re.IGNORECASE,
+)
 # Keyword arguments that count, index or bound iteration, or that are codes: code, not settings.
 _CONTROL_KEYWORDS = frozenset(
     "step steps start stop end begin index idx pos offset axis dim n k i j count times repeat repeats "
@@ -147,8 +152,10 @@ def _constants(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.exp
                 yield from _constants(stmt.body, prefix)
                 yield from _constants(stmt.orelse, prefix)
         elif isinstance(stmt, ast.Try):
+            # what a handler sets records that an import or a probe failed (HAVE_NUMPY = False)
+            fallback = {name for h in stmt.handlers for name, _ in _constants(h.body, prefix)}
             for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
-                yield from _constants(block, prefix)
+                yield from ((name, value) for name, value in _constants(block, prefix) if name.split("[")[0] not in fallback)
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
             if not isinstance(target, ast.Name) or stmt.value is None or _FLAG_NAME.match(target.id):
