@@ -281,12 +281,9 @@ def format_number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-#: What the fitness table shows instead of a score, for a fitness test that did not pass.
-NOT_PASSED = ("failed", "error", "skipped", "xfailed")
-
-
 def _outcome(report: pytest.TestReport) -> str | None:
-    """The word for a report that makes its test's score untrustworthy; None when it passed."""
+    """The word the fitness table shows instead of a score for a report that makes its test's
+    score untrustworthy: failed, error, skipped or xfailed; None when it passed."""
     if report.failed:
         return "failed" if report.when == "call" else "error"
     if report.skipped and report.when in ("setup", "call"):
@@ -301,7 +298,8 @@ class FitnessPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.rows: dict[str, Recorded] = {}
-        self.outcomes: dict[str, str] = {}  # nodeid -> the first of NOT_PASSED its reports said
+        self.outcomes: dict[str, str] = {}  # nodeid -> the first such word of _outcome
+        self.goals: dict[str, str] = {}  # nodeid -> its marker's goal, for a test that recorded none
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -311,6 +309,8 @@ class FitnessPlugin:
             spec = fitness_spec(item)
         except FitnessUsageError as exc:
             pytest.fail(str(exc), pytrace=False)
+        if spec is not None:
+            self.goals[item.nodeid] = spec.goal
         fixtures = getattr(item, "fixturenames", ())
         if spec is not None and spec.stat is not None and "benchmark" not in fixtures:
             pytest.fail(
@@ -352,6 +352,7 @@ class FitnessPlugin:
             return
         table = [("test", "score", "goal", "metrics")]
         for nodeid, (score, goal, metrics, bounds, _artifacts) in self.rows.items():
+            goal = goal or self.goals.get(nodeid)
             if nodeid in self.outcomes:  # what a test that did not pass recorded is no score
                 table.append((nodeid, self.outcomes[nodeid], goal or "", ""))
                 continue
