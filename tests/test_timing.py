@@ -116,6 +116,24 @@ def test_fitness_time_records_the_score_and_its_spread(pytester: pytest.Pytester
     assert float(props["fitness"]) > 0 and props["fitness.metric.time_rounds"] == "5.0"
 
 
+def test_fitness_time_keeps_its_clock_when_code_under_test_replaces_time_functions(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        def candidate():
+            time.process_time = time.perf_counter = lambda: 0.0  # every round would take no time
+            sum(range(5000))
+
+        @pytest.mark.fitness(goal="min")
+        def test_speed(fitness):
+            assert fitness.time(candidate, repeats=3).value > 0
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 def test_fitness_time_needs_goal_min_and_good_arguments(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
