@@ -131,7 +131,7 @@ def test_fitness_time_keeps_its_clock_when_code_under_test_replaces_time_functio
             assert fitness.time(candidate, repeats=3).value > 0
         """
     )
-    pytester.runpytest().assert_outcomes(passed=1)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)  # a process of its own: time is patched
 
 
 def test_fitness_time_needs_goal_min_and_good_arguments(pytester: pytest.Pytester) -> None:
