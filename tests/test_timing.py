@@ -332,7 +332,10 @@ def test_work_speed(benchmark):
 '''
 
 
-def test_a_benchmark_fitness_test_drives_the_loop(project: Project) -> None:
+def test_a_benchmark_fitness_test_drives_the_loop(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    # under xdist (CI) pytest-benchmark would see a worker and, with --benchmark-only, refuse the
+    # re-score's plain run, which runs the user's options as they are
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     # what a project that saves its benchmarks has, with absolute paths into the checkout: neither
     # a trial nor the final re-score writes any of it, and a trial still runs the gates
     addopts = (
