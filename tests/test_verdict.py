@@ -399,7 +399,7 @@ def test_refused_and_reapplied() -> None:
     assert record.status == Status.DISCARD and record.reason == "a conflict in src/a.py"
     kept = TrialRecord(7, Status.KEEP, "x", reason="")
     verdict.reapplied(kept, [3, 5])
-    assert kept.reason == "; re-applied on trial 3, 5, kept while it ran"
+    assert kept.reason == "re-applied on trial 3, 5, kept while it ran"
     kept.reason = "as good"
     verdict.reapplied(kept, [])
     assert kept.reason == "as good"

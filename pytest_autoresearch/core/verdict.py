@@ -243,7 +243,8 @@ def refused(record: TrialRecord, why: str) -> None:
 def reapplied(record: TrialRecord, bests: Sequence[int]) -> None:
     """Say in the reason which kept trials the candidate was re-applied on."""
     if bests:
-        record.reason = one_line(f"{record.reason}; re-applied on trial {', '.join(map(str, bests))}, kept while it ran", 300)
+        again = f"re-applied on trial {', '.join(map(str, bests))}, kept while it ran"
+        record.reason = one_line(f"{record.reason}; {again}" if record.reason else again, 300)
 
 
 def new_alarms(results: Sequence[RunResult], known: Collection[tuple[str, str, str]]) -> list[Alarm]:
