@@ -125,7 +125,9 @@ def test_min_delta_asks_for_more_than_any_gain(project: Project) -> None:
     assert result.ret == 0
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "discard", "keep"]
-    assert "not more than 20" in rows[1]["reason"]
+    assert "is better than the best 113.625 but not by more than autoresearch_min_delta 20 (needs < 93.6)" in rows[1]["reason"]
+    line = next(line for line in result.stdout.lines if line.startswith("trial   1  discard"))
+    assert f"a little better  [{rows[1]['reason']}]  | 1/2, best 113.625 (trial 0)" in line, line  # why a better score went
 
 
 # --- gates ----------------------------------------------------------------------------------------
@@ -151,6 +153,9 @@ def test_a_metric_bound_is_a_gate(project: Project) -> None:
     assert float(rows[1]["score"]) < float(rows[2]["score"])  # the better primary score was not kept
     assert rows[1]["reason"] == "breaks a bound: slope 2.5 is above its max 2.4"
     assert rows[2]["slope"] == "2.4"
+    out = result.stdout.str()
+    for line in ("too steep  [breaks a bound: slope 2.5 is above its max 2.4]",):  # the trial line, then the final table
+        assert out.count(line) == 2, out
 
 
 def test_bounds_show_in_a_plain_run(project: Project) -> None:
@@ -178,7 +183,8 @@ def test_an_equal_score_is_kept_with_fewer_lines_and_discarded_with_more(project
     assert [r["status"] for r in rows] == ["baseline", "discard", "keep"]
     assert [r["lines"] for r in rows[1:]] == ["2", "-2"]
     assert "an equal score needs fewer lines, not 2 more" in rows[1]["reason"]
-    assert rows[2]["reason"] == "as good as the best within 0, with 2 fewer lines"
+    assert rows[2]["reason"] == f"test_error {rows[2]['score']} is equal to the best {rows[0]['score']}, with 2 fewer lines"
+    assert f"delete the helper  [{rows[2]['reason']}]" in result.stdout.str()  # a keep that is not better says why
 
 
 # --- review ---------------------------------------------------------------------------------------
