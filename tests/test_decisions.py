@@ -66,6 +66,8 @@ def test_the_defaults_keep_little_luck_and_most_real_gains() -> None:
     assert naive["first"] >= 0.4 and naive["false_keep"] > 5 * defaults["false_keep"]
     assert naive["claimed"] > 4 * defaults["claimed"]  # the log of a naive run claims gains that are luck
     assert defaults["power_3"] >= 0.75 and defaults["power_4"] >= 0.9
+    # simplicity: a simpler change truly as good is mostly kept, one truly 2 sigma worse mostly not
+    assert defaults["simpler_0"] >= 0.8 and defaults["simpler_1"] < defaults["simpler_0"] and defaults["simpler_2"] <= 0.5
 
 
 NOISY_FITNESS = '''import random

@@ -53,6 +53,9 @@ def test_the_summary_tells_the_branch_tip_from_the_best_kept_and_never_calls_wor
     honest = lines_of([rec(0, "baseline", 0.217416), rec(9, "keep", 0.0261724, parent=0.217416)])[0]
     assert honest == "score (min): baseline 0.217416 -> best 0.0261724 (trial 9, 88.0% better)"
     assert "better" not in lines_of([rec(0, "baseline", 5.2), rec(1, "discard", 5.3, parent=5.2)])[0]
+    readme = [rec(0, "baseline", 5.2), rec(4, "keep", 5.1, parent=5.2), rec(9, "keep", 5.31, parent=5.1, reason=SIMPLER, lines=-2)]
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"`{lines_of(readme)[0].replace('score (min)', 'test_error (min)')}`" in text  # the README's line is the real one
 
 
 def test_change_words() -> None:
