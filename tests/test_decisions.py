@@ -127,7 +127,7 @@ def test_min_delta_asks_for_more_than_any_gain(project: Project) -> None:
     assert result.ret == 0
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "discard", "keep"]
-    assert "is better than the best 113.625 but not by more than autoresearch_min_delta 20 (needs < 93.6)" in rows[1]["reason"]
+    assert "is better than the best 113.625 but not by more than autoresearch_min_delta 20 (needs < 93.625)" in rows[1]["reason"]
     line = next(line for line in result.stdout.lines if line.startswith("trial   1  discard"))
     assert f"a little better  [{rows[1]['reason']}]  | 1/2, best 113.625 (trial 0)" in line, line  # why a better score went
 

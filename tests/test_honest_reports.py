@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pytest_autoresearch.agents.base import ProposalContext
 from pytest_autoresearch.agents.prompt import render_prompt
 from pytest_autoresearch.core.history import History, change_words
@@ -129,3 +131,9 @@ def test_the_plot_follows_the_branch_and_names_both() -> None:
     assert plot.running_best(records, "min")[-1] == (4, 5.1)
     head = plot._title(records, "min", "score", None)
     assert head.splitlines()[1] == "branch score 6.06 (trial 2), best kept 5.1 (trial 1), baseline 5.2"
+
+
+@pytest.mark.skipif(not plot.available(), reason="matplotlib is an optional extra (pytest-autoresearch[plot])")
+def test_a_drifted_run_draws(tmp_path: Path) -> None:
+    path = plot.write_progress(drifted(), goal="min", metric="score", path=tmp_path / "progress.png")
+    assert path.read_bytes().startswith(b"\x89PNG")

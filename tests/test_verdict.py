@@ -170,7 +170,7 @@ def test_noisy_promising_but_within_the_noise_is_discarded() -> None:
     threshold = NoiseRule(k=2.0).threshold(j.noise)  # judged on the noise known before it ran
     assert NoiseRule(k=2.0).threshold(outcome.noise) < threshold  # its own close runs would have narrowed it
     assert record.status == Status.DISCARD and record.runs == 3
-    assert record.reason == f"score {4.0 / 3:.6g} is better than the best 1 but not beyond the noise (needs > {1 + threshold:.3g}: max(min_delta 0, 2 x the noise spread 0.707))"
+    assert record.reason == f"score {4.0 / 3:.6g} is better than the best 1 but not beyond the noise (needs > {1 + threshold:.6g}: max(min_delta 0, 2 x the noise spread 0.707))"
 
 
 def test_noisy_threshold_is_at_least_min_delta() -> None:
@@ -590,9 +590,9 @@ def test_a_better_score_that_is_not_beyond_the_noise_says_what_it_needed() -> No
     record = verdict_of(judging(1.0, noise=noisy()), run(1.5), run(1.2), run(1.3))
     assert record.status == Status.DISCARD
     assert record.reason == (
-        "score 1.33333 is better than the best 1 but not beyond the noise (needs > 2.41: max(min_delta 0, 2 x the noise spread 0.707))"
+        "score 1.33333 is better than the best 1 but not beyond the noise (needs > 2.41421: max(min_delta 0, 2 x the noise spread 0.707))"
     )
     low = verdict_of(judging(1.0, metric=MIN, noise=noisy()), run(0.5, metric=MIN), run(0.8, metric=MIN), run(0.7, metric=MIN))
-    assert low.reason.startswith("score 0.666667 is better than the best 1 but not beyond the noise (needs < -0.414")
+    assert low.reason.startswith("score 0.666667 is better than the best 1 but not beyond the noise (needs < -0.414214")
     small = verdict_of(judging(1.0, rule=NoiseRule(min_delta=0.1)), run(1.05))
     assert small.reason == "score 1.05 is better than the best 1 but not by more than autoresearch_min_delta 0.1 (needs > 1.1)"

@@ -63,7 +63,7 @@ def decide(rule: NoiseRule, noise: Noise, metric: MetricSpec, candidate: TrialRe
         return Decision(True, f"{score} is as good as {than} within {within}, with {fewer} fewer lines")
     if gain > 0:
         target = best.score - threshold if metric.goal == "min" else best.score + threshold
-        needs = f"needs {'<' if metric.goal == 'min' else '>'} {target:.3g}"
+        needs = f"needs {'<' if metric.goal == 'min' else '>'} {target:.6g}"
         if noisy:
             why = f"not beyond the noise ({needs}: max(min_delta {rule.min_delta:g}, {rule.k:g} x the noise spread {noise.spread:.3g}))"
         else:
