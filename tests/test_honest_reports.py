@@ -17,7 +17,7 @@ from pytest_autoresearch.core.history import History, change_words
 from pytest_autoresearch.core.records import MetricSpec, TrialRecord
 from pytest_autoresearch.proposals.surface import Surface
 from pytest_autoresearch.store.runfolder import RunMeta
-from pytest_autoresearch.ui import plot
+from pytest_autoresearch.ui import plot, summary_md
 from pytest_autoresearch.ui.summary_md import RunView, Step, change, title
 from pytest_autoresearch.ui.terminal import live_line, progress, summary, table
 
@@ -113,6 +113,7 @@ def test_the_prompt_calls_the_branch_what_it_is() -> None:
     assert "better than the baseline)" not in text.split("The best score kept")[0]
     plain = render_prompt(_context(drifted()[:2]), "Answer.").user
     assert "Baseline: 5.2. Current best: 5.1 from trial 1 (1.9% better than the baseline)." in plain
+    assert "or, with fewer lines, stays as good within that noise." in plain  # the simplicity rule, as the loop applies it
 
 
 def test_summary_md_never_calls_a_worse_score_better() -> None:
@@ -123,6 +124,9 @@ def test_summary_md_never_calls_a_worse_score_better() -> None:
     assert title(run, steps) == "autoresearch run t: score 5.2 -> 6.06 (16.5% worse)"
     assert change(steps[1], "min") == f"+0.96, 18.8% worse, kept: {SIMPLER}"
     assert change(steps[0], "min") == "-0.1, 1.9% better"
+    result = summary_md._metric_section(run, records[0], records[2]).splitlines()
+    assert result[3] == "- baseline 5.2 -> 6.06 at the branch tip (trial 2): +0.86, 16.5% worse"
+    assert result[4] == "- best score kept 5.1 (trial 1: -0.1, 1.9% better); later changes with fewer lines, as good within the noise, replaced it"
 
 
 def test_the_plot_follows_the_branch_and_names_both() -> None:

@@ -119,7 +119,8 @@ def render_prompt(
     if best.metrics:
         task.append("Other metrics at the current best: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in best.metrics.items()) + ".")
     task += [
-        "A change is kept only if the primary metric improves and every test still passes.",
+        "A change is kept only if every test still passes and the primary metric improves (beyond the evaluator's noise, "
+        "when it has any), or, with fewer lines, stays as good within that noise.",
         "Mutable files (the only ones you may change): " + ", ".join(sorted(context.files)) + ".",
     ]
     sections = ["\n".join(task), "## Mutable files (the current best)\n\n" + "\n\n".join(_fence(p, t) for p, t in sorted(context.files.items()))]
