@@ -104,6 +104,50 @@ def test_a_noisy_evaluator_keeps_only_what_beats_the_noise(project: Project) -> 
     result.stdout.fnmatch_lines(["*the evaluator is noisy: 5 baseline runs scored*kept only when its mean gains more than*"])
 
 
+SCRIPTED_FITNESS = '''import json
+import pathlib
+
+import pytest
+
+SCRIPT = pathlib.Path({path!r})
+
+
+@pytest.mark.fitness(goal="min")
+def test_error(fitness):
+    state = json.loads(SCRIPT.read_text())  # the next score of a scripted noisy evaluator
+    score = state["scores"].pop(0) if state["scores"] else state["after"]
+    SCRIPT.write_text(json.dumps(state))
+    fitness(score)
+'''
+
+
+def test_a_scripted_noisy_run_judges_each_candidate_on_the_noise_known_before_it(project: Project) -> None:
+    """Baseline runs 5.0 5.4 5.1 5.3 5.2 (goal min: spread 0.158, window 0.316). Trial 1, one
+    line shorter, runs 5.3 4.0 7.5: mean 5.6, 0.4 worse; judged on its own scatter too it was
+    "as good within 2.06" and kept. Trial 2 runs 5.1 5.0 5.05: better, not beyond the noise
+    (which trial 1's runs have widened for it), and its line says so."""
+    script = project.outside / "scores.json"
+    script.write_text(json.dumps({"scores": [5.0, 5.4, 5.1, 5.3, 5.2, 5.3, 4.0, 7.5, 5.1, 5.0, 5.05], "after": 5.2}))
+    project.init({**default_files(), "tests/test_fitness.py": SCRIPTED_FITNESS.format(path=str(script))})
+    shorter = MODEL.replace('"""A tiny tunable model: the mutable surface."""\n', "")
+    result = project.loop(
+        project.replay(
+            {"description": "drop the docstring", "files": {"model.py": shorter}},
+            {"description": "an unused constant", "files": {"model.py": MODEL + "\nUNUSED = 1\n"}},
+        ),
+        "--autoresearch-trials=2",
+    )
+    assert result.ret == 0, result.stdout.str()
+    rows = project.rows()
+    assert [(r["status"], r["runs"], r["lines"]) for r in rows] == [("baseline", "5", ""), ("discard", "3", "-1"), ("discard", "3", "1")]
+    assert rows[1]["reason"] == "test_error 5.6 is worse than the best 5.2; a simpler change is kept only within 0.316 of it"
+    assert rows[2]["reason"].startswith("test_error 5.05 is better than the best 5.2 but not beyond the noise (needs < 3.1")
+    out = result.stdout.str()
+    assert f"an unused constant  [{rows[2]['reason']}]" in out  # on its trial line and in the final table
+    assert out.count(rows[2]["reason"]) == 2 and rows[1]["reason"] not in out  # a worse score's delta says it all
+    result.stdout.fnmatch_lines(["test_error (min): baseline 5.2 -> best 5.2 (the baseline)", "no trial beat the baseline*"])
+
+
 def test_a_deterministic_evaluator_runs_each_trial_once(project: Project) -> None:
     project.init()
     result = project.loop(project.replay({"description": "better", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
