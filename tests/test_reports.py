@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FITNESS_TEST, Project, default_files
+from pytest_autoresearch.install_hint import pip_install
 
 ARTIFACT_TEST = FITNESS_TEST.replace(
     "    fitness(sum(",
@@ -123,7 +124,7 @@ def test_without_matplotlib_the_run_says_how_to_get_the_plot(project: Project) -
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
     result = project.loop("--autoresearch-trials=1", env={"PYTHONPATH": str(fake)})
     assert result.ret == 0, result.stdout.str()
-    assert "no progress plot: the progress plot needs matplotlib: pip install 'pytest-autoresearch[plot]'" in result.stdout.str()
+    assert f"no progress plot: the progress plot needs matplotlib: {pip_install('plot')}" in result.stdout.str()
     assert not (project.path / ".autoresearch" / "t" / "progress.png").exists()
 
 

@@ -36,9 +36,9 @@ def import_litellm() -> Any:
     try:
         import litellm
     except ImportError:
-        raise AgentError(
-            "the litellm agent needs litellm: pip install 'pytest-autoresearch[llm]'"
-        ) from None
+        from ..install_hint import pip_install
+
+        raise AgentError(f"the litellm agent needs litellm: {pip_install('llm')}") from None
     litellm.suppress_debug_info = True
     return litellm
 
