@@ -32,13 +32,15 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
         if name == "litellm":
             from .llm import LitellmAgent
 
-            return LitellmAgent(
+            agent = LitellmAgent(
                 arg,
                 api_base=settings.api_base,
                 model_args=settings.model_args,
                 timeout=settings.agent_timeout,
                 max_prompt_tokens=settings.max_prompt_tokens,
             )
+            agent.preflight()  # before the baseline: a dead endpoint is a setup error
+            return agent
         from .command import CommandAgent
 
         return CommandAgent(arg, timeout=settings.agent_timeout)
