@@ -8,6 +8,7 @@ requirement parsed as pip would."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -108,3 +109,16 @@ def test_a_checkout_on_sys_path_that_is_not_installed_gets_its_own_path(tmp_path
     out = subprocess.run([base, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"pip install -e '{install_hint.CHECKOUT}[plot]'"
     assert install_hint.CHECKOUT == REPO
+
+
+def test_no_hint_in_the_package_names_an_index_package() -> None:
+    """Every hint goes through install_hint: a literal ``pip install 'pytest-autoresearch[x]'``
+    (what pip cannot find) is nowhere else in the package."""
+    package = REPO / "pytest_autoresearch"
+    sources = [p for p in package.rglob("*.py") if p.name != "install_hint.py"]
+    assert len(sources) > 20
+    bare = re.compile(r"pip install \S*pytest-autoresearch\[")
+    offenders = [f"{p.relative_to(REPO)}:{n}" for p in sources for n, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    assert offenders == []
+    users = [p.relative_to(REPO).as_posix() for p in sources if "install_hint import pip_install" in p.read_text()]
+    assert sorted(users) == ["pytest_autoresearch/agents/llm.py", "pytest_autoresearch/engine/ray_backend.py", "pytest_autoresearch/ui/plot.py"]
