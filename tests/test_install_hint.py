@@ -8,6 +8,7 @@ requirement parsed as pip would."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -122,3 +123,17 @@ def test_no_hint_in_the_package_names_an_index_package() -> None:
     assert offenders == []
     users = [p.relative_to(REPO).as_posix() for p in sources if "install_hint import pip_install" in p.read_text()]
     assert sorted(users) == ["pytest_autoresearch/agents/llm.py", "pytest_autoresearch/engine/ray_backend.py", "pytest_autoresearch/ui/plot.py"]
+
+
+def test_a_missing_litellm_is_one_line_with_a_hint_that_installs_it(project) -> None:  # noqa: ANN001 (the conftest fixture)
+    project.init()
+    fake = project.outside / "nolitellm"
+    (fake / "litellm").mkdir(parents=True)
+    (fake / "litellm" / "__init__.py").write_text("raise ImportError('no litellm here')\n")
+    path = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH", "")) if p)
+    result = project.loop("--autoresearch-agent=litellm:openai/gpt-5-mini", env={"PYTHONPATH": path})
+    assert result.ret != 0
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: autoresearch: agent litellm:openai/gpt-5-mini: the litellm agent needs litellm: {pip_install('llm')}"
+    ]
+    assert not (project.path / ".autoresearch").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import struct
 import subprocess
@@ -122,7 +123,8 @@ def test_without_matplotlib_the_run_says_how_to_get_the_plot(project: Project) -
     fake = project.outside / "nomatplotlib"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    result = project.loop("--autoresearch-trials=1", env={"PYTHONPATH": str(fake)})
+    path = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH", "")) if p)  # this checkout stays first
+    result = project.loop("--autoresearch-trials=1", env={"PYTHONPATH": path})
     assert result.ret == 0, result.stdout.str()
     assert f"no progress plot: the progress plot needs matplotlib: {pip_install('plot')}" in result.stdout.str()
     assert not (project.path / ".autoresearch" / "t" / "progress.png").exists()
