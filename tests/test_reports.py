@@ -123,7 +123,7 @@ def test_without_matplotlib_the_run_says_how_to_get_the_plot(project: Project) -
     fake = project.outside / "nomatplotlib"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    path = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH", "")) if p)  # this checkout stays first
+    path = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH", "")) if p)  # this checkout still on the path
     result = project.loop("--autoresearch-trials=1", env={"PYTHONPATH": path})
     assert result.ret == 0, result.stdout.str()
     assert f"no progress plot: the progress plot needs matplotlib: {pip_install('plot')}" in result.stdout.str()
