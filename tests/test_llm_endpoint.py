@@ -97,6 +97,7 @@ def test_a_listed_model_costs_no_completion_before_the_baseline(project: Project
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert server.gets == ["/v1/models"] and len(server.requests) == 1
     assert project.statuses() == ["baseline", "keep"]
+    assert "model calls: 100 tokens in, 50 out, cost unknown" in result.stdout.str().splitlines()  # as the README says
 
 
 def test_an_endpoint_that_goes_away_during_the_run_is_given_up_on_in_seconds(project: Project) -> None:
