@@ -115,3 +115,45 @@ def test_an_endpoint_that_goes_away_during_the_run_is_given_up_on_in_seconds(pro
     assert project.statuses() == ["baseline"]  # the log keeps what finished
     assert server.requests == []
     assert result.duration < 90  # the baseline and four quick attempts, not 10 minutes of backoff
+
+
+# -- the pieces, without a loop ---------------------------------------------------------------
+
+
+def test_where_requests_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_autoresearch.agents.endpoint import endpoint_for
+
+    monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    local = endpoint_for("openai", "http://127.0.0.1:8080/v1/")
+    assert local and (local.url, local.address, local.given) == ("http://127.0.0.1:8080/v1", "127.0.0.1:8080", True)
+    hosted = endpoint_for("anthropic", None)
+    assert hosted and (hosted.address, hosted.given) == ("api.anthropic.com:443", False)
+    assert endpoint_for("some-provider-without-a-known-base", None) is None
+    assert endpoint_for("openai", "http://[::1]:11434").address == "[::1]:11434"  # type: ignore[union-attr]
+    monkeypatch.setenv("OPENAI_API_BASE", "http://gpu-box:8000/v1")
+    env = endpoint_for("openai", None)
+    assert env and (env.address, env.given) == ("gpu-box:8000", True)
+
+
+def test_a_refusal_is_named_through_the_exceptions_that_wrap_it() -> None:
+    from pytest_autoresearch.agents.endpoint import endpoint_for, unreachable
+
+    where = endpoint_for("openai", "http://127.0.0.1:9/v1")
+    try:
+        try:
+            socket.create_connection(("127.0.0.1", closed_port()), timeout=5)
+        except ConnectionRefusedError as refused:
+            raise RuntimeError("InternalServerError: Connection error.") from refused
+    except RuntimeError as wrapped:
+        assert unreachable(wrapped, where) == "connection refused to 127.0.0.1:9"
+    assert unreachable(RuntimeError("503 overloaded"), where) is None
+    assert unreachable(socket.gaierror(-2, "Name or service not known"), where) == "cannot resolve the host '127.0.0.1'"
+
+
+def test_a_listed_model_is_found_with_ollamas_latest_tag() -> None:
+    from pytest_autoresearch.agents.endpoint import lists
+
+    assert lists(["qwen2.5-coder:latest"], "qwen2.5-coder")
+    assert lists(["qwen2.5-coder:7b", "llama3"], "qwen2.5-coder:7b")
+    assert not lists(["qwen2.5-coder:7b"], "qwen2.5-coder")

@@ -269,6 +269,12 @@ def test_the_first_command_as_typed_in_a_fresh_clone(tmp_path: Path) -> None:
     copy = Path(proc.stdout.strip().splitlines()[-1].rsplit(": ", 1)[1])
     assert (copy / ".autoresearch" / "demo" / "progress.png").is_file()
     assert len((copy / ".autoresearch" / "demo" / "results.tsv").read_text().splitlines()) == 1 + 21
+    # the figures the README gives for it
+    said = re.search(r"takes the RMSE from ([\d.]+) to about ([\d.]+)", README.read_text(encoding="utf-8"))
+    done = re.search(r"baseline ([\d.]+) -> best ([\d.]+)", proc.stdout)
+    assert said and done, proc.stdout[-4000:]
+    assert round(float(done.group(1)), 4) == float(said.group(1))
+    assert abs(float(done.group(2)) - float(said.group(2))) <= 0.01 * float(said.group(2)), done.group(0)
 
 
 # -- what is parsed, not run ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..settings import SETTINGS_KEY
-from .base import Agent
+from .base import Agent, AgentError
 
 
 @pytest.hookimpl(trylast=True)
@@ -39,7 +39,8 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
                 timeout=settings.agent_timeout,
                 max_prompt_tokens=settings.max_prompt_tokens,
             )
-            agent.preflight()  # before the baseline: a dead endpoint is a setup error
+            if reason := agent.preflight():  # before anything is set up: a dead endpoint is a setup error
+                raise AgentError(reason)
             return agent
         from .command import CommandAgent
 

@@ -18,6 +18,7 @@ import dataclasses
 import os
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..core import defaults
@@ -70,7 +71,7 @@ class LitellmAgent(Agent):
         self.max_transport_wait = max_transport_wait
         self.litellm = import_litellm()
         try:
-            self.bare_model, provider = self.litellm.get_llm_provider(model=model, api_base=api_base)[:2]
+            self.bare_model, provider, _, served_at = self.litellm.get_llm_provider(model=model, api_base=api_base)
         except Exception as exc:  # litellm raises its own BadRequestError for unknown providers
             raise AgentError(
                 f"litellm does not know the model {model!r}: give it as provider/model, e.g. "
@@ -78,7 +79,8 @@ class LitellmAgent(Agent):
                 f"({type(exc).__name__})"
             ) from None
         self.provider = provider
-        self.endpoint = endpoint_for(provider, api_base)
+        # litellm names the base of a local provider (Ollama's localhost:11434) when none is given
+        self.endpoint = endpoint_for(provider, api_base or served_at)
         self._checked = False
         self.prompt_budget = max_prompt_tokens or self._model_limit() or DEFAULT_PROMPT_TOKENS
         if provider == "openai" and api_base and "api_key" not in self.model_args and not os.environ.get("OPENAI_API_KEY"):
@@ -89,27 +91,28 @@ class LitellmAgent(Agent):
         where = f" at {self.api_base}" if self.api_base else ""
         return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens)"
 
-    def preflight(self) -> None:
-        """One cheap request before the baseline, so that a dead, mistyped or wrong-model endpoint
-        stops the run there with one clear line instead of after it, retried for minutes.
+    def preflight(self, files: Mapping[str, str] | None = None) -> str | None:
+        """Why this agent cannot work, found with one cheap request before the baseline, or None:
+        a dead, mistyped or wrong-model endpoint stops the run there with one clear line instead
+        of after it, retried for minutes. Asked once; later calls answer None.
 
-        A connection that is refused, a host that does not resolve, or no answer stops it. A
+        A connection that is refused, a host that does not resolve, or no answer is a reason. A
         server named by ``api_base`` is asked for its models; only when it lists others is the
         model asked for one token, since some servers (llama.cpp) answer for any name."""
         if self._checked or self.endpoint is None:
-            return
+            return None
         self._checked = True
         endpoint = self.endpoint
         problem = connect_problem(endpoint)
         if problem:
             fix = "start the model server or correct autoresearch_api_base" if endpoint.given else "check the network"
-            raise AgentError(f"{problem} (the model endpoint {endpoint.url}): {fix}")
+            return f"{problem} (the model endpoint {endpoint.url}): {fix}"
         if not endpoint.given:
-            return
+            return None
         key = self.model_args.get("api_key") or (os.environ.get("OPENAI_API_KEY") if self.provider == "openai" else None)
         names = served_models(endpoint, self.provider, str(key) if key else None)
         if names is None or lists(names, self.bare_model):
-            return
+            return None
         try:
             self.litellm.completion(
                 model=self.model,
@@ -122,12 +125,13 @@ class LitellmAgent(Agent):
             )
         except self.litellm.NotFoundError:
             shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-            raise AgentError(
+            return (
                 f"the server at {endpoint.url} does not serve the model {self.bare_model!r} "
                 f"(it lists: {shown or 'none'}): name one of those in --autoresearch-agent=litellm:..."
-            ) from None
+            )
         except Exception:  # anything else is for the first trial's request to tell
-            return
+            return None
+        return None
 
     def _model_limit(self) -> int | None:
         try:
