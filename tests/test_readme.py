@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -248,17 +249,20 @@ def test_the_quickstart_says_where_its_copy_is_and_leaves_the_plot_there() -> No
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     copy = Path(proc.stdout.strip().splitlines()[-1].rsplit(": ", 1)[1])
-    run_folder = copy / ".autoresearch" / "demo"
-    assert len((run_folder / "results.tsv").read_text().splitlines()) == 1 + 3
-    from pytest_autoresearch.ui.plot import available
+    try:
+        run_folder = copy / ".autoresearch" / "demo"
+        assert len((run_folder / "results.tsv").read_text().splitlines()) == 1 + 3
+        from pytest_autoresearch.ui.plot import available
 
-    if available():
-        assert (run_folder / "progress.png").is_file()
-        assert f"progress plot: {run_folder / 'progress.png'}" in proc.stdout
+        if available():
+            assert (run_folder / "progress.png").is_file()
+            assert f"progress plot: {run_folder / 'progress.png'}" in proc.stdout
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)
 
 
 @pytest.mark.slow
-def test_the_first_command_as_typed_in_a_fresh_clone(tmp_path: Path) -> None:
+def test_the_first_command_as_typed_in_a_fresh_clone(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The README's first line, word for word, in a clone of this repository: a new venv, the
     install, twenty trials, and the chart the README promises."""
     clone = tmp_path / "clone"
@@ -267,6 +271,7 @@ def test_the_first_command_as_typed_in_a_fresh_clone(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "-c", command], cwd=clone, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     copy = Path(proc.stdout.strip().splitlines()[-1].rsplit(": ", 1)[1])
+    request.addfinalizer(lambda: shutil.rmtree(copy.parent, ignore_errors=True))
     assert (copy / ".autoresearch" / "demo" / "progress.png").is_file()
     assert len((copy / ".autoresearch" / "demo" / "results.tsv").read_text().splitlines()) == 1 + 21
     # the figures the README gives for it
