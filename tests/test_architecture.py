@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "core.defaults": 0,
     "core.bounds": 0,
     "core.text": 0,
+    "install_hint": 0,
     # 1 the pure core
     "core": 1,
     # 2 the operating system, and where a run's state lives (neither imports the other)

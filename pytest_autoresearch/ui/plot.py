@@ -9,7 +9,7 @@ change, as good within the noise, moved it to a worse score, the best score kept
 line of its own, and the title names both. Labels lean away from the trend (up when lower is
 better, down when higher is), and the crosses sit at the other edge.
 
-matplotlib is an optional extra (``pip install 'pytest-autoresearch[plot]'``): the loop never
+matplotlib is an optional extra (the ``plot`` extra, see :func:`install_hint`): the loop never
 needs it, so it is imported only when a plot is drawn. The figure is drawn on its own Agg
 canvas without pyplot, so drawing touches no global state and is safe from any thread, and
 the PNG is written to a temporary file then renamed, so a reader never sees half an image.
@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-INSTALL_HINT = "the progress plot needs matplotlib: pip install 'pytest-autoresearch[plot]'"
+
+def install_hint() -> str:
+    """What to run to get matplotlib, for the way this plugin was installed."""
+    from ..install_hint import pip_install
+
+    return f"the progress plot needs matplotlib: {pip_install('plot')}"
+
 
 SIZE = (12.0, 6.0)  # inches; at DPI this is a 1200 x 600 PNG whatever the run holds
 DPI = 100
@@ -64,7 +70,7 @@ def _require() -> None:
         import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
     except ImportError as e:
-        raise PlotUnavailable(INSTALL_HINT) from e
+        raise PlotUnavailable(install_hint()) from e
 
 
 def _score(record: TrialRecord) -> float | None:
