@@ -51,6 +51,8 @@ class Settings:
     agent_timeout: float = defaults.AGENT_TIMEOUT
     max_prompt_tokens: int | None = None
     carry: tuple[str, ...] = ()
+    setup: str = ""  # autoresearch_setup: a shell command run once in each new worktree
+    config_file: Path | None = None  # the file pytest read its configuration from (config.inipath)
     pass_env: tuple[str, ...] = ()
     memory_mb: float | None = None
     sandbox: bool = False
@@ -264,6 +266,8 @@ def load_settings(config: pytest.Config) -> Settings:
         agent_timeout=_setting(config, "autoresearch_agent_timeout", _seconds),
         max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
         carry=tuple(config.getini("autoresearch_carry")),
+        setup=str(config.getini("autoresearch_setup") or "").strip(),
+        config_file=Path(config.inipath) if config.inipath else None,
         pass_env=tuple(config.getini("autoresearch_pass_env")),
         memory_mb=_optional(config, "autoresearch_memory_mb", lambda r, w: _positive(r, w, "memory cap")),
         sandbox=bool(config.getini("autoresearch_sandbox")),
