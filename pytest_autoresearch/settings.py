@@ -44,6 +44,7 @@ class Settings:
     forward_args: tuple[str, ...]
     inifile: Path | None  # given with -c: trials use their worktree's copy of it
     rootdir_given: bool  # --rootdir was given: trials get their worktree's copy of the rootdir
+    config_file: Path | None  # the file pytest read its configuration from (config.inipath): hints name its table
     max_cost: float | None = None
     api_base: str | None = None
     model_args: dict[str, object] = dataclasses.field(default_factory=dict)
@@ -51,8 +52,7 @@ class Settings:
     agent_timeout: float = defaults.AGENT_TIMEOUT
     max_prompt_tokens: int | None = None
     carry: tuple[str, ...] = ()
-    setup: str = ""  # autoresearch_setup: a shell command run once in each new worktree
-    config_file: Path | None = None  # the file pytest read its configuration from (config.inipath)
+    setup: str | None = None  # autoresearch_setup: a shell command run once in each new worktree
     pass_env: tuple[str, ...] = ()
     memory_mb: float | None = None
     sandbox: bool = False
@@ -259,6 +259,7 @@ def load_settings(config: pytest.Config) -> Settings:
         forward_args=_forwarded_options(config),
         inifile=Path(config.inipath) if getattr(config.option, "inifilename", None) and config.inipath else None,
         rootdir_given=bool(getattr(config.option, "rootdir", None)),
+        config_file=Path(config.inipath) if config.inipath else None,
         max_cost=_optional(config, "autoresearch_max_cost", lambda r, w: _positive(r, w, "maximum cost")),
         api_base=api_base or None,
         model_args=_model_args(list(config.getini("autoresearch_model_args"))),
@@ -266,8 +267,7 @@ def load_settings(config: pytest.Config) -> Settings:
         agent_timeout=_setting(config, "autoresearch_agent_timeout", _seconds),
         max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
         carry=tuple(config.getini("autoresearch_carry")),
-        setup=str(config.getini("autoresearch_setup") or "").strip(),
-        config_file=Path(config.inipath) if config.inipath else None,
+        setup=str(config.getini("autoresearch_setup")).strip() or None,
         pass_env=tuple(config.getini("autoresearch_pass_env")),
         memory_mb=_optional(config, "autoresearch_memory_mb", lambda r, w: _positive(r, w, "memory cap")),
         sandbox=bool(config.getini("autoresearch_sandbox")),
