@@ -8,12 +8,17 @@ once it is added, and the refusals of what must not be carried.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import FITNESS_TEST, GATE_TEST, MODEL, PYPROJECT, Project, default_files
+from helpers import FITNESS_TEST, GATE_TEST, GIT_ENV, MODEL, PYPROJECT, Project, default_files
 
 from pytest_autoresearch.config_file import ConfigFile, of
+from pytest_autoresearch.engine import carry
+from pytest_autoresearch.proposals.surface import Surface
+from pytest_autoresearch.store.gitstate import Repository
 
 VERSIONED = {
     **default_files(),
@@ -139,6 +144,8 @@ def test_the_setup_command_builds_in_each_worktree_and_builds_again_what_a_trial
     assert project.statuses() == ["baseline", "keep", "keep"], project.rows()  # trial 2 imported it again
     log = (project.path / ".autoresearch" / "t" / "setup" / "worktree.log").read_text()
     assert log.count("$ python gen.py") == 2 and log.count("generated pkg/_built.py") == 2, log  # built, then rebuilt
+    assert "re-score of the best (trial 2) in a fresh clone outside the run" in result.stdout.str()  # built there too
+    assert "generated pkg/_built.py" in (project.path / ".autoresearch" / "t" / "setup" / "rescore.log").read_text()
     assert not (project.path / "pkg" / "_built.py").exists()  # the checkout is left alone
 
 
@@ -227,3 +234,48 @@ def test_a_fitness_test_importing_a_mutable_module_is_warned_about_once(project:
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     out = result.stdout.str()
     assert out.count("tests/test_fitness.py imports data.py, model.py, which autoresearch_mutable (*.py) makes mutable") == 1, out
+
+
+def _repo_with_ignored(tmp_path: Path, ignored: dict[str, bytes]) -> Repository:
+    files = {"pkg/__init__.py": b"", "pkg/core.py": b"X = 1\n", "pkg/locale/de.po": b"", ".gitignore": b"*.so\n*.mo\n_version.py\ndata/\n.venv/\n"}
+    for rel, data in {**files, **ignored}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+    return Repository(tmp_path)
+
+
+SO = "pkg/_speedups.cpython-311-x86_64-linux-gnu.so"
+
+
+@pytest.mark.parametrize(
+    "failure, named",
+    [
+        ("E   ModuleNotFoundError: No module named 'pkg._version'", ["pkg/_version.py"]),
+        ("E   ImportError: cannot import name 'version' from 'pkg._version'", ["pkg/_version.py"]),
+        ("E   ModuleNotFoundError: No module named 'pkg._speedups'", [SO]),
+        ("E   FileNotFoundError: [Errno 2] No such file or directory: '/x/.autoresearch/t/worktree/data/train.bin'", ["data"]),
+        ("E   FileNotFoundError: [Errno 2] No translation file found for domain: 'messages'", ["pkg/locale/de.mo"]),
+        ("E   ModuleNotFoundError: No module named 'numpy'", []),  # in no file of the checkout (the venv's are not looked at)
+    ],
+)
+def test_the_hint_names_the_ignored_file_the_failure_names(tmp_path: Path, failure: str, named: list[str]) -> None:
+    ignored = {"pkg/_version.py": b"version = '1'\n", SO: b"\x7fELF", "data/train.bin": b"1", "pkg/locale/de.mo": b"mo", ".venv/lib/numpy/__init__.py": b""}
+    repo = _repo_with_ignored(tmp_path, ignored)
+    config = ConfigFile("pyproject.toml", "[tool.pytest]", True)
+    hint = carry.missing_file_hint(repo, "", (), ["data2"] if named == ["data"] else [], Surface(["pkg/core.py"]), config, failure)
+    if not named:
+        assert hint == ""
+        return
+    assert f"the baseline needs {named[0]}, which is git-ignored in your checkout" in hint
+    carried = ["data2", "data"] if named == ["data"] else named
+    assert "add in pyproject.toml under [tool.pytest]: autoresearch_carry = [" + ", ".join(f'"{c}"' for c in carried) + "]" in hint
+    assert ("autoresearch_setup" in hint) == named[0].endswith((".so", ".mo"))
+
+
+def test_the_hint_for_a_mutable_ignored_file_says_it_cannot_be_carried(tmp_path: Path) -> None:
+    repo = _repo_with_ignored(tmp_path, {"pkg/_version.py": b"version = '1'\n"})
+    hint = carry.missing_file_hint(repo, "", (), [], Surface(["pkg/*.py"]), of(None), "No module named 'pkg._version'")
+    assert "pkg/_version.py matches autoresearch_mutable, so it cannot be carried" in hint
+    assert "autoresearch_carry = " not in hint

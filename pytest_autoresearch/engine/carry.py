@@ -204,6 +204,8 @@ def missing_file_hint(repo: Repository, prefix: str, carried: Sequence[str], ent
     named = [rel for rel in _named(_candidates(repo, prefix), text) if rel not in have and not any(rel.startswith(c + "/") for c in have)]
     if not named:
         return ""
+    whole = [d for d in _untracked(repo, prefix, collapse=True) if d.endswith("/")]
+    named = list(dict.fromkeys(next((d.rstrip("/") for d in whole if rel.startswith(d)), rel) for rel in named))  # a folder git ignores whole: carry the folder
     shown = ", ".join(named[:_SHOWN]) + (f" and {len(named) - _SHOWN} more" if len(named) > _SHOWN else "")
     verb = "is" if len(named) == 1 else "are"
     lines = [f"hint: the baseline needs {shown}, which {verb} git-ignored in your checkout, so the run's worktrees lack {'it' if len(named) == 1 else 'them'}."]
