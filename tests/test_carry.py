@@ -75,18 +75,26 @@ def test_a_folder_mixing_tracked_and_ignored_files_and_a_glob_carry_only_untrack
             "    assert Path('pkg/locale/de.mo').read_bytes() == b'mo'\n"
             "    assert Path('other/fr.mo').read_bytes() == b'fr'\n"
         ),
-        "pyproject.toml": PYPROJECT + 'autoresearch_carry = ["pkg", "**/*.mo"]\n',
+        "pyproject.toml": PYPROJECT + 'autoresearch_carry = ["pkg", "**/*.mo", "other/fr.mo"]\n',
     }
     project.init(files)
+    (project.path / ".venv" / "lib").mkdir(parents=True)
+    (project.path / ".venv" / "lib" / "babel.mo").write_bytes(b"not the project's")
     (project.path / "pkg" / "weights.bin").write_bytes(b"w")
     (project.path / "pkg" / "locale" / "de.mo").write_bytes(b"mo")
     (project.path / "other").mkdir()
     (project.path / "other" / "fr.mo").write_bytes(b"fr")
-    result = project.loop(project.replay({"description": "steeper", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
+    result = project.loop(
+        project.replay(
+            {"description": "steeper", "files": project.model_with(SCALE=2.0)},
+            {"description": "steeper still", "files": project.model_with(SCALE=2.5)},  # after a reset: still there
+        ),
+        "--autoresearch-trials=2",
+    )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
-    assert project.statuses() == ["baseline", "keep"]
+    assert project.statuses() == ["baseline", "keep", "keep"], project.rows()
     out = result.stdout.str()
-    assert "carried into each worktree" in out
+    assert "carried into each worktree" in out and ".venv" not in out
     assert "pkg/weights.bin" in out and "other/fr.mo" in out and "pkg/locale/de.mo" in out
     assert "pkg/__init__" not in out and "pkg/, " not in out  # tracked files come from git, the folder is not linked whole
 

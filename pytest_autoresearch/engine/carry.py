@@ -64,7 +64,7 @@ def resolve(repo: Repository, rootdir: Path, prefix: str, entries: Sequence[str]
             if listing is None:
                 listing = _untracked(repo, prefix)
             pattern = Surface([rel])
-            found = [p for p in listing if p not in tracked_set and any(pattern.matches(a) for a in _self_and_parents(p))]
+            found = [p for p in listing if p not in tracked_set and not _aside(p, rel) and any(pattern.matches(a) for a in _self_and_parents(p))]
             if not found:
                 notes.append(f"autoresearch_carry glob {entry!r} matches no untracked file under {rootdir}")
             chosen.update(dict.fromkeys(found))
@@ -84,6 +84,7 @@ def resolve(repo: Repository, rootdir: Path, prefix: str, entries: Sequence[str]
             chosen.update(dict.fromkeys(inside))
         else:
             chosen[rel] = None
+    chosen = {rel: None for rel in chosen if not any(rel.startswith(other + "/") for other in chosen)}  # inside another: linked with it
     for rel in chosen:
         _check(repo, rootdir, prefix, rel, tracked_set, tracked_dirs, surface)
     paths = tuple(prefix + rel for rel in chosen)
@@ -92,6 +93,13 @@ def resolve(repo: Repository, rootdir: Path, prefix: str, entries: Sequence[str]
         more = f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else ""
         notes.append(f"carried into each worktree (linked to your checkout): {shown}{more}")
     return Carried(paths, notes)
+
+
+def _aside(path: str, glob: str) -> bool:
+    """Whether a glob's match lies in an environment, cache or build folder the glob does not
+    name (``**/*.so`` means the project's extensions, not every one in ``.venv``)."""
+    named = set(glob.split("/"))
+    return any(part in _SKIPPED and part not in named for part in path.split("/")[:-1])
 
 
 def _self_and_parents(path: str) -> list[str]:
