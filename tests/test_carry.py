@@ -287,3 +287,17 @@ def test_the_hint_for_a_mutable_ignored_file_says_it_cannot_be_carried(tmp_path:
     hint = carry.missing_file_hint(repo, "", (), [], Surface(["pkg/*.py"]), of(None), "No module named 'pkg._version'")
     assert "pkg/_version.py matches autoresearch_mutable, so it cannot be carried" in hint
     assert "autoresearch_carry = " not in hint
+
+
+def test_the_editable_install_hint_of_a_native_tool_pytest_project_names_its_own_table(project: Project) -> None:
+    """Code imported from the checkout instead of the worktree (as an editable install does):
+    the hint says where pythonpath goes in this project, never an ``ini_options`` table."""
+    if tuple(int(p) for p in pytest.__version__.split(".")[:2]) < (9, 2):
+        pytest.skip("native TOML numbers for string settings need pytest 9.2")
+    shadow = f"import sys\n\nsys.path.insert(0, {str(project.path)!r})  # what an editable install's .pth does\n"
+    project.init({**default_files(), "pyproject.toml": NATIVE, "tests/conftest.py": shadow})
+    before = _state(project)
+    err = _refused(project, project.loop("--autoresearch-trials=1"), before)
+    assert "from your checkout instead of the trial's worktree" in err
+    assert 'e.g. in pyproject.toml under [tool.pytest]: pythonpath = ["."]' in err
+    assert "ini_options" not in err
