@@ -150,6 +150,7 @@ def test_the_setup_command_builds_in_each_worktree_and_builds_again_what_a_trial
     )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert project.statuses() == ["baseline", "keep", "keep"], project.rows()  # trial 2 imported it again
+    result.stdout.fnmatch_lines(["*autoresearch_setup 'python gen.py' ran in each worktree and built pkg/_built.py (logs in *setup)*"])
     log = (project.path / ".autoresearch" / "t" / "setup" / "worktree.log").read_text()
     assert log.count("$ python gen.py") == 2 and log.count("generated pkg/_built.py") == 2, log  # built, then rebuilt
     assert "re-score of the best (trial 2) in a fresh clone outside the run" in result.stdout.str()  # built there too

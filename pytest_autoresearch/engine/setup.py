@@ -246,6 +246,8 @@ def _open_worktree(run: Run) -> None:
     run.notes += carried.notes
     if s.setup:
         worktree_setup.check_command(s.setup)
+        if s.backend != "local":
+            raise SetupError(f"autoresearch_setup runs in local worktrees only, not on {s.backend} workers: build there yourself, or run with --autoresearch-backend=local")
     frozen = {
         path: sha
         for path, sha in run.repo.blobs(run.start_commit).items()
@@ -254,6 +256,9 @@ def _open_worktree(run: Run) -> None:
     home = _add_slot(run, 0, frozen)
     workers = [home] if s.workers == 1 else [_add_slot(run, i, frozen) for i in range(1, s.workers + 1)]
     run.slots = Slots(home, workers, run.prefix, run.carry)
+    if home.generated is not None:
+        built = ", ".join(p[len(run.prefix):] for p in home.generated.paths[:5]) or "nothing untracked"
+        run.notes.append(f"autoresearch_setup {s.setup!r} ran in each worktree and built {built} (logs in {folder.path / 'setup'})")
     run.guard = run.repo.guard = RepoGuard(run.repo.paths)
 
 
