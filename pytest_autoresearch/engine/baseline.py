@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import config_file
 from ..core import verdict
 from ..core.columns import MetricColumns
 from ..core.defaults import MIN_TIMEOUT, NOISY_BASELINE_RUNS, TIMEOUT_FACTOR
 from ..core.records import MetricSpec, RunResult, TrialRecord
-from .. import config_file
 from ..errors import SetupError
 from ..names import branch_ref
 from ..settings import Settings

@@ -44,15 +44,14 @@ from pathlib import Path
 from ..core import verdict
 from ..core.noise import Noise, NoiseRule
 from ..core.records import FitnessResult, MetricSpec, Reproduction, Rescore, RunResult, TestResult, TrialRecord
+from ..errors import SetupError
 from ..fitness import read_properties
 from ..options import OPTIONS
 from ..system import cgroups
 from ..system.manifest import Manifest
 from ..system.procs import Stopping, descendants, kill_group, reap_orphans, remove_tree, start_group
-from ..system.sandbox import bwrap_args, environment
+from ..system.sandbox import bwrap_args, environment, scrub
 from ..trial_plugin import TIMEOUT_MARK
-from ..errors import SetupError
-from ..system.sandbox import scrub
 from . import carry, worktree_setup
 from .evaluation import Evaluator
 from .setup import Run
@@ -147,14 +146,14 @@ def _clone(run: Run, commit: str, clone: Path) -> dict[str, str]:
     _git(["init", "-q", "--template=", "-b", base_ref, str(clone)])
     _git(["fetch", "-q", "--depth=1", "--no-tags", "--no-write-fetch-head", str(run.repo.root), commit], cwd=clone)
     _git(["checkout", "-q", "-B", base_ref, commit], cwd=clone)
-    carry.link(clone, run.repo.root, run.carry)
-    if run.settings.setup:
-        git = lambda args: _git_out(args, clone)
-        env = {**scrub(os.environ, run.settings.pass_env)[0], **run.home.env}
-        try:
+    try:
+        carry.link(clone, run.repo.root, run.carry)
+        if run.settings.setup:
+            git = lambda args: _git_out(args, clone)
+            env = {**scrub(os.environ, run.settings.pass_env)[0], **run.home.env, "PYTHONDONTWRITEBYTECODE": "1"}
             worktree_setup.run(run.settings.setup, clone, git, clone / run.prefix, run.folder.path / "setup" / "rescore.log", env)
-        except SetupError as exc:
-            raise CloneError(str(exc)) from None
+    except SetupError as exc:
+        raise CloneError(str(exc)) from None
     home = run.home.manifest.blobs
     return {p: sha for p, sha in run.repo.blobs(commit).items() if p in home}
 

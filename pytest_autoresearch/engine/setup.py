@@ -284,7 +284,8 @@ def _build(run: Run, worktree: Worktree, extra: dict[str, str]) -> Generated | N
     s = run.settings
     if not s.setup:
         return None
-    env = {**scrub(os.environ, s.pass_env)[0], **extra}
+    # no bytecode: a candidate's same-second, same-size edit must not meet a .pyc the command left
+    env = {**scrub(os.environ, s.pass_env)[0], **extra, "PYTHONDONTWRITEBYTECODE": "1"}
     log = run.folder.path / "setup" / f"{worktree.path.name}.log"
     build = lambda: worktree_setup.run(s.setup, worktree.path, worktree_setup.worktree_git(worktree), worktree.path / run.prefix, log, env, keep_log=run.resumed or not run.undo)
     return Generated(worktree.path, build(), build)

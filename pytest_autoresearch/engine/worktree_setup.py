@@ -25,7 +25,7 @@ from ..store.gitstate import Worktree
 from ..system.manifest import Fingerprint, fingerprint
 from ..system.procs import kill_group, start_group, wait_unreaped
 
-_INSTALLS = re.compile(r"\b(pip3?|uv\s+pip|conda|mamba|poetry|pipx)\s+install\b|\bsetup\.py\s+(develop|install)\b|\bpip3?\s+-e\b")
+_INSTALLS = re.compile(r"\b(pip3?|uv\s+pip|conda|mamba|poetry|pipx)\s+install\b|\bsetup\.py\s+(develop|install)\b")
 _TAIL_LINES = 20
 
 
