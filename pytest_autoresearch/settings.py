@@ -88,7 +88,12 @@ def _value(config: pytest.Config, option: str | None, ini: str | None) -> tuple[
     if raw is not None:
         return str(raw), "--" + option.replace("_", "-")
     if ini is not None:
-        value = config.getini(ini)
+        try:
+            value = config.getini(ini)
+        except pytest.UsageError as exc:  # pytest 9's [tool.pytest] checks TOML types; unions came in 9.2
+            if "expects a string" not in str(exc):
+                raise
+            raise pytest.UsageError(f"{exc}; with this pytest, write it as a TOML string ({ini} = \"...\") or upgrade to pytest 9.2") from None
         if value not in (None, ""):
             return str(value), f"ini {ini}"
     return None, ""
