@@ -84,7 +84,7 @@ def resolve(repo: Repository, rootdir: Path, prefix: str, entries: Sequence[str]
             chosen.update(dict.fromkeys(inside))
         else:
             chosen[rel] = None
-    chosen = {rel: None for rel in chosen if not any(rel.startswith(other + "/") for other in chosen)}  # inside another: linked with it
+    chosen = {rel: None for rel in chosen if not any(up in chosen for up in _self_and_parents(rel)[:-1])}  # inside another: linked with it
     for rel in chosen:
         _check(repo, rootdir, prefix, rel, tracked_set, tracked_dirs, surface)
     paths = tuple(prefix + rel for rel in chosen)
