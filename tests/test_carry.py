@@ -20,6 +20,7 @@ from pytest_autoresearch.engine import carry
 from pytest_autoresearch.proposals.surface import Surface
 from pytest_autoresearch.store.gitstate import Repository
 
+ONE_BASELINE_RUN = ("-o", "autoresearch_baseline_runs=1")  # the evaluator is deterministic: quicker
 VERSIONED = {
     **default_files(),
     ".gitignore": "pkg/_version.py\n",
@@ -56,7 +57,7 @@ def test_an_ignored_version_file_gets_the_line_that_carries_it_and_then_runs(pro
 
     project.write({"pyproject.toml": PYPROJECT + 'autoresearch_carry = ["pkg/_version.py"]\n'})
     project.git("commit", "-qam", "carry the version file")
-    result = project.loop(project.replay({"description": "steeper", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
+    result = project.loop(project.replay({"description": "steeper", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1", *ONE_BASELINE_RUN)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert project.statuses() == ["baseline", "keep"]
     result.stdout.fnmatch_lines(["*carried into each worktree (linked to your checkout): pkg/_version.py*"])
@@ -90,6 +91,7 @@ def test_a_folder_mixing_tracked_and_ignored_files_and_a_glob_carry_only_untrack
             {"description": "steeper still", "files": project.model_with(SCALE=2.5)},  # after a reset: still there
         ),
         "--autoresearch-trials=2",
+        *ONE_BASELINE_RUN,
     )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert project.statuses() == ["baseline", "keep", "keep"], project.rows()
@@ -147,6 +149,7 @@ def test_the_setup_command_builds_in_each_worktree_and_builds_again_what_a_trial
             {"description": "steeper", "files": project.model_with(SCALE=2.5)},
         ),
         "--autoresearch-trials=2",
+        *ONE_BASELINE_RUN,
     )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert project.statuses() == ["baseline", "keep", "keep"], project.rows()  # trial 2 imported it again
