@@ -16,7 +16,7 @@ import pytest
 from helpers import FITNESS_TEST, GATE_TEST, GIT_ENV, MODEL, PYPROJECT, Project, default_files
 
 from pytest_autoresearch.config_file import ConfigFile, of
-from pytest_autoresearch.engine import carry
+from pytest_autoresearch.engine import carry, evaluator_imports
 from pytest_autoresearch.proposals.surface import Surface
 from pytest_autoresearch.store.gitstate import Repository
 
@@ -305,3 +305,25 @@ def test_the_editable_install_hint_of_a_native_tool_pytest_project_names_its_own
     assert "from your checkout instead of the trial's worktree" in err
     assert 'e.g. in pyproject.toml under [tool.pytest]: pythonpath = ["."]' in err
     assert "ini_options" not in err
+
+
+def test_imports_through_a_conftest_a_relative_import_and_a_pythonpath_root_are_found(tmp_path: Path) -> None:
+    for rel, text in {
+        "src/pkg/__init__.py": "",
+        "src/pkg/metric.py": "",
+        "src/pkg/model.py": "",
+        "tests/__init__.py": "",
+        "tests/scoring.py": "",
+        "tests/conftest.py": "from pkg import metric\n",
+        "tests/test_fit.py": "from . import scoring\nimport pkg.model\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    surface = Surface(["src/pkg/model.py", "src/pkg/*.py", "tests/scor*.py"])
+    files = ["src/pkg/__init__.py", "src/pkg/metric.py", "src/pkg/model.py", "tests/scoring.py"]
+    found = evaluator_imports.notes(tmp_path, ["tests/test_fit.py"], [tmp_path / "src"], surface, files)
+    assert found == [
+        "tests/test_fit.py imports src/pkg/__init__.py, src/pkg/metric.py, tests/scoring.py, which autoresearch_mutable "
+        "(src/pkg/*.py, tests/scor*.py) makes mutable: "
+        "the agent may change what the fitness test reads; if it is the evaluator's (its data, its metric), narrow the glob"
+    ]  # model.py is named in autoresearch_mutable: the user's choice
