@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     # 4 the evaluator's side and configuration
     "fitness": 4,
     "settings": 4,
+    "config_file": 4,
     "options": 4,
     "hookspecs": 4,
     "trial_plugin": 4,
