@@ -61,6 +61,7 @@ def receive(value: str) -> dict[str, Any]:
     for fd in (result_fd, *alarm):
         os.set_inheritable(fd, False)  # the trial's own subprocesses do not get them
     spec["result_fd"] = result_fd
+    spec["pid"] = os.getpid()  # the one process that reports: not a child forked from it
     spec["alarm_fd"] = alarm[0] if alarm else None
     manifest = Manifest.load(Path(spec["manifest"])) if spec.get("manifest") else None
     spec["manifest_loaded"] = manifest
@@ -72,13 +73,28 @@ def receive(value: str) -> dict[str, Any]:
 
 def arm() -> None:
     """Tie this trial's life to the driver's: if the driver dies, even by SIGKILL, the kernel
-    sends this process SIGTERM, and SIGTERM takes down the trial's whole process group."""
+    sends this process SIGTERM, and SIGTERM takes down the trial's whole process group.
+
+    Only this process: a child forked from it (a ``multiprocessing`` worker, which
+    ``Pool.terminate()`` ends with SIGTERM) gets SIGTERM's default back, as under plain pytest,
+    so ending a worker never ends the trial. The kernel clears the parent-death signal itself
+    in a forked child, and an exec resets the handler."""
+    leader = os.getpid()
 
     def die(signum: int, frame: object) -> None:
+        if os.getpid() != leader:  # forked below Python's at-fork hooks (by C code): die alone
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def forget() -> None:
+        if signal.getsignal(signal.SIGTERM) is die:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     if os.getpgrp() == os.getpid():  # only when the driver made us a group leader
         signal.signal(signal.SIGTERM, die)
+        os.register_at_fork(after_in_child=forget)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -112,6 +128,7 @@ class TrialReporter:
     def __init__(self, config: pytest.Config, spec: dict[str, Any]) -> None:
         self.config = config
         self.result_fd: int = spec["result_fd"]
+        self.pid: int = spec.get("pid", os.getpid())
         self.nonce = str(spec.get("nonce", ""))
         self.shadow = {os.path.realpath(p) for p in spec.get("shadow", ())}
         self.manifest: Manifest | None = spec.get("manifest_loaded")
@@ -224,6 +241,8 @@ class TrialReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if os.getpid() != self.pid:
+            return  # a child forked by a test that went on into the session: the trial reports, not it
         tampered = self._tampered()  # first: it puts back what the writing below uses
         result = {
             "version": 1,

@@ -66,7 +66,10 @@ class Evaluator:
         slot = slot or run_.home
         assert slot is not None
         here = lambda path: self.in_worktree(path, slot)
-        args = ["-x", "-o", f"cache_dir={run_.folder.cache}", *self.pytest_args(here)]
+        # pytest's cache goes to the run folder, not the worktree; where the suite turns the cache
+        # off (-p no:cacheprovider), the key is unknown and --strict-config would fail on it
+        cache = ["-o", f"cache_dir={run_.folder.cache}"] if self.config.pluginmanager.has_plugin("cacheprovider") else []
+        args = ["-x", *cache, *self.pytest_args(here)]
         cwd = self.cwd(here)
         env = self.environment(here, slot.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-second, same-size edit must not reuse stale bytecode

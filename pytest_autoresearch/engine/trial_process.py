@@ -355,12 +355,17 @@ def _run(
     return result
 
 
-# Real pytest and this plugin are imported before the trial's folder joins sys.path, so that a
-# candidate file named pytest.py (or pytest_autoresearch/) cannot stand in for the harness;
-# then the folder is put first, as `python -m pytest` would, for the user's own imports. With a
-# gate, the launcher tells the driver it has started and, once the harness is imported, waits
-# until the driver has moved it into the trial's cgroup (the move, an RCU grace period of the
-# kernel's, overlaps the imports): no candidate code runs outside the cgroup.
+# Real pytest and this plugin are imported before the trial's folder joins sys.path, so that
+# a candidate file named pytest.py (or pytest_autoresearch/, pytest_timeout.py) cannot stand in
+# for the harness; then the folder is put first, as `python -m pytest` would, for the user's own
+# imports. pytest warns of a plugin module imported before its assertion rewriter
+# (PytestAssertRewriteWarning, an error under `filterwarnings = ["error"]`) unless the module's
+# docstring says PYTEST_DONT_REWRITE, which the launcher adds to the modules it imported beyond
+# what `python -m pytest` has at this point (the plugin's, pytest-timeout's; not the standard
+# library's): a trial warns of nothing a plain run does not. With a gate, the launcher tells the
+# driver it has started and, once the harness is imported, waits until the driver has moved it
+# into the trial's cgroup (the move, an RCU grace period of the kernel's, overlaps the imports):
+# no candidate code runs outside the cgroup.
 LAUNCHER = """\
 import os
 gate = os.environ.pop("PYTEST_AUTORESEARCH_GATE", None)
@@ -369,11 +374,19 @@ if gate is not None:
 import runpy, sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
-import pytest, pytest_autoresearch.plugin
+import pytest
+plain = set(sys.modules)
+import pytest_autoresearch.plugin
 try:
     import pytest_timeout
 except ImportError:
     pass
+for name in set(sys.modules) - plain:
+    if name.partition(".")[0] not in sys.stdlib_module_names:
+        try:
+            sys.modules[name].__doc__ = (sys.modules[name].__doc__ or "") + "\\n\\nPYTEST_DONT_REWRITE"
+        except (AttributeError, TypeError):
+            pass
 if gate is not None:
     if os.read(int(gate), 1) != b"g":
         os._exit(70)
