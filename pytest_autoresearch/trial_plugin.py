@@ -39,6 +39,8 @@ import pytest
 from . import fitness as fitness_module
 from .fitness import FitnessUsageError, fitness_spec, read_properties
 from .system.manifest import Manifest
+from .trial_deadline import dump_on
+from .trial_deadline import install as install_deadline
 from .trial_guard import Watch, encode_json, install, raw_write
 from .trial_state import HarnessState, odd_properties
 
@@ -68,6 +70,8 @@ def receive(value: str) -> dict[str, Any]:
     if not spec.get("worktree") and manifest is not None:
         spec["worktree"] = str(manifest.root)
     spec["watch"] = install(spec, manifest.blobs if manifest is not None else ())
+    if isinstance(spec.get("dump_signal"), int):
+        dump_on(spec["dump_signal"])
     return spec
 
 
@@ -144,6 +148,7 @@ class TrialReporter:
         self.holdout_only = bool(spec.get("holdout_only"))
         self.recorders = _recorders()
         self.state: HarnessState | None = None
+        install_deadline(config, spec)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:

@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +54,18 @@ TAIL_BYTES = 8192
 LOG_LIMIT = 32 * 1024 * 1024
 MEMORY_POLL = 0.25
 GATE_ENV = "PYTEST_AUTORESEARCH_GATE"  # the launcher waits on this socket until the trial is in its cgroup
+DUMP_SIGNAL = signal.SIGRTMIN + 6  # the trial writes every thread's traceback on it (a real-time signal nothing else sends)
+
+
+def limit_margin(timeout: float) -> float:
+    """How long before the trial's deadline every test's time limit ends: the time the session
+    has to report a test that timed out (its traceback, the fixtures' teardown, the result)."""
+    return max(1.0, min(0.1 * timeout, 10.0))
+
+
+def dump_grace(timeout: float) -> float:
+    """How long before the hard kill a trial still running is asked for its threads' tracebacks."""
+    return min(1.0, 0.05 * timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +263,10 @@ def _run(
         "worktree": str(command.worktree) if command.worktree else None,
         "run_folder": str(command.run_folder) if command.run_folder else None,
         "candidate": list(command.candidate),
+        "dump_signal": int(DUMP_SIGNAL),
     }
+    if timeout is not None:  # the trial lowers each test's limit to what is left before this
+        spec.update(deadline=time.monotonic() + timeout - limit_margin(timeout), budget=timeout)
     gated = cgroup is not None and LAUNCHER in command.argv
     with contextlib.ExitStack() as stack:
         spec_file = stack.enter_context(tempfile.TemporaryFile())
@@ -308,8 +324,17 @@ def _run(
     held_by_cgroup = False
     try:
         held_by_cgroup = cgroup is not None and _admit(proc, cgroup, gate, timeout, notes)
-        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-        ended = _wait_bounded(proc, left, command.memory_mb, cgroup if held_by_cgroup else None)
+        held = cgroup if held_by_cgroup else None
+        grace = 0.0 if timeout is None else dump_grace(timeout)
+        left = None if timeout is None else max(0.0, timeout - grace - (time.monotonic() - start))
+        ended = _wait_bounded(proc, left, command.memory_mb, held)
+        if ended == "timeout" and grace > 0 and _ask_for_tracebacks(proc):
+            ended = _wait_bounded(proc, max(0.0, timeout - (time.monotonic() - start)), command.memory_mb, held)  # type: ignore[operator]
+            if ended == "timeout":
+                notes.append(
+                    f"still running {grace:g}s before its {timeout:g}s deadline, it was killed: above, the traceback "
+                    "each of its threads had then (\"Current thread 0x...\", \"Thread 0x...\"), innermost call first"
+                )
     finally:
         if gate is not None:
             gate.close()
@@ -353,6 +378,22 @@ def _run(
         result.tampered.append("<the trial's alarm channel was cut before its session ended>")
     notes += [alarm.describe() + (f": {alarm.text}" if alarm.text else "") for alarm in result.alarms]
     return result
+
+
+def _ask_for_tracebacks(proc: subprocess.Popen[bytes]) -> bool:
+    """Send the trial's own process (under the sandbox, bubblewrap's child that runs the launcher;
+    never a child of the trial's) :data:`DUMP_SIGNAL`. False where none was found."""
+    marker = LAUNCHER.encode()
+    for pid in descendants(proc.pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker not in f.read():
+                    continue
+            os.kill(pid, DUMP_SIGNAL)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 # Real pytest and this plugin are imported before the trial's folder joins sys.path, so that
