@@ -382,17 +382,29 @@ def _run(
 
 def _ask_for_tracebacks(proc: subprocess.Popen[bytes]) -> bool:
     """Send the trial's own process (under the sandbox, bubblewrap's child that runs the launcher;
-    never a child of the trial's) :data:`DUMP_SIGNAL`. False where none was found."""
+    never a child of the trial's) :data:`DUMP_SIGNAL`, once it catches it: before, the signal
+    would end it. False where no such process was found."""
     marker = LAUNCHER.encode()
     for pid in descendants(proc.pid):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if marker not in f.read():
                     continue
+            if not _catches(pid, DUMP_SIGNAL):
+                return False
             os.kill(pid, DUMP_SIGNAL)
         except OSError:
             continue
         return True
+    return False
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
     return False
 
 
