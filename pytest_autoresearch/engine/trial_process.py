@@ -384,11 +384,11 @@ def _ask_for_tracebacks(proc: subprocess.Popen[bytes]) -> bool:
     """Send the trial's own process (under the sandbox, bubblewrap's child that runs the launcher;
     never a child of the trial's) :data:`DUMP_SIGNAL`, once it catches it: before, the signal
     would end it. False where no such process was found."""
-    marker = LAUNCHER.encode()
-    for pid in descendants(proc.pid):
+    launcher = [b"-c", LAUNCHER.encode()]
+    for pid in descendants(proc.pid):  # parents first: the trial before the children it forked
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker not in f.read():
+                if f.read().split(b"\0")[1:3] != launcher:  # bwrap's command line holds it too
                     continue
             if not _catches(pid, DUMP_SIGNAL):
                 return False
