@@ -1,9 +1,11 @@
 """Running one trial: ``python -m pytest`` in its own process group, under hard bounds.
 
-pytest-timeout bounds each test inside the trial (and reports where it hung); the driver
-holds the wall-clock deadline and kills the whole process group, children and grandchildren
-included, when it passes, when the trial's memory passes the optional cap, and again when
-the trial ends, so nothing a candidate started outlives its trial. Where the machine has
+pytest-timeout bounds each test inside the trial (and reports where it hung), each test's
+limit lowered to what is left of the trial's budget (:mod:`pytest_autoresearch.trial_deadline`);
+the driver holds the wall-clock deadline, asks the trial for every thread's traceback just
+before it, and kills the whole process group, children and grandchildren included, when it
+passes, when the trial's memory passes the optional cap, and again when the trial ends, so
+nothing a candidate started outlives its trial. Where the machine has
 cgroups (:mod:`pytest_autoresearch.system.cgroups`) the trial runs in one of its own, entered
 before any candidate code runs: the kernel counts and caps its memory (tmpfs and shared memory
 included) and its processes, and the whole cgroup is killed at the end, ``setsid`` children too. Output is pumped into a
@@ -37,6 +39,7 @@ from ..system import cgroups
 from ..system.procs import (
     SharedFolders,
     Stopping,
+    catches,
     descendants,
     group_rss_mb,
     kill_group,
@@ -328,8 +331,8 @@ def _run(
         grace = 0.0 if timeout is None else dump_grace(timeout)
         left = None if timeout is None else max(0.0, timeout - grace - (time.monotonic() - start))
         ended = _wait_bounded(proc, left, command.memory_mb, held)
-        if ended == "timeout" and grace > 0 and _ask_for_tracebacks(proc):
-            ended = _wait_bounded(proc, max(0.0, timeout - (time.monotonic() - start)), command.memory_mb, held)  # type: ignore[operator]
+        if ended == "timeout" and timeout is not None and grace > 0 and _ask_for_tracebacks(proc):
+            ended = _wait_bounded(proc, max(0.0, timeout - (time.monotonic() - start)), command.memory_mb, held)
             if ended == "timeout":
                 notes.append(
                     f"still running {grace:g}s before its {timeout:g}s deadline, it was killed: above, the traceback "
@@ -390,21 +393,12 @@ def _ask_for_tracebacks(proc: subprocess.Popen[bytes]) -> bool:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if f.read().split(b"\0")[1:3] != launcher:  # bwrap's command line holds it too
                     continue
-            if not _catches(pid, DUMP_SIGNAL):
+            if not catches(pid, DUMP_SIGNAL):
                 return False
             os.kill(pid, DUMP_SIGNAL)
         except OSError:
             continue
         return True
-    return False
-
-
-def _catches(pid: int, signum: int) -> bool:
-    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
     return False
 
 
