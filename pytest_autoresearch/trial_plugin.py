@@ -11,7 +11,9 @@ imported and calls :func:`receive`, before any conftest or test module (or the c
 they import) runs, so candidate code finds neither the spec nor the nonce that makes a result
 valid, on disk or in the environment. The result is written to the pipe once, at the end of a
 session that finished normally; a trial killed, crashed or ``os._exit``-ed writes nothing and so
-has no score. Outputs are never grepped.
+has no score. Outputs are never grepped. Only the trial's own process reports: a child forked
+from it (a ``multiprocessing`` worker, a test's ``os.fork()``) neither writes the result nor ends
+the trial when it is ended itself (:func:`arm`).
 
 It also orders the run for fast failure (ordinary tests first, fitness tests, which are
 usually the expensive ones, last), leaves ``holdout=True`` fitness tests out (or, for a holdout
@@ -94,7 +96,8 @@ def arm() -> None:
 
     def forget() -> None:
         if signal.getsignal(signal.SIGTERM) is die:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            with contextlib.suppress(ValueError):  # not the child's main thread: die() answers
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     if os.getpgrp() == os.getpid():  # only when the driver made us a group leader
         signal.signal(signal.SIGTERM, die)
