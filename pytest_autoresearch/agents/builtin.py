@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..settings import SETTINGS_KEY
-from .base import Agent
+from .base import Agent, AgentError
 
 
 @pytest.hookimpl(trylast=True)

@@ -2,15 +2,19 @@
 
 Every problem is a :class:`~pytest_autoresearch.errors.SetupError` with what to do about it:
 the baseline must pass every test and record a primary score, or nothing could be judged
-against it. A new run's log, run.json and branch are created once the baseline stands.
+against it. A new run's log and run.json are created once the baseline passed, its branch with
+the baseline's row. A baseline that failed on its own keeps its log (the message names it and
+shows the first error in it) when the set-up is undone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import config_file
 from ..core import verdict
 from ..core.columns import MetricColumns
 from ..core.defaults import MIN_TIMEOUT, NOISY_BASELINE_RUNS, TIMEOUT_FACTOR
@@ -18,7 +22,9 @@ from ..core.pytest_log import first_error
 from ..core.records import MetricSpec, RunResult, TrialRecord
 from ..core.text import counted, neutralise
 from ..errors import SetupError
+from ..settings import Settings
 from ..store.gitstate import ZERO
+from . import carry, evaluator_imports
 from .recorder import signals_held
 
 if TYPE_CHECKING:
@@ -30,13 +36,27 @@ LOG_READ_BYTES = 4 * 2**20
 BROKEN = {3: "an internal error", 4: "a usage error"}
 
 
-def shadow_message(paths: list[str]) -> str:
+def shadow_message(paths: list[str], settings: Settings | None = None) -> str:
+    config = config_file.of(settings.config_file if settings else None)
     return (
         f"the trial imported {', '.join(paths)} from your checkout instead of the trial's worktree, "
         "so it would score unchanged code. An editable install (pip install -e) or a sys.path/PYTHONPATH "
         "entry points at your checkout; make the tests import the mutable modules relative to the "
-        'rootdir instead (e.g. pythonpath = ["src"] under [tool.pytest.ini_options]) and run again'
+        f"rootdir instead (e.g. {config.setting('pythonpath', [_source_root(paths, settings)])}) and run again"
     )
+
+
+def _source_root(paths: list[str], settings: Settings | None) -> str:
+    """The folder the shadowed modules' package sits in, rootdir-relative ("src", or ".")."""
+    if settings is not None:
+        for path in paths:
+            try:
+                first = Path(path).resolve().relative_to(settings.rootdir.resolve()).parts[0]
+            except (ValueError, IndexError):
+                continue
+            if first in ("src", "lib", "python"):
+                return first
+    return "src" if settings is None else "."
 
 
 class BaselineFailed(SetupError):
@@ -70,7 +90,7 @@ def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
     result = loop.evaluator.evaluate(number, attempt)
     what = "the baseline" if attempt == 1 else f"run {attempt} of the baseline"
     if result.shadowed:
-        raise SetupError(shadow_message(result.shadowed))
+        raise SetupError(shadow_message(result.shadowed, loop.settings))
     if result.timed_out:
         raise BaselineFailed(
             f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout{_log_note(result)}.\n" + result.failure_text(2000)
@@ -81,15 +101,18 @@ def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
         raise BaselineFailed(
             f"{what}'s pytest session did not finish (exit code {result.exit_code}){_log_note(result)}; its first error:\n"
             + _first_error(result)
+            + _missing_hint(loop, result)
         )
     if result.failed_tests:
         raise BaselineFailed(
-            f"{what} fails, so nothing could be judged against it; fix the tests first{_log_note(result)}.\n" + result.failure_text(2000)
+            f"{what} fails, so nothing could be judged against it; fix the tests first{_log_note(result)}.\n"
+            + result.failure_text(2000)
+            + _missing_hint(loop, result)
         )
     if result.exit_code in BROKEN:
         raise BaselineFailed(
             f"{what}'s pytest session ended with {BROKEN[result.exit_code]} (exit code {result.exit_code}){_log_note(result)}; "
-            "its first error:\n" + _first_error(result)
+            "its first error:\n" + _first_error(result) + _missing_hint(loop, result)
         )
     if not result.fitness:
         raise BaselineFailed(
@@ -97,6 +120,19 @@ def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
             f"and record its score with the fitness fixture, fitness(value){_log_note(result)}" + _cause(result)
         )
     return result
+
+
+def _missing_hint(loop: ResearchLoop, result: RunResult) -> str:
+    """How to carry (or build) a git-ignored file of your checkout that the failure names."""
+    run = loop.run
+    text = result.failure_text(20000)
+    if result.log_path is not None:
+        with contextlib.suppress(OSError):
+            text += "\n" + result.log_path.read_text(encoding="utf-8", errors="replace")[-500_000:]
+    hint = carry.missing_file_hint(
+        run.repo, run.prefix, run.carry, loop.settings.carry, run.surface, config_file.of(loop.settings.config_file), text
+    )
+    return "\n" + hint if hint else ""
 
 
 def _primary_metric(loop: ResearchLoop, first: RunResult) -> MetricSpec:
@@ -129,6 +165,10 @@ def _score(loop: ResearchLoop) -> TrialRecord:
     results = [_one_run(loop, number, 1)]
     first = results[0]
     loop.metric = loop.proposer.metric = metric = _primary_metric(loop, first)
+    if not run.resumed:
+        roots = [Path(p) for p in loop.config.getini("pythonpath")]
+        fitness_files = [f.nodeid.split("::")[0] for f in first.fitness]
+        run.notes += evaluator_imports.notes(loop.settings.rootdir, fitness_files, roots, run.surface, run.surface_files)
     if verdict.primary_score(metric, first) is None:
         raise BaselineFailed(f"the primary fitness test {metric.nodeid} recorded no score{_log_note(first)}" + _cause(first))
     if loop.evaluator.timeout is None:
