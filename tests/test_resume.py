@@ -271,13 +271,13 @@ def test_the_header_says_where_a_run_starts_and_where_its_branch_is(project: Pro
     head = project.git("rev-parse", "HEAD")
     first = project.loop(project.replay({"description": "better", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
     assert first.ret == 0, first.stdout.str()
-    first.stdout.fnmatch_lines([f"autoresearch: run t from main at {head[:10]}, branch autoresearch/t, folder *", "*; stops at 1 trial"])
+    first.stdout.fnmatch_lines([f"autoresearch: run t from main at {head[:10]}, branch autoresearch/t, folder *", "*; stops at 1 trial or after*"])
     tip = project.git("rev-parse", "autoresearch/t")
     assert tip != head
     again = project.loop(project.replay({"description": "more", "files": project.model_with(SCALE=2.5)}), "--autoresearch-trials=2")
     assert again.ret == 0, again.stdout.str()
     again.stdout.fnmatch_lines(
-        [f"autoresearch: continuing run t from main at {head[:10]}, branch autoresearch/t at {tip[:10]}, folder *", "*; stops at 2 trials"]
+        [f"autoresearch: continuing run t from main at {head[:10]}, branch autoresearch/t at {tip[:10]}, folder *", "*; stops at 2 trials or after*"]
     )
     project.git("checkout", "-q", "--detach", "HEAD")
     detached = project.loop("--autoresearch-trials=0", tag="d")

@@ -38,6 +38,8 @@ class ReplayAgent(Agent):
         return f"replay: {self.path} holds no proposals: write one JSON object per line (see the README's replay section)"
 
     def runs_out(self) -> str:
+        if len(self._lines) == 1:
+            return f"after the one proposal in {self.path.name}"
         return f"after the last of the {len(self._lines)} proposals in {self.path.name}"
 
     def propose(self, context: ProposalContext) -> Proposal:
