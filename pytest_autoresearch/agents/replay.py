@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..core.text import counted
 from ..proposals.proposal import Proposal, from_patch
 from .base import Agent, AgentExhausted, ProposalContext
 
@@ -30,7 +31,7 @@ class ReplayAgent(Agent):
         self._next: int | None = None
 
     def describe(self) -> str:
-        return f"replay {self.path} ({len(self._lines)} proposals)"
+        return f"replay {self.path} ({counted(len(self._lines), 'proposal')})"
 
     def preflight(self, files: Mapping[str, str]) -> str | None:
         if self._lines:
