@@ -3,13 +3,16 @@
 Every problem is a :class:`~pytest_autoresearch.errors.SetupError` with what to do about it:
 the baseline must pass every test and record a primary score, or nothing could be judged
 against it. A new run's log and run.json are created once the baseline passed, its branch with
-the baseline's row. A baseline that failed on its own keeps its log (the message names it and
-shows the first error in it) when the set-up is undone.
+the baseline's row. A baseline that failed on its own keeps its log outside the run folder (the
+message names it and shows the first error in it), since the set-up is undone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,12 +62,17 @@ def _source_root(paths: list[str], settings: Settings | None) -> str:
     return "src" if settings is None else "."
 
 
-class BaselineFailed(SetupError):
-    """A setup error whose evidence is the baseline's log: the log is kept when set-up is undone."""
-
-
 def _log_note(result: RunResult) -> str:
-    return f" (full log: {result.log_path})" if result.log_path is not None else ""
+    """Where the failed run's log is kept: a new run that fails to start removes its folder, so
+    the log is copied out of it first, to a file of its own in the temporary folder."""
+    if result.log_path is None or not result.log_path.is_file():
+        return ""
+    fd, name = tempfile.mkstemp(prefix=f"autoresearch-{result.log_path.stem}-", suffix=".log")
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        shutil.copyfile(result.log_path, name)
+        return f" (full log: {name})"
+    return f" (full log: {result.log_path})"
 
 
 def _first_error(result: RunResult, limit: int = 2000) -> str:
@@ -92,30 +100,30 @@ def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
     if result.shadowed:
         raise SetupError(shadow_message(result.shadowed, loop.settings))
     if result.timed_out:
-        raise BaselineFailed(
+        raise SetupError(
             f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout{_log_note(result)}.\n" + result.failure_text(2000)
         )
     if result.memory_exceeded:
-        raise BaselineFailed(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB{_log_note(result)}")
+        raise SetupError(f"{what} used more than autoresearch_memory_mb = {loop.settings.memory_mb:g} MiB{_log_note(result)}")
     if not result.finished:
-        raise BaselineFailed(
+        raise SetupError(
             f"{what}'s pytest session did not finish (exit code {result.exit_code}){_log_note(result)}; its first error:\n"
             + _first_error(result)
             + _missing_hint(loop, result)
         )
     if result.failed_tests:
-        raise BaselineFailed(
+        raise SetupError(
             f"{what} fails, so nothing could be judged against it; fix the tests first{_log_note(result)}.\n"
             + result.failure_text(2000)
             + _missing_hint(loop, result)
         )
     if result.exit_code in BROKEN:
-        raise BaselineFailed(
+        raise SetupError(
             f"{what}'s pytest session ended with {BROKEN[result.exit_code]} (exit code {result.exit_code}){_log_note(result)}; "
             "its first error:\n" + _first_error(result) + _missing_hint(loop, result)
         )
     if not result.fitness:
-        raise BaselineFailed(
+        raise SetupError(
             'no fitness test ran: mark a test with @pytest.mark.fitness(goal="min") (or "max") '
             f"and record its score with the fitness fixture, fitness(value){_log_note(result)}" + _cause(result)
         )
@@ -150,16 +158,7 @@ def _primary_metric(loop: ResearchLoop, first: RunResult) -> MetricSpec:
 
 
 def score(loop: ResearchLoop) -> TrialRecord:
-    """Score the start commit and log it as the run's baseline row. A new run whose baseline
-    fails (:class:`BaselineFailed`) keeps its logs, which the message names, when its set-up is undone."""
-    try:
-        return _score(loop)
-    except BaselineFailed:
-        loop.run.keep_logs = True
-        raise
-
-
-def _score(loop: ResearchLoop) -> TrialRecord:
+    """Score the start commit and log it as the run's baseline row."""
     run, number = loop.run, loop.history.next_trial
     started = time.time()
     results = [_one_run(loop, number, 1)]
@@ -170,7 +169,7 @@ def _score(loop: ResearchLoop) -> TrialRecord:
         fitness_files = [f.nodeid.split("::")[0] for f in first.fitness]
         run.notes += evaluator_imports.notes(loop.settings.rootdir, fitness_files, roots, run.surface, run.surface_files)
     if verdict.primary_score(metric, first) is None:
-        raise BaselineFailed(f"the primary fitness test {metric.nodeid} recorded no score{_log_note(first)}" + _cause(first))
+        raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score{_log_note(first)}" + _cause(first))
     if loop.evaluator.timeout is None:
         loop.evaluator.timeout = max(MIN_TIMEOUT, round(TIMEOUT_FACTOR * first.seconds))
         run.notes.append(f"trial timeout {loop.evaluator.timeout:g}s ({TIMEOUT_FACTOR}x the baseline; set --autoresearch-timeout)")

@@ -64,7 +64,6 @@ class Run:
     meta: RunMeta | None = None  # run.json of a resumed run
     start_commit: str = ""  # what the baseline scores: HEAD for a new run
     rebaseline: bool = True  # whether the start commit still needs a baseline row
-    keep_logs: bool = False  # a failed baseline: undoing the set-up keeps trials/*.log, the evidence
 
     @property
     def branch(self) -> str:
@@ -93,32 +92,7 @@ class Run:
 
 
 def _tag_taken(repo: Repository, settings: Settings, tag: str) -> bool:
-    return repo.ref_exists(branch_ref(tag)) or _holds_a_run(settings.rootdir / RUN_DIR_NAME / tag)
-
-
-def _holds_a_run(path: Path) -> bool:
-    """Whether a run folder holds more than the logs a failed set-up kept (which a new run replaces)."""
-    return path.exists() and any(p.name != "trials" for p in path.iterdir())
-
-
-def _undo_folder(run: Run, top: Path) -> None:
-    """Remove the run folder (or ``.autoresearch`` when set-up made it); after a failed baseline,
-    all but the trials' logs, which its message points at."""
-    if not run.keep_logs:
-        shutil.rmtree(top, ignore_errors=True)
-        return
-    folder = run.folder
-    for path in [*_entries(folder.path), *_entries(folder.trials)]:
-        if path == folder.trials or (path.parent == folder.trials and path.suffix == ".log" and path.is_file() and not path.is_symlink()):
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _entries(folder: Path) -> list[Path]:
-    return sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []
+    return repo.ref_exists(branch_ref(tag)) or (settings.rootdir / RUN_DIR_NAME / tag).exists()
 
 
 def _make_agent(config: pytest.Config, spec: str) -> Agent:
@@ -264,17 +238,16 @@ def _lock(run: Run) -> None:
 
 def _create(run: Run) -> None:
     folder = run.folder
-    if folder.path.exists():  # only the logs of a failed set-up (_tag_taken): replaced
-        shutil.rmtree(folder.path)
-    top = next(p for p in (folder.path.parent, folder.path) if not p.exists())
-    run.undo.append(lambda: _undo_folder(run, top))
+    top = next((p for p in (folder.path.parent, folder.path) if not p.exists()), None)
+    if top is not None:
+        run.undo.append(lambda: shutil.rmtree(top, ignore_errors=True))
     _lock(run)
     before = _refs_of(run)
     run.undo.append(lambda: _drop_refs_since(run, before))
     folder.create()
     pattern = f"/{run.prefix}{RUN_DIR_NAME}/"
     if run.repo.exclude(pattern):
-        run.undo.append(lambda: None if run.keep_logs else run.repo.unexclude(pattern))
+        run.undo.append(lambda: run.repo.unexclude(pattern))
 
 
 def _refs_of(run: Run) -> dict[str, str]:
