@@ -108,7 +108,7 @@ PROJECTS = (
         keep=(("src/cachetools/__init__.py", '        """Remove and return the `(key, value)` pair first inserted."""\n', ""),),
         breaks=(
             ("src/cachetools/__init__.py", '        """Remove and return the `(key, value)` pair first inserted."""\n', ""),
-            ("src/cachetools/__init__.py", "            key = next(iter(self.__order))\n", "            key = next(reversed(self.__order))\n"),
+            ("src/cachetools/__init__.py", "self.__counter.most_common(1)", "self.__counter.most_common()[-1:]"),
         ),
     ),
     Corpus(
@@ -152,7 +152,8 @@ PROJECTS = (
             "[tool:pytest]",
             "pythonpath = .\n"
             "autoresearch_mutable = pebble/common/types.py\n"
-            "autoresearch_tests = test/test_concurrent_process_fork.py test/test_autoresearch_fitness.py\n",
+            "autoresearch_tests = test/test_concurrent_process_fork.py test/test_autoresearch_fitness.py\n"
+            "autoresearch_timeout = 30\n",
         ),
         keep=(("pebble/common/types.py", "    sleep_unit: float = 0.1\n", "    sleep_unit: float = 0.05\n"),),
         breaks=(
