@@ -42,7 +42,6 @@ pytestmark = pytest.mark.slow
 
 CACHE = Path(os.environ.get("AUTORESEARCH_CORPUS_CACHE") or Path.home() / ".cache" / "pytest-autoresearch-corpus")
 
-#: case -> project -> the fix it waits for (see the module docstring).
 _REWRITE_WARNING = (
     "needs trial-start: under filterwarnings = error a trial's pytest stops at start-up on "
     "'PytestAssertRewriteWarning: Module already imported so cannot be rewritten; pytest_autoresearch' "
@@ -53,6 +52,7 @@ _NO_CACHE = (
     "rejects ('ERROR: Unknown config option: cache_dir' in the trial's output), and the loop then says "
     "'ERROR: autoresearch: the primary fitness test ... recorded no score'"
 )
+#: case -> project -> the fix it waits for (see the module docstring); each reason quotes what today's main says.
 NEEDS: dict[str, dict[str, str]] = {
     "plain": {},
     "mutate": {"hepunits": _REWRITE_WARNING},
@@ -68,6 +68,11 @@ NEEDS: dict[str, dict[str, str]] = {
             ("exceptiongroup", "pyproject.toml", "[tool.pytest]"),
             ("pebble", "setup.cfg", "[tool:pytest]"),
         )
+    },
+    "sigterm": {
+        "pebble": "needs trial-start: a forked worker inherits the trial's SIGTERM handler (trial_plugin.arm: "
+        "killpg with SIGKILL), so a pool that terminates its worker kills the whole trial: 'ERROR: autoresearch: "
+        "the baseline's pytest session did not finish (exit code -9)' (plain pytest: 1 passed)"
     },
     "no-cache": {
         "exceptiongroup": _NO_CACHE,
@@ -139,13 +144,9 @@ def apply(root: Path, edits: tuple[Edit, ...]) -> dict[str, str]:
     texts: dict[str, str] = {}
     for rel, old, new in edits:
         text = texts.get(rel) or (root / rel).read_text(encoding="utf-8")
-        assert text.count(old) == 1, f"{project_of(root)}: {old!r} is not found exactly once in {rel}"
+        assert text.count(old) == 1, f"{root.name}: {old!r} is not found exactly once in {rel}"
         texts[rel] = text.replace(old, new)
     return texts
-
-
-def project_of(root: Path) -> str:
-    return root.name
 
 
 def checkout(project: Corpus, tmp_path: Path, *, user: bool) -> Path:
@@ -362,3 +363,18 @@ def test_a_loop_with_the_cache_provider_off_under_strict_config(project: Corpus,
     result = loop(root, "-p", "no:cacheprovider", f"--autoresearch-agent=replay:{proposals}", tag="c")
     assert result.ret == 0, why(result, root, "c")
     assert [r["status"] for r in rows(root, "c")] == ["baseline", "keep"]
+
+
+@pytest.mark.parametrize("project", [p for p in cases("sigterm") if p.values[0].terminated])
+def test_multiprocessing_workers_stopped_with_sigterm_do_not_end_the_trial(project: Corpus, tmp_path: Path) -> None:
+    """The project's own tests whose pools stop their workers with SIGTERM pass in a trial as
+    they do in a plain run."""
+    root = checkout(project, tmp_path, user=True)
+    plain = own_suite(project, root, *project.terminated, pristine=False)
+    assert plain.ret == 0, "\n".join(plain.outlines[-30:])
+    proposals = tmp_path / "proposals.jsonl"
+    proposals.write_text(json.dumps({"description": "better, and passes", "files": apply(root, project.keep)}) + "\n", encoding="utf-8")
+    tests = " ".join((*project.terminated, project.fitness_path))
+    result = loop(root, "-o", f"autoresearch_tests={tests}", f"--autoresearch-agent=replay:{proposals}", tag="s")
+    assert result.ret == 0, why(result, root, "s")
+    assert [r["status"] for r in rows(root, "s")] == ["baseline", "keep"]

@@ -34,6 +34,7 @@ class Corpus:
     src: bool = False  # a src layout: plain runs of the untouched project get pythonpath=src, as an install would
     convert: tuple[Edit, ...] = ()  # applied to the project itself before its first commit
     generated: tuple[str, ...] = ()  # files the build made that git ignores (present in the checkout)
+    terminated: tuple[str, ...] = ()  # own tests whose multiprocessing workers get SIGTERM (a case of their own)
 
     @property
     def fitness_source(self) -> str:
@@ -147,6 +148,8 @@ PROJECTS = (
         "configuration only in setup.cfg; a subset of a slow suite named in autoresearch_tests",
         tests_dir="test",
         own_tests=("test/test_concurrent_process_fork.py",),
+        # a worker that dies holding the channel's lock: the pool terminates the others with SIGTERM
+        terminated=("test/test_process_pool_fork.py::TestProcessPoolDeadlockOnResult",),
         config=(
             "setup.cfg",
             "[tool:pytest]",
