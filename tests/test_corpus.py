@@ -38,8 +38,6 @@ import pytest
 from corpus.projects import PROJECTS, Corpus, Edit
 from helpers import GIT_ENV, run_pytest
 
-pytestmark = pytest.mark.slow
-
 CACHE = Path(os.environ.get("AUTORESEARCH_CORPUS_CACHE") or Path.home() / ".cache" / "pytest-autoresearch-corpus")
 
 _REWRITE_WARNING = (
@@ -281,6 +279,7 @@ def why(result: pytest.RunResult, root: Path, tag: str) -> str:
 # --- the cases ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", cases("plain"))
 def test_the_projects_own_tests_give_the_same_outcomes_with_the_plugin(project: Corpus, tmp_path: Path) -> None:
     root = checkout(project, tmp_path, user=False)
@@ -298,6 +297,7 @@ def test_the_projects_own_tests_give_the_same_outcomes_with_the_plugin(project: 
     assert any(project.fitness_path in line for line in added.outlines), "no fitness table:\n" + added.stdout.str()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", cases("mutate"))
 def test_mutate_keeps_only_what_passes_the_projects_own_tests(project: Corpus, tmp_path: Path) -> None:
     root = checkout(project, tmp_path, user=True)
@@ -315,6 +315,7 @@ def test_mutate_keeps_only_what_passes_the_projects_own_tests(project: Corpus, t
         assert git(root, "rev-parse", "autoresearch/m") == before["head"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", cases("replay"))
 def test_replay_keeps_the_passing_change_and_discards_the_breaking_one(project: Corpus, tmp_path: Path) -> None:
     root = checkout(project, tmp_path, user=True)
@@ -336,6 +337,7 @@ def test_replay_keeps_the_passing_change_and_discards_the_breaking_one(project: 
     passes_own_suite_at(project, root, "autoresearch/r", tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", cases("hint"))
 def test_a_missing_surface_is_asked_for_in_the_projects_own_config(project: Corpus, tmp_path: Path) -> None:
     """A user who added the fitness test but no surface is told where to put it: in the file and
@@ -353,6 +355,7 @@ def test_a_missing_surface_is_asked_for_in_the_projects_own_config(project: Corp
     assert snapshot(root) == before and not (root / ".autoresearch" / "h").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", [p for p in cases("no-cache") if p.id in STRICT_CONFIG])
 def test_a_loop_with_the_cache_provider_off_under_strict_config(project: Corpus, tmp_path: Path) -> None:
     """``-p no:cacheprovider`` (common in CI) with ``--strict-config`` in the project's addopts:
@@ -365,6 +368,7 @@ def test_a_loop_with_the_cache_provider_off_under_strict_config(project: Corpus,
     assert [r["status"] for r in rows(root, "c")] == ["baseline", "keep"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("project", [p for p in cases("sigterm") if p.values[0].terminated])
 def test_multiprocessing_workers_stopped_with_sigterm_do_not_end_the_trial(project: Corpus, tmp_path: Path) -> None:
     """The project's own tests whose pools stop their workers with SIGTERM pass in a trial as
@@ -378,3 +382,34 @@ def test_multiprocessing_workers_stopped_with_sigterm_do_not_end_the_trial(proje
     result = loop(root, "-o", f"autoresearch_tests={tests}", f"--autoresearch-agent=replay:{proposals}", tag="s")
     assert result.ret == 0, why(result, root, "s")
     assert [r["status"] for r in rows(root, "s")] == ["baseline", "keep"]
+
+
+# --- the harness itself (quick) --------------------------------------------------------------------
+
+
+def test_a_project_pip_cannot_fetch_is_skipped_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CACHE", tmp_path / "cache")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip as it is where no index can be reached
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # and no local folder of packages either
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        sdist(PROJECTS[1])
+    message = str(skipped.value)
+    assert message.startswith(f"corpus: pip could not fetch {PROJECTS[1].name}=={PROJECTS[1].version} (")
+    assert f"put its sdist in {tmp_path / 'cache'}" in message
+
+
+def test_a_cached_sdist_that_is_not_the_pinned_one_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CACHE", tmp_path)
+    project = PROJECTS[1]
+    (tmp_path / f"{project.name}-{project.version}.tar.gz").write_bytes(b"not the release")
+    with pytest.raises(AssertionError, match=f"not the pinned {project.sha256}: remove it to fetch again"):
+        sdist(project)
+
+
+def test_the_closing_line_is_read_whole() -> None:
+    lines = ["tests/test_x.py ..s", "==== 670 passed, 1 skipped, 2 xfailed, 8 warnings, 12037 subtests passed in 42.71s ===="]
+    assert outcomes(pytest.RunResult(0, lines, [], 1.0)) == {
+        "passed": 670, "skipped": 1, "xfailed": 2, "warnings": 8, "subtests passed": 12037,
+    }  # fmt: skip
+    assert outcomes(pytest.RunResult(1, ["1 failed, 2 errors in 0.1s"], [], 1.0)) == {"failed": 1, "error": 2}
