@@ -110,7 +110,7 @@ def sdist(project: Corpus) -> Path:
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
                 pytest.skip(f"corpus: pip could not fetch {project.name}=={project.version} in 300 s; put its sdist in {CACHE}")
-            got = [p for p in fetch.glob("*.tar.gz")] if proc.returncode == 0 else []
+            got = list(fetch.glob("*.tar.gz")) if proc.returncode == 0 else []
             if not got:
                 why = (proc.stderr.strip().splitlines() or ["no sdist"])[-1]
                 shutil.rmtree(fetch, ignore_errors=True)
