@@ -351,7 +351,7 @@ def test_a_missing_surface_is_asked_for_in_the_projects_own_config(project: Corp
     errors = [line for line in result.errlines + result.outlines if line.startswith("ERROR: autoresearch:")]
     assert result.ret != 0 and len(errors) == 1, why(result, root, "h")
     rel, header, _ = project.config
-    assert "autoresearch_mutable" in errors[0] and f"{rel} under {header}" in errors[0], errors[0]
+    assert "autoresearch_mutable" in errors[0] and rel in errors[0] and header in errors[0], errors[0]
     assert snapshot(root) == before and not (root / ".autoresearch" / "h").exists()
 
 
