@@ -10,13 +10,16 @@ noise-widths (every discard is a miss). It reports, per rule:
   improvement the log then claims although the true score never moved (in sigmas);
 - the share of real improvements of 2, 3 and 4 sigma that are kept (one proposal, tested
   right after the baseline);
+- the share of simpler proposals (fewer lines) kept by the simplicity rule when they are truly
+  as good, or truly worse by 1 or 2 sigma (one proposal, right after the baseline): the rule
+  keeps "as good within the noise", and this is how far from "as good" that reaches;
 - the evaluator runs a trial costs on average.
 
 Each simulated candidate is judged by the loop's own verdict
 (:func:`pytest_autoresearch.core.verdict.assess`, with the built-in keep rule
 :func:`~pytest_autoresearch.core.verdict.decide` and :mod:`pytest_autoresearch.core.noise`),
-fed its confirmation runs as the verdict asks for them, so the figures are those of the rule
-and defaults the plugin ships. Run: ``.venv/bin/python bench/noise.py [--seeds 400]``.
+fed its confirmation runs as the verdict asks for them and judged on the noise known before it
+ran, so the figures are those of the rule and defaults the plugin ships. Run: ``.venv/bin/python bench/noise.py [--seeds 400]``.
 """
 
 from __future__ import annotations
@@ -68,12 +71,13 @@ class Loop:
         self.runs += 1
         return true + self.rng.gauss(0.0, 1.0)
 
-    def trial(self, true: float) -> bool:
-        """One proposal whose true score is ``true``, judged as the loop judges; True when it is kept."""
+    def trial(self, true: float, lines: int = 0) -> bool:
+        """One proposal whose true score is ``true`` (``lines`` net surface lines), judged as the
+        loop judges; True when it is kept."""
         self.number += 1
         rule, best = self.rule, self.best
         judging = verdict.Judging(
-            trial=self.number, description="simulated proposal", metric=METRIC, best=best, lines=0, rule=rule, noise=self.noise,
+            trial=self.number, description="simulated proposal", metric=METRIC, best=best, lines=lines, rule=rule, noise=self.noise,
             columns=COLUMNS, timeout=None, memory_mb=None,
             keep_rule=lambda candidate, noise: verdict.decide(rule, noise, METRIC, candidate, best),
         )
@@ -107,12 +111,17 @@ def simulate(rule: NoiseRule | None, seeds: int, baseline_runs: int, noisy_basel
     for d in (2, 3, 4):
         kept = sum(Loop(random.Random(10_000 + s), rule, baseline_runs, noisy_baseline_runs).trial(-float(d)) for s in range(seeds))
         power[d] = kept / seeds
+    simpler = {}
+    for d in (0, 1, 2):
+        kept = sum(Loop(random.Random(20_000 + s), rule, baseline_runs, noisy_baseline_runs).trial(float(d), lines=-1) for s in range(seeds))
+        simpler[d] = kept / seeds
     return {
         "first": first / seeds,
         "false_keep": false_keeps / trials,
         "claimed": claimed / seeds,
         "runs_per_trial": runs / trials,
         **{f"power_{d}": p for d, p in power.items()},
+        **{f"simpler_{d}": p for d, p in simpler.items()},
     }
 
 
@@ -128,7 +137,11 @@ def main() -> int:
                 name = f"k={k:g} confirm={confirm} noisy baseline={top_up}" + ("  <- default" if default else "")
                 rows.append((name, NoiseRule(k=k, confirm_runs=confirm), DEFAULT_BASELINE_RUNS, top_up))
     print(f"false keeps of no-op proposals and power on real gains, noise sigma = 1, {args.seeds} simulated runs each", flush=True)
-    print(f"{'rule':48} {'1st no-op':>9} {'false keep':>10} {'claimed':>8} {'kept 2s':>8} {'kept 3s':>8} {'kept 4s':>8} {'runs/trial':>10}", flush=True)
+    print(
+        f"{'rule':48} {'1st no-op':>9} {'false keep':>10} {'claimed':>8} {'kept 2s':>8} {'kept 3s':>8} {'kept 4s':>8} {'runs/trial':>10}"
+        f" {'simpler =':>9} {'-1s':>5} {'-2s':>5}",
+        flush=True,
+    )
     # The rows are independent simulations: one process each, as many at once as there are CPUs
     # (the verdict builds the loop's own records for every run, which costs more than the arithmetic).
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(len(rows), os.cpu_count() or 1)) as pool:
@@ -137,7 +150,7 @@ def main() -> int:
             r = future.result()
             print(
                 f"{name:48} {r['first']:9.1%} {r['false_keep']:10.2%} {r['claimed']:7.2f}s {r['power_2']:8.0%} "
-                f"{r['power_3']:8.0%} {r['power_4']:8.0%} {r['runs_per_trial']:10.2f}",
+                f"{r['power_3']:8.0%} {r['power_4']:8.0%} {r['runs_per_trial']:10.2f} {r['simpler_0']:9.0%} {r['simpler_1']:5.0%} {r['simpler_2']:5.0%}",
                 flush=True,
             )
     return 0

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
+from . import benchmark
 from .core.bounds import broken_bound
+from .timing import REPEATS, WARMUP, Timing, measure
 
 if TYPE_CHECKING:
     from .core.records import Goal
@@ -32,12 +34,16 @@ MAX_PREFIX = "fitness.max."
 ARTIFACT_PREFIX = "fitness.artifact."
 
 MARKER_HELP = (
-    'fitness(goal="min"|"max", primary=False, holdout=False): the test records a score with the '
-    "fitness fixture; --autoresearch optimises the primary one (the first, unless one says "
+    'fitness(goal="min"|"max", primary=False, holdout=False, stat=None): the test records a score with the '
+    "fitness fixture (or, with stat=\"median\" etc., pytest-benchmark's benchmark fixture records that "
+    "statistic); --autoresearch optimises the primary one (the first, unless one says "
     "primary=True); holdout tests never run in trials, only on the baseline and the final best."
 )
 
-_MARKER_KWARGS = {"goal", "primary", "holdout"}
+_MARKER_KWARGS = {"goal", "primary", "holdout", "stat"}
+#: Metrics that fitness.time() and benchmark fitness tests record beside the score.
+TIME_IQR = "time_iqr"
+TIME_ROUNDS = "time_rounds"
 
 
 class FitnessUsageError(Exception):
@@ -48,6 +54,7 @@ class FitnessSpec(NamedTuple):  # not a dataclass: this module loads in every py
     goal: Goal
     primary: bool
     holdout: bool = False
+    stat: str | None = None  # a pytest-benchmark statistic: the benchmark fixture records the score
 
 
 class Recorded(NamedTuple):
@@ -85,7 +92,10 @@ def fitness_spec(item: pytest.Item) -> FitnessSpec | None:
             raise FitnessUsageError(f"@pytest.mark.fitness {flag}= must be True or False, got {flags[flag]!r}")
     if flags["primary"] and flags["holdout"]:
         raise FitnessUsageError("@pytest.mark.fitness cannot be both primary=True and holdout=True")
-    return FitnessSpec(goal=goal, primary=flags["primary"], holdout=flags["holdout"])
+    stat = mark.kwargs.get("stat")
+    if stat is not None and (why := benchmark.check_stat(stat, goal)):
+        raise FitnessUsageError(why)
+    return FitnessSpec(goal=goal, primary=flags["primary"], holdout=flags["holdout"], stat=stat)
 
 
 def _as_number(value: object, what: str) -> float:
@@ -163,6 +173,34 @@ class Fitness:
                 digest.update(block)
         self._item.user_properties.append((ARTIFACT_PREFIX + (name or target.name), digest.hexdigest()))
         return digest.hexdigest()
+
+    def time(
+        self,
+        fn: Callable[[], object],
+        *,
+        repeats: int = REPEATS,
+        warmup: int = WARMUP,
+        clock: str | Callable[[], float] = "cpu",
+        stat: str = "median",
+        number: int | None = None,
+    ) -> Timing:
+        """Record ``fn()``'s seconds per call as the score, measured by
+        :func:`pytest_autoresearch.timing.measure` (the median of ``repeats`` rounds after
+        ``warmup`` calls, CPU time by default), with the rounds' spread (``time_iqr``, seconds)
+        and count (``time_rounds``) as metrics. Returns the :class:`~.timing.Timing`."""
+        __tracebackhide__ = True
+        if self.goal != "min":
+            pytest.fail(f'fitness.time() records seconds per call, so the test needs goal="min", not goal="{self.goal}"')
+        try:
+            timing = measure(fn, repeats=repeats, warmup=warmup, clock=clock, stat=stat, number=number)
+        except ValueError as exc:
+            message = f"fitness.time(): {exc}"
+        else:
+            self(timing.value)
+            self.metric(TIME_IQR, timing.iqr)
+            self.metric(TIME_ROUNDS, len(timing.times))
+            return timing
+        pytest.fail(message)
 
     def __repr__(self) -> str:
         return f"<Fitness goal={self.goal} score={self.score!r} metrics={self.metrics!r}>"
@@ -243,41 +281,70 @@ def format_number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def _outcome(report: pytest.TestReport) -> str | None:
+    """The word the fitness table shows instead of a score for a report that makes its test's
+    score untrustworthy: failed, error, skipped or xfailed; None when it passed."""
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    if report.skipped and report.when in ("setup", "call"):
+        return "xfailed" if hasattr(report, "wasxfail") else "skipped"
+    return None
+
+
 class FitnessPlugin:
-    """Checks fitness tests and prints their scores at the end of any run."""
+    """Checks fitness tests, records a benchmark fitness test's score, and prints the scores at
+    the end of any run (a test that did not pass shows its outcome, not its score)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.rows: dict[str, Recorded] = {}
+        self.outcomes: dict[str, str] = {}  # nodeid -> the first such word of _outcome
+        self.goals: dict[str, str] = {}  # nodeid -> its marker's goal, for a test that recorded none
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if item.get_closest_marker("fitness") is None:
             return
         try:
-            fitness_spec(item)
+            spec = fitness_spec(item)
         except FitnessUsageError as exc:
             pytest.fail(str(exc), pytrace=False)
-        if "fitness" not in getattr(item, "fixturenames", ()):
+        if spec is not None:
+            self.goals[item.nodeid] = spec.goal
+        fixtures = getattr(item, "fixturenames", ())
+        if spec is not None and spec.stat is not None and "benchmark" not in fixtures:
+            pytest.fail(
+                f'{item.nodeid}: @pytest.mark.fitness(stat="{spec.stat}") takes the score from pytest-benchmark\'s '
+                "benchmark fixture, which this test does not use",
+                pytrace=False,
+            )
+        if "fitness" not in fixtures and (spec is None or spec.stat is None):
             pytest.fail(
                 f"{item.nodeid} is marked @pytest.mark.fitness but does not use the fitness fixture "
-                "to record its score",
+                '(or, with stat="median", pytest-benchmark\'s benchmark fixture) to record its score',
                 pytrace=False,
             )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        spec = fitness_spec(item) if item.get_closest_marker("fitness") is not None else None
+        if spec is not None and spec.stat is not None:
+            benchmark.enable(item)
         result = yield
         recorder = item.stash.get(_FITNESS_KEY, None)
-        if recorder is not None and recorder.score is None:
+        if spec is not None and spec.stat is not None:
+            _record_benchmark(item, spec, recorder)
+        elif recorder is not None and recorder.score is None:
             pytest.fail(f"{item.nodeid} finished without recording a score: call fitness(value)", pytrace=False)
         return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if (outcome := _outcome(report)) is not None:
+            self.outcomes.setdefault(report.nodeid, outcome)
         if report.when != "teardown":
             return
         recorded = read_properties(report.user_properties)
-        if recorded.goal is not None:
+        if recorded.goal is not None or "fitness" in report.keywords:
             self.rows[report.nodeid] = recorded
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -285,6 +352,10 @@ class FitnessPlugin:
             return
         table = [("test", "score", "goal", "metrics")]
         for nodeid, (score, goal, metrics, bounds, _artifacts) in self.rows.items():
+            goal = goal or self.goals.get(nodeid)
+            if nodeid in self.outcomes:  # what a test that did not pass recorded is no score
+                table.append((nodeid, self.outcomes[nodeid], goal or "", ""))
+                continue
             shown = []
             for name, value in metrics.items():
                 broken = broken_bound(value, bounds[name]) if name in bounds else None
@@ -298,3 +369,27 @@ class FitnessPlugin:
             terminalreporter.write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
             if n == 0:
                 terminalreporter.write_line("  ".join("-" * w for w in widths))
+
+
+def _record_benchmark(item: pytest.Item, spec: FitnessSpec, recorder: Fitness | None) -> None:
+    """Record the statistic a benchmark fitness test's marker names as its score."""
+    __tracebackhide__ = True
+    if recorder is not None and recorder.score is not None:
+        pytest.fail(
+            f'{item.nodeid}: the score of a @pytest.mark.fitness(stat="{spec.stat}") test is the benchmark\'s '
+            "statistic; the test must not call fitness(value) too (fitness.metric is fine)",
+            pytrace=False,
+        )
+    try:
+        found = benchmark.measured(item, str(spec.stat))
+    except benchmark.BenchmarkError as exc:
+        message = str(exc)
+    else:
+        if recorder is None:
+            recorder = Fitness(item, spec)
+            item.user_properties.append((GOAL_PROP, spec.goal))
+        recorder(found.value)
+        recorder.metric(TIME_IQR, found.iqr)
+        recorder.metric(TIME_ROUNDS, found.rounds)
+        return
+    pytest.fail(message, pytrace=False)

@@ -83,6 +83,8 @@ class CiGuard:
             raise pytest.UsageError(f"autoresearch: --autoresearch-check needs {self.path}; write it with --autoresearch-save")
         self.scores: dict[str, dict[str, Any]] = {}
         self.unchecked: list[str] = []
+        self.not_passed: set[str] = set()
+        self.unsaved: list[str] = []  # fitness tests that did not pass: nothing of theirs is saved
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -105,9 +107,15 @@ class CiGuard:
         return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.saving and report.when == "teardown":
+        if not self.saving:
+            return
+        if report.failed or (report.skipped and report.when != "teardown"):
+            self.not_passed.add(report.nodeid)  # what it recorded is no score to guard
+        if report.when == "teardown":
             recorded = read_properties(report.user_properties)
-            if recorded.score is not None and recorded.goal is not None:
+            if recorded.goal is not None and report.nodeid in self.not_passed:
+                self.unsaved.append(report.nodeid)
+            elif recorded.score is not None and recorded.goal is not None:
                 self.scores[report.nodeid] = {"score": recorded.score, "goal": recorded.goal}
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -118,6 +126,8 @@ class CiGuard:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.saving and self.scores:
             terminalreporter.write_line(f"autoresearch: saved {len(self.scores)} fitness scores to {self.path}")
+        for nodeid in self.unsaved:
+            terminalreporter.write_line(f"autoresearch: {nodeid} did not pass; its score was not saved")
         if self.checking:
             terminalreporter.write_line(f"autoresearch: checked fitness scores against {self.path}")
             for nodeid in self.unchecked:

@@ -43,7 +43,7 @@ def pytest_autoresearch_decide(
     ``metric`` is the primary fitness test (its name and goal); ``candidate`` has a primary
     score (the mean of ``candidate.runs`` runs), its ``spread`` and net ``lines``; ``best`` is
     the best the candidate was made from (the baseline at first); ``noise`` is what the run
-    knows of the evaluator's noise. Return a :class:`pytest_autoresearch.core.verdict.Decision`.
+    knew of the evaluator's noise before the candidate ran (its own runs are not in it). Return a :class:`pytest_autoresearch.core.verdict.Decision`.
     The built-in rule is :func:`pytest_autoresearch.core.verdict.decide`, described in
     :mod:`pytest_autoresearch.core.verdict`; its ``trylast`` implementation of this hook is in
     :mod:`pytest_autoresearch.engine.hooks`.

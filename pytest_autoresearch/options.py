@@ -241,7 +241,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "autoresearch_backend",
         "where trials run: 'local' (subprocesses on this machine) or 'ray[:ADDRESS]' (tasks on a "
-        f"Ray cluster; needs pytest-autoresearch[ray]); default: {d.BACKEND}",
+        f"Ray cluster; needs the plugin's ray extra); default: {d.BACKEND}",
         cli="BACKEND",
         ini="string",
         default=d.BACKEND,

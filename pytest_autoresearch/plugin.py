@@ -71,11 +71,17 @@ def pytest_configure(config: pytest.Config) -> None:
     global _trial_channel
     channel, _trial_channel = _trial_channel, None  # once: pytest runs inside the trial do not report
     if channel is not None:
+        from .benchmark import quiet
         from .trial_plugin import TrialReporter
+
+        quiet(config, trial=True)  # before pytest-benchmark's own (trylast) configure reads its options
 
         config.pluginmanager.register(TrialReporter(config, channel), "autoresearch-trial")
     elif config.getoption("autoresearch") and not hasattr(config, "workerinput"):
+        from .benchmark import quiet
         from .ui.driver import Driver
+
+        quiet(config, trial=False)
 
         config.pluginmanager.register(Driver(config), "autoresearch-driver")
 

@@ -1,6 +1,6 @@
 """Helpers for fitness tests of torch models: determinism, bits per byte, memory, weights' hash.
 
-Imported only by evaluators that use torch (``pip install 'pytest-autoresearch[torch]'``);
+Imported only by evaluators that use torch (the ``torch`` extra: ``pip install -e '/path/to/checkout[torch]'``);
 nothing in the plugin imports it. Everything works on the CPU and on CUDA.
 """
 

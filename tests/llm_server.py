@@ -1,7 +1,9 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1, for driving the real litellm client.
 
 Each test starts one, queues the answers it should give (chat completions or HTTP errors),
-points the loop at it, and reads back the requests it received.
+points the loop at it, and reads back the requests it received. ``models`` set, it lists them at
+``GET /v1/models`` (the agent's check before the baseline); ``close_after_models`` makes it stop
+listening right after that, a server that goes away once the run has started.
 """
 
 from __future__ import annotations
@@ -30,11 +32,23 @@ class ScriptedServer:
         self.script: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        self.models: list[str] | None = None
+        self.close_after_models = False
+        self.gets: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
+
+            def do_GET(self) -> None:
+                server.gets.append(self.path)
+                if server.models is None or not self.path.endswith("/models"):
+                    self._send(404, {"error": {"message": "not found", "type": "error", "code": None}}, {})
+                    return
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}, {})
+                if server.close_after_models:
+                    threading.Thread(target=server.stop, daemon=True).start()
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -78,15 +92,22 @@ class ScriptedServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
+    def stop(self) -> None:
+        """Stop serving and close the listening socket: later connections are refused."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
     def prompts(self) -> list[str]:
         """The text of every request's messages, in order."""
         return ["\n".join(m.get("content", "") for m in r["body"].get("messages", [])) for r in self.requests]
 
 
 @contextmanager
-def scripted_server(*script: dict[str, Any]) -> Iterator[ScriptedServer]:
+def scripted_server(*script: dict[str, Any], models: list[str] | None = None, close_after_models: bool = False) -> Iterator[ScriptedServer]:
     server = ScriptedServer()
     server.script.extend(script)
+    server.models = models
+    server.close_after_models = close_after_models
     server.thread.start()
     try:
         yield server

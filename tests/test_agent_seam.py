@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import PYPROJECT, Project, default_files
 
 AGENTS = '''
@@ -30,8 +31,23 @@ class Broken(Agent):
         return {}["no such key"]
 
 
+class Refuser(Agent):
+    name = "refuser"
+
+    def preflight(self, files):
+        return f"refuser looked for TODO in {', '.join(sorted(files))} and found none: add one"
+
+    def propose(self, context):
+        raise AssertionError("never asked")
+
+
+class BrokenCheck(Refuser):
+    def preflight(self, files):
+        raise RuntimeError("boom")
+
+
 def pytest_autoresearch_make_agent(config, spec):
-    return {"workdir": Workdir, "broken": Broken}.get(spec, lambda: None)()
+    return {"workdir": Workdir, "broken": Broken, "refuser": Refuser, "brokencheck": BrokenCheck}.get(spec, lambda: None)()
 '''
 
 
@@ -70,3 +86,24 @@ def test_pythonpath_pointing_at_the_checkout_is_redirected_to_the_worktree(proje
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "keep"]
     assert float(rows[1]["score"]) < float(rows[0]["score"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("refuser", "ERROR: autoresearch: agent refuser: refuser looked for TODO in model.py and found none: add one"),
+        ("brokencheck", "ERROR: autoresearch: agent brokencheck: its preflight check failed: RuntimeError: boom"),
+    ],
+)
+def test_an_agent_refuses_the_surface_before_the_baseline(project: Project, spec: str, message: str) -> None:
+    """A fitness test that would take 30 s never runs: the refusal comes first and leaves nothing."""
+    slow = default_files()["tests/test_fitness.py"].replace("def test_error(fitness):\n", "def test_error(fitness):\n    __import__('time').sleep(30)\n")
+    project.init({**default_files(), "conftest.py": AGENTS, "tests/test_fitness.py": slow})
+    refs = project.git("for-each-ref")
+    result = project.loop(f"--autoresearch-agent={spec}", timeout=120)
+    assert result.ret != 0
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+    assert result.duration < 25, result.duration
+    assert not (project.path / ".autoresearch").exists()
+    assert project.git("for-each-ref") == refs and project.git("worktree", "list").count("\n") == 0

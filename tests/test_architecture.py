@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "core.defaults": 0,
     "core.bounds": 0,
     "core.text": 0,
+    "install_hint": 0,
     # 1 the pure core
     "core": 1,
     # 2 the operating system, and where a run's state lives (neither imports the other)
@@ -55,6 +56,8 @@ LAYERS: dict[str, int] = {
     "fitness_json": 4,
     "torch": 4,
     "isolate": 4,
+    "timing": 4,
+    "benchmark": 4,
     # 5 agents, 6 engine, 7 ui, 8 the entry point
     "agents": 5,
     "engine": 6,
@@ -70,10 +73,10 @@ FORBIDDEN: list[tuple[str, str, str]] = [
     ("proposals", "system", "proposals are pure text work: core only"),
     ("proposals", "store", "proposals are pure text work: core only"),
     *[(side, "store", "the evaluator's side and configuration import core, system and proposals, not store")
-      for side in ("fitness", "settings", "options", "hookspecs", "trial_plugin", "trial_guard", "trial_state", "fitness_json", "torch", "isolate")],
+      for side in ("fitness", "settings", "options", "hookspecs", "trial_plugin", "trial_guard", "trial_state", "fitness_json", "torch", "isolate", "timing", "benchmark")],
     ("agents", "store", "agents import core, system, proposals and settings only"),
     *[("agents", side, "agents import core, system, proposals and settings only")
-      for side in ("fitness", "hookspecs", "trial_plugin", "fitness_json", "torch", "isolate")],
+      for side in ("fitness", "hookspecs", "trial_plugin", "fitness_json", "torch", "isolate", "timing", "benchmark")],
 ]
 
 #: What the entry point may not import at module level (ui only inside functions; agents and

@@ -209,13 +209,13 @@ def test_a_command_that_changes_nothing_and_leaves_a_child_behind(project: Proje
         ("claude -p 'unterminated", "agent cmd:claude -p 'unterminated: cannot parse the command*"),
     ],
 )
-def test_a_command_that_cannot_run_stops_the_loop(project: Project, command: str, message: str) -> None:
+def test_a_command_that_cannot_run_stops_the_loop_before_the_baseline(project: Project, command: str, message: str) -> None:
     project.init()
     result = project.loop(f"--autoresearch-agent=cmd:{command}", "--autoresearch-trials=1")
     assert result.ret != 0
     result.stderr.fnmatch_lines([f"ERROR: autoresearch: {message}"])
     assert "INTERNALERROR" not in output(result)
-    assert project.statuses() == ["baseline"]
+    assert not (project.path / ".autoresearch").exists()  # nothing ran, nothing was left
 
 
 def test_ctrl_c_while_the_command_runs_kills_it(project: Project, no_leftovers: str) -> None:
@@ -323,3 +323,5 @@ def test_a_file_that_is_not_text_is_an_error(repo: Path, data: bytes) -> None:
 def test_start_refuses_a_command_that_cannot_run(command: str, message: str) -> None:
     with pytest.raises(AgentError, match=message):
         CommandAgent(command, timeout=5).start(None)  # type: ignore[arg-type]
+    assert message in (CommandAgent(command, timeout=5).preflight({}) or "")
+    assert CommandAgent("git --version", timeout=5).preflight({}) is None

@@ -66,6 +66,8 @@ def test_the_defaults_keep_little_luck_and_most_real_gains() -> None:
     assert naive["first"] >= 0.4 and naive["false_keep"] > 5 * defaults["false_keep"]
     assert naive["claimed"] > 4 * defaults["claimed"]  # the log of a naive run claims gains that are luck
     assert defaults["power_3"] >= 0.75 and defaults["power_4"] >= 0.9
+    # simplicity: a simpler change truly as good is mostly kept, one truly 2 sigma worse mostly not
+    assert defaults["simpler_0"] >= 0.8 and defaults["simpler_1"] < defaults["simpler_0"] and defaults["simpler_2"] <= 0.5
 
 
 NOISY_FITNESS = '''import random
@@ -102,6 +104,50 @@ def test_a_noisy_evaluator_keeps_only_what_beats_the_noise(project: Project) -> 
     result.stdout.fnmatch_lines(["*the evaluator is noisy: 5 baseline runs scored*kept only when its mean gains more than*"])
 
 
+SCRIPTED_FITNESS = '''import json
+import pathlib
+
+import pytest
+
+SCRIPT = pathlib.Path({path!r})
+
+
+@pytest.mark.fitness(goal="min")
+def test_error(fitness):
+    state = json.loads(SCRIPT.read_text())  # the next score of a scripted noisy evaluator
+    score = state["scores"].pop(0) if state["scores"] else state["after"]
+    SCRIPT.write_text(json.dumps(state))
+    fitness(score)
+'''
+
+
+def test_a_scripted_noisy_run_judges_each_candidate_on_the_noise_known_before_it(project: Project) -> None:
+    """Baseline runs 5.0 5.4 5.1 5.3 5.2 (goal min: spread 0.158, window 0.316). Trial 1, one
+    line shorter, runs 5.3 4.0 7.5: mean 5.6, 0.4 worse; judged on its own scatter too it was
+    "as good within 2.06" and kept. Trial 2 runs 5.1 5.0 5.05: better, not beyond the noise
+    (which trial 1's runs have widened for it), and its line says so."""
+    script = project.outside / "scores.json"
+    script.write_text(json.dumps({"scores": [5.0, 5.4, 5.1, 5.3, 5.2, 5.3, 4.0, 7.5, 5.1, 5.0, 5.05], "after": 5.2}))
+    project.init({**default_files(), "tests/test_fitness.py": SCRIPTED_FITNESS.format(path=str(script))})
+    shorter = MODEL.replace('"""A tiny tunable model: the mutable surface."""\n', "")
+    result = project.loop(
+        project.replay(
+            {"description": "drop the docstring", "files": {"model.py": shorter}},
+            {"description": "an unused constant", "files": {"model.py": MODEL + "\nUNUSED = 1\n"}},
+        ),
+        "--autoresearch-trials=2",
+    )
+    assert result.ret == 0, result.stdout.str()
+    rows = project.rows()
+    assert [(r["status"], r["runs"], r["lines"]) for r in rows] == [("baseline", "5", ""), ("discard", "3", "-1"), ("discard", "3", "1")]
+    assert rows[1]["reason"] == "test_error 5.6 is worse than the best 5.2; a simpler change is kept only within 0.316 of it"
+    assert rows[2]["reason"].startswith("test_error 5.05 is better than the best 5.2 but not beyond the noise (needs < 3.1")
+    out = result.stdout.str()
+    assert f"an unused constant  [{rows[2]['reason']}]" in out  # on its trial line and in the final table
+    assert out.count(rows[2]["reason"]) == 2 and rows[1]["reason"] not in out  # a worse score's delta says it all
+    result.stdout.fnmatch_lines(["test_error (min): baseline 5.2 -> best 5.2 (the baseline)", "no trial beat the baseline*"])
+
+
 def test_a_deterministic_evaluator_runs_each_trial_once(project: Project) -> None:
     project.init()
     result = project.loop(project.replay({"description": "better", "files": project.model_with(SCALE=2.0)}), "--autoresearch-trials=1")
@@ -125,7 +171,9 @@ def test_min_delta_asks_for_more_than_any_gain(project: Project) -> None:
     assert result.ret == 0
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "discard", "keep"]
-    assert "not more than 20" in rows[1]["reason"]
+    assert "is better than the best 113.625 but not by more than autoresearch_min_delta 20 (needs < 93.625)" in rows[1]["reason"]
+    line = next(line for line in result.stdout.lines if line.startswith("trial   1  discard"))
+    assert f"a little better  [{rows[1]['reason']}]  | 1/2, best 113.625 (trial 0)" in line, line  # why a better score went
 
 
 # --- gates ----------------------------------------------------------------------------------------
@@ -151,6 +199,9 @@ def test_a_metric_bound_is_a_gate(project: Project) -> None:
     assert float(rows[1]["score"]) < float(rows[2]["score"])  # the better primary score was not kept
     assert rows[1]["reason"] == "breaks a bound: slope 2.5 is above its max 2.4"
     assert rows[2]["slope"] == "2.4"
+    out = result.stdout.str()
+    for line in ("too steep  [breaks a bound: slope 2.5 is above its max 2.4]",):  # the trial line, then the final table
+        assert out.count(line) == 2, out
 
 
 def test_bounds_show_in_a_plain_run(project: Project) -> None:
@@ -178,7 +229,8 @@ def test_an_equal_score_is_kept_with_fewer_lines_and_discarded_with_more(project
     assert [r["status"] for r in rows] == ["baseline", "discard", "keep"]
     assert [r["lines"] for r in rows[1:]] == ["2", "-2"]
     assert "an equal score needs fewer lines, not 2 more" in rows[1]["reason"]
-    assert rows[2]["reason"] == "as good as the best within 0, with 2 fewer lines"
+    assert rows[2]["reason"] == f"test_error {rows[2]['score']} is equal to the best {rows[0]['score']}, with 2 fewer lines"
+    assert f"delete the helper  [{rows[2]['reason']}]" in result.stdout.str()  # a keep that is not better says why
 
 
 # --- review ---------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_misuse_of_the_fixture_fails_with_a_clear_message(pytester: pytest.Pytes
     [
         ('@pytest.mark.fitness(goal="minimize")', "@pytest.mark.fitness needs goal=\"min\" or goal=\"max\", got 'minimize'"),
         ("@pytest.mark.fitness", "@pytest.mark.fitness needs goal=\"min\" or goal=\"max\", got None"),
-        ('@pytest.mark.fitness(goal="min", weight=2)', "@pytest.mark.fitness got unknown argument(s) ['weight']; it takes ['goal', 'holdout', 'primary']"),
+        ('@pytest.mark.fitness(goal="min", weight=2)', "@pytest.mark.fitness got unknown argument(s) ['weight']; it takes ['goal', 'holdout', 'primary', 'stat']"),
         ('@pytest.mark.fitness(goal="min", primary="yes")', "@pytest.mark.fitness primary= must be True or False, got 'yes'"),
         ('@pytest.mark.fitness("min", goal="max")', '@pytest.mark.fitness takes one goal: fitness(goal="min")'),
         ("", "*test_score uses the fitness fixture but has no @pytest.mark.fitness(goal=\"min\"|\"max\")"),

@@ -228,7 +228,7 @@ def test_default_output_has_one_live_line_per_trial(project: Project) -> None:
     result.stdout.fnmatch_lines(
         [
             "autoresearch: run t from main*",
-            "autoresearch: surface model.py; agent replay*; stops at 1 trials",
+            "autoresearch: surface model.py; agent replay*; stops at 1 trials or after the last of the 1 proposals in proposals.jsonl",
             "trial   0  baseline *113.625 * baseline",
             "trial   1  keep * (-*) *better  | 1/1, best * (trial 1), eta 0:00",
         ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_autoresearch.install_hint import pip_install
 from pytest_autoresearch.ui import plot
 from pytest_autoresearch.ui.plot import PlotUnavailable, available, running_best, write_progress
 from pytest_autoresearch.core.records import TrialRecord
@@ -161,7 +162,7 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path: Path, monkeypatch: 
     assert not available()
     with pytest.raises(PlotUnavailable) as info:
         write_progress(mixed_run(), goal="min", metric="loss", path=tmp_path / "p.png")
-    assert str(info.value) == "the progress plot needs matplotlib: pip install 'pytest-autoresearch[plot]'"
+    assert str(info.value) == f"the progress plot needs matplotlib: {pip_install('plot')}"
     assert list(tmp_path.iterdir()) == []
 
 

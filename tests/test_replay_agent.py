@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import Project
 
 from pytest_autoresearch.agents import AgentExhausted, ProposalContext
 from pytest_autoresearch.agents.replay import ReplayAgent
@@ -224,6 +225,7 @@ def test_an_empty_file_is_exhausted_at_once(tmp_path: Path) -> None:
     assert agent.describe() == f"replay {path} (0 proposals)"
     with pytest.raises(AgentExhausted):
         agent.propose(make_context())
+    assert agent.preflight(CURRENT) == f"replay: {path} holds no proposals: write one JSON object per line (see the README's replay section)"
 
 
 def test_describe_mentions_the_file_and_the_count(tmp_path: Path) -> None:
@@ -231,6 +233,31 @@ def test_describe_mentions_the_file_and_the_count(tmp_path: Path) -> None:
     path = write(tmp_path, entry, entry, "", entry)
     assert ReplayAgent(path).describe() == f"replay {path} (3 proposals)"
     assert ReplayAgent.name == "replay"
+    assert ReplayAgent(path).runs_out() == "after the last of the 3 proposals in proposals.jsonl"
+    assert ReplayAgent(path).preflight(CURRENT) is None
+
+
+def test_the_run_header_says_a_replay_run_ends_with_its_file(project: Project) -> None:
+    """Without a stop rule the run ends with the file's last proposal, not at Ctrl-C; with
+    one, whichever comes first."""
+    project.init()
+    spec = project.replay(
+        {"description": "one", "files": project.model_with(SCALE=2.0)},
+        {"description": "two", "files": project.model_with(SCALE=2.5)},
+    )
+    result = project.loop(spec)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "autoresearch: surface model.py; agent replay * (2 proposals); stops after the last of the 2 proposals"
+            " in proposals.jsonl (or on Ctrl-C or `touch */.autoresearch/t/STOP`), keeping every finished trial",
+            "*stopped: replay: all 2 proposals of proposals.jsonl were used*",
+        ]
+    )
+    assert "no stop rule" not in result.stdout.str()
+    assert project.statuses() == ["baseline", "keep", "keep"]
+    result = project.loop(spec, "--autoresearch-trials=5", tag="u")
+    result.stdout.fnmatch_lines(["autoresearch: surface model.py; agent replay *; stops at 5 trials or after the last of the 2 proposals in proposals.jsonl"])
 
 
 def test_non_ascii_text_survives(tmp_path: Path) -> None:

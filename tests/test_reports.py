@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import struct
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FITNESS_TEST, Project, default_files
+from pytest_autoresearch.install_hint import pip_install
 
 ARTIFACT_TEST = FITNESS_TEST.replace(
     "    fitness(sum(",
@@ -121,9 +123,10 @@ def test_without_matplotlib_the_run_says_how_to_get_the_plot(project: Project) -
     fake = project.outside / "nomatplotlib"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    result = project.loop("--autoresearch-trials=1", env={"PYTHONPATH": str(fake)})
+    path = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH", "")) if p)  # this checkout still on the path
+    result = project.loop("--autoresearch-trials=1", env={"PYTHONPATH": path})
     assert result.ret == 0, result.stdout.str()
-    assert "no progress plot: the progress plot needs matplotlib: pip install 'pytest-autoresearch[plot]'" in result.stdout.str()
+    assert f"no progress plot: the progress plot needs matplotlib: {pip_install('plot')}" in result.stdout.str()
     assert not (project.path / ".autoresearch" / "t" / "progress.png").exists()
 
 

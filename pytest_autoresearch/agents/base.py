@@ -69,9 +69,26 @@ class Agent:
         """One line for the run header."""
         return self.name
 
+    def preflight(self, files: Mapping[str, str]) -> str | None:
+        """Called before the baseline, with the surface files' text (rootdir-relative path ->
+        text) where the run starts: the reason this agent can propose nothing for them, or None.
+
+        The baseline can take minutes; an agent that can tell from the files alone that it has
+        nothing to offer says so here, and the run stops with that reason before anything runs.
+        Keep it cheap: no model calls, no network. The reason should say what the agent looked
+        for, in which files, and what the user can do instead.
+        """
+        return None
+
+    def runs_out(self) -> str | None:
+        """When this agent ends the run by itself, for the run header ("after the last of the 3
+        proposals in p.jsonl"), or None for an agent that proposes until the run is stopped."""
+        return None
+
     def start(self, context: ProposalContext) -> None:
-        """Called once after the baseline; raise :class:`AgentError` if the agent cannot work
-        on this surface."""
+        """Called once per session, after the baseline (a resumed run: with the log so far);
+        raise :class:`AgentError` if the agent cannot work on this surface. What the files alone
+        tell belongs in :meth:`preflight`, which answers before the baseline runs."""
 
     def propose(self, context: ProposalContext) -> Proposal:
         raise NotImplementedError

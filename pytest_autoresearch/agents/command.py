@@ -117,8 +117,20 @@ class CommandAgent(Agent):
     def describe(self) -> str:
         return f"cmd: {self.command}"
 
+    def preflight(self, files: Mapping[str, str]) -> str | None:
+        """The command must parse and its program exist, or every trial would fail: said
+        before the baseline."""
+        try:
+            self._argv = self._resolve()
+        except AgentError as exc:
+            return str(exc)
+        return None
+
     def start(self, context: ProposalContext) -> None:
         """Fail before the first trial if the command cannot run at all: every trial would."""
+        self._argv = self._resolve()
+
+    def _resolve(self) -> list[str]:
         try:
             argv = shlex.split(self.command)
         except ValueError as exc:
@@ -132,7 +144,7 @@ class CommandAgent(Agent):
             argv[0] = program
         if shutil.which(program) is None:
             raise AgentError(f"program {argv[0]!r} not found or not executable (command {self.command!r})")
-        self._argv = argv
+        return argv
 
     def _program(self) -> str:
         assert self._argv is not None

@@ -5,7 +5,9 @@ Each trial is one request: the prompt (policy, task, files, history, last failur
 to the model's context window, and one answer parsed into a proposal. Transport failures
 (429, 5xx, timeouts, dropped connections) are retried here, with backoff, and never become
 trials; litellm's and the SDK's own retries are switched off so attempts do not multiply.
-Authentication and unknown-model errors stop the loop at once.
+Authentication and unknown-model errors stop the loop at once, and so does an endpoint that
+refuses connections after a few quick tries. Before the baseline, :meth:`LitellmAgent.preflight`
+checks the endpoint with one cheap request (:mod:`.endpoint`).
 
 litellm takes seconds to import and is an optional extra, so it is imported only here.
 """
@@ -16,18 +18,23 @@ import dataclasses
 import os
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..core import defaults
 from ..proposals.proposal import Proposal
 from ..core.records import Usage
 from .base import Agent, AgentError, ProposalContext
+from .endpoint import PROBE_TIMEOUT, connect_problem, endpoint_for, lists, served_models, unreachable
 from .prompt import Prompt, render_prompt
 
 DEFAULT_PROMPT_TOKENS = defaults.PROMPT_TOKENS
 #: history lengths tried, longest first, when a prompt does not fit the context window
 HISTORY_STEPS = (None, 100, 40, 15, 5, 0)
 MAX_TRANSPORT_WAIT = 600.0
+#: attempts before a refused connection (or a host that does not resolve) ends the run: a server
+#: that is down does not come back within a backoff, unlike one that sends 429 or 5xx
+REFUSED_ATTEMPTS = 4
 
 
 def import_litellm() -> Any:
@@ -36,9 +43,9 @@ def import_litellm() -> Any:
     try:
         import litellm
     except ImportError:
-        raise AgentError(
-            "the litellm agent needs litellm: pip install 'pytest-autoresearch[llm]'"
-        ) from None
+        from ..install_hint import pip_install
+
+        raise AgentError(f"the litellm agent needs litellm: {pip_install('llm')}") from None
     litellm.suppress_debug_info = True
     return litellm
 
@@ -64,13 +71,17 @@ class LitellmAgent(Agent):
         self.max_transport_wait = max_transport_wait
         self.litellm = import_litellm()
         try:
-            provider = self.litellm.get_llm_provider(model=model, api_base=api_base)[1]
+            self.bare_model, provider, _, served_at = self.litellm.get_llm_provider(model=model, api_base=api_base)
         except Exception as exc:  # litellm raises its own BadRequestError for unknown providers
             raise AgentError(
                 f"litellm does not know the model {model!r}: give it as provider/model, e.g. "
                 "openai/gpt-5-mini, anthropic/claude-sonnet-4-5, ollama/qwen2.5-coder "
                 f"({type(exc).__name__})"
             ) from None
+        self.provider = provider
+        # litellm names the base of a local provider (Ollama's localhost:11434) when none is given
+        self.endpoint = endpoint_for(provider, api_base or served_at)
+        self._checked = False
         self.prompt_budget = max_prompt_tokens or self._model_limit() or DEFAULT_PROMPT_TOKENS
         if provider == "openai" and api_base and "api_key" not in self.model_args and not os.environ.get("OPENAI_API_KEY"):
             # a local OpenAI-compatible server needs no key, but the OpenAI client insists on one
@@ -79,6 +90,48 @@ class LitellmAgent(Agent):
     def describe(self) -> str:
         where = f" at {self.api_base}" if self.api_base else ""
         return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens)"
+
+    def preflight(self, files: Mapping[str, str] | None = None) -> str | None:
+        """Why this agent cannot work, found with one cheap request before the baseline, or None:
+        a dead, mistyped or wrong-model endpoint stops the run there with one clear line instead
+        of after it, retried for minutes. Asked once; later calls answer None.
+
+        A connection that is refused, a host that does not resolve, or no answer is a reason. A
+        server named by ``api_base`` is asked for its models; only when it lists others is the
+        model asked for one token, since some servers (llama.cpp) answer for any name."""
+        if self._checked or self.endpoint is None:
+            return None
+        self._checked = True
+        endpoint = self.endpoint
+        problem = connect_problem(endpoint)
+        if problem:
+            fix = "start the model server or correct autoresearch_api_base" if endpoint.given else "check the network"
+            return f"{problem} (the model endpoint {endpoint.url}): {fix}"
+        if not endpoint.given:
+            return None
+        key = self.model_args.get("api_key") or (os.environ.get("OPENAI_API_KEY") if self.provider == "openai" else None)
+        names = served_models(endpoint, self.provider, str(key) if key else None)
+        if names is None or lists(names, self.bare_model):
+            return None
+        try:
+            self.litellm.completion(
+                model=self.model,
+                messages=[{"role": "user", "content": "Reply with one word."}],
+                api_base=self.api_base,
+                timeout=PROBE_TIMEOUT,
+                num_retries=0,
+                max_retries=0,
+                **{**self.model_args, "max_tokens": 1},
+            )
+        except self.litellm.NotFoundError:
+            shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            return (
+                f"the server at {endpoint.url} does not serve the model {self.bare_model!r} "
+                f"(it lists: {shown or 'none'}): name one of those in --autoresearch-agent=litellm:..."
+            )
+        except Exception:  # anything else is for the first trial's request to tell
+            return None
+        return None
 
     def _model_limit(self) -> int | None:
         try:
@@ -159,8 +212,9 @@ class LitellmAgent(Agent):
         lit = self.litellm
         transient = (lit.RateLimitError, lit.InternalServerError, lit.ServiceUnavailableError, lit.APIConnectionError, lit.Timeout)
         fatal = (lit.AuthenticationError, lit.PermissionDeniedError, lit.NotFoundError)
-        deadline = time.monotonic() + self.max_transport_wait
-        attempt = 0
+        started = time.monotonic()
+        deadline = started + self.max_transport_wait
+        attempt = refused = 0
         while True:
             try:
                 return lit.completion(
@@ -180,15 +234,24 @@ class LitellmAgent(Agent):
                 raise AgentError(f"{type(exc).__name__} from {self.model}: {_message(exc)}") from None
             except transient as exc:
                 attempt += 1
-                delay = _retry_after(exc)
+                down = unreachable(exc, self.endpoint)
+                if down:
+                    refused += 1
+                    if refused >= REFUSED_ATTEMPTS:
+                        raise AgentError(
+                            f"{down}: the model endpoint stopped answering ({refused} attempts in "
+                            f"{time.monotonic() - started:.0f}s)"
+                        ) from None
+                delay = None if down else _retry_after(exc)
                 if delay is None:
-                    delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+                    delay = min(60.0, 0.5 * 2 ** ((refused if down else attempt) - 1)) * random.uniform(0.8, 1.2)
+                what = down or f"{type(exc).__name__} from {self.model}"
                 if time.monotonic() + delay > deadline:
                     raise AgentError(
                         f"the model endpoint kept failing for {self.max_transport_wait:.0f}s "
-                        f"({attempt} attempts); last: {type(exc).__name__}: {_message(exc)}"
+                        f"({attempt} attempts); last: {down or f'{type(exc).__name__}: {_message(exc)}'}"
                     ) from None
-                context.note(f"{type(exc).__name__} from {self.model}; retrying in {delay:.1f}s (attempt {attempt + 1})")
+                context.note(f"{what}; retrying in {delay:.1f}s (attempt {attempt + 1})")
                 time.sleep(delay)
             except lit.BadRequestError as exc:
                 raise AgentError(f"{self.model} rejected the request: {_message(exc)}") from None

@@ -1,162 +1,46 @@
 """``mutate[:SEED]``: the offline default agent, a seeded (1+1) search over numeric constants.
 
-It needs no network and no model. Each trial it nudges one to three literals of the surface
-files (module- and class-level constants of Python files, or their numeric keyword arguments
-when a file has no such constant; ``key = number`` lines of config files),
-keeping their types, and says what it changed. It repeats a move that was just kept and
-adapts a step size per constant, so it finds real gains on small hyperparameter problems:
-it is the baseline every LLM agent has to beat.
+It needs no network and no model. Each trial it nudges one to three settings of the surface
+(what :mod:`.targets` finds: module- and class-level constants of Python files, their numeric
+keyword arguments when a file has none, ``key = number`` lines of config files), keeping their
+types, and says where and what it changed (``model.py:12 LR 0.1 -> 0.05``). It repeats a move
+that was just kept and adapts a step size per constant, so it finds real gains on small
+hyperparameter problems: it is the baseline every LLM agent has to beat.
+
+It never proposes a version of the surface it proposed before in the run (a resumed run's
+earlier trials included, read from their commits): a repeat costs a whole trial and can only
+tell what the log already says. When every change within its reach was tried it says so and
+the run ends.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import hashlib
+import itertools
 import math
+import os
 import random
-import re
+import subprocess
 from collections.abc import Mapping
 
 from ..proposals.proposal import Proposal
-from .base import Agent, AgentError, ProposalContext
+from .base import Agent, AgentError, AgentExhausted, ProposalContext
+from .targets import Target, Value, find_targets
 
-Value = bool | int | float
+__all__ = ["MutateAgent", "Target", "find_targets", "format_value", "perturb", "repeat"]
 
-# Tuning a random seed only fits the evaluator's noise, so seeds are never targets.
-_SKIP_NAME = re.compile(r"seed|random_state", re.IGNORECASE)
-_NOT_DECIMAL = re.compile(r"0[xXoObB]")
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-_KEY_VALUE = re.compile(
-    r"""^[ \t]*(?:export[ \t]+)?["']?(?P<name>[A-Za-z_][\w.\-]*)["']?[ \t]*[:=][ \t]*"""
-    r"""(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)[ \t]*(?=[,;#]|//|\r?$)""",
-    re.MULTILINE,
-)
 _LN2 = math.log(2.0)
 _SCALE_RANGE = (0.25, 3.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """One literal the agent may change: where its source text lies and what it means."""
-
-    path: str
-    name: str
-    start: int  # character offsets of the literal's source text in the file
-    end: int
-    text: str
-    value: Value
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.path, self.name)
-
-
-def find_targets(files: Mapping[str, str]) -> list[Target]:
-    """All targets of the surface files, in path and position order."""
-    targets: list[Target] = []
-    for path in sorted(files):
-        text = files[path]
-        if not isinstance(text, str) or "\0" in text:
-            continue
-        found = _python_targets(path, text) if path.endswith(".py") else _text_targets(path, text)
-        targets.extend(_disambiguate(found, text))
-    return targets
-
-
-def _python_targets(path: str, text: str) -> list[Target]:
-    """Module- and class-level constants; numeric keyword arguments only when a file has none,
-    since other literals (indices, range bounds, initialisers) are code, not settings."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return []
-    starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
-
-    def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
-        line = text[starts[lineno - 1] : starts[lineno] if lineno < len(starts) else len(text)]
-        return starts[lineno - 1] + (col if line.isascii() else len(line.encode()[:col].decode(errors="ignore")))
-
-    def make(name: str, node: ast.expr, allow_bool: bool) -> Target | None:
-        value = _literal(node)
-        if value is None or (isinstance(value, bool) and not allow_bool):
-            return None
-        start = offset(node.lineno, node.col_offset)
-        end = offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
-        if isinstance(value, int) and _NOT_DECIMAL.search(text[start:end]):
-            return None
-        return Target(path, name, start, end, text[start:end], value)
-
-    found = [t for name, node in _constants(tree.body, "") if (t := make(name, node, True))]
-    if not found:
-        found = [
-            t
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call)
-            for kw in node.keywords
-            if kw.arg and (t := make(kw.arg, kw.value, False))
-        ]
-    return [t for t in found if not _SKIP_NAME.search(t.name)]
-
-
-def _constants(body: list[ast.stmt], prefix: str) -> list[tuple[str, ast.expr]]:
-    out: list[tuple[str, ast.expr]] = []
-    for stmt in body:
-        if isinstance(stmt, ast.ClassDef):
-            out.extend(_constants(stmt.body, f"{prefix}{stmt.name}."))
-            continue
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
-            name, value = stmt.targets[0].id, stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-            name, value = stmt.target.id, stmt.value
-        else:
-            continue
-        if isinstance(value, (ast.Tuple, ast.List)):
-            out.extend((f"{prefix}{name}[{i}]", element) for i, element in enumerate(value.elts))
-        else:
-            out.append((prefix + name, value))
-    return out
-
-
-def _literal(node: ast.expr) -> Value | None:
-    negative = isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
-    inner = node.operand if negative and isinstance(node, ast.UnaryOp) else node
-    if not isinstance(inner, ast.Constant):
-        return None
-    value = inner.value
-    if isinstance(value, bool):
-        return None if negative else value
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return -value if negative else value
-
-
-def _text_targets(path: str, text: str) -> list[Target]:
-    """``key = 12``, ``key: 0.5``, ``"key": 3`` lines of config files."""
-    targets = []
-    for match in _KEY_VALUE.finditer(text):
-        raw = match.group("value")
-        try:
-            value: Value = float(raw) if any(c in raw for c in ".eE") else int(raw)
-        except ValueError:
-            continue
-        if isinstance(value, int) and str(abs(value)) != raw.lstrip("+-"):
-            continue  # leading zeros: an id or a code, not a quantity
-        if not math.isfinite(value) or _SKIP_NAME.search(match.group("name")):
-            continue
-        targets.append(Target(path, match.group("name"), match.start("value"), match.end("value"), raw, value))
-    return targets
-
-
-def _disambiguate(targets: list[Target], text: str) -> list[Target]:
-    """Give a name that occurs twice in one file its line number, so each key is unique."""
-    counts: dict[str, int] = {}
-    for t in targets:
-        counts[t.name] = counts.get(t.name, 0) + 1
-    return [
-        t if counts[t.name] == 1 else dataclasses.replace(t, name=f"{t.name} (line {len(_NEWLINE.findall(text, 0, t.start)) + 1})")
-        for t in targets
-    ]
+_DRAWS = 50  # random draws before the neighbours are enumerated
+_ENUMERATED = 2000  # neighbouring versions checked before the space counts as exhausted
+_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
+WHAT_IT_CHANGES = (
+    "it changes numeric and boolean constants at module or class level (`LR = 0.01`, `USE_BIAS = True`), "
+    "in a Python file without such constants its numeric keyword arguments (`lr=0.01`), and `key = 12` "
+    "lines of config files; it leaves seeds, versions, dunders, typing and debug flags (`TYPE_CHECKING`), "
+    "guarded blocks (`if TYPE_CHECKING:`, `sys.version_info`, `__main__`) and literals that steer control "
+    "flow (`range()` bounds, `step=`, comparisons, slices) alone"
+)
 
 
 def format_value(value: Value) -> str:
@@ -259,6 +143,24 @@ def repeat(value: Value, old: Value, rng: random.Random) -> Value | None:
     return new if _differs(new, value) else None
 
 
+def neighbours(value: Value) -> list[Value]:
+    """A value's nearest moves, a finite list: what is left to try once random draws only find
+    versions proposed before (a boolean's one flip, a count's steps, a factor of 2 either way)."""
+    space = _space(value)
+    if space == "bool":
+        return [not value]
+    if space == "zero":
+        return [1, -1] if isinstance(value, int) else [0.001, 0.01, 0.1]
+    x = _to_x(space, value)
+    moves = (1.0, -1.0, 2.0, -2.0) if space == "step" else (_LN2, -_LN2, _LN2 / 2, -_LN2 / 2) if space == "log" else (0.5, -0.5, 1.0, -1.0)
+    out: list[Value] = []
+    for move in moves:
+        new = _from_x(space, x + move, value)
+        if new is not None and _differs(new, value) and all(_differs(new, o) for o in out):
+            out.append(new)
+    return out
+
+
 Change = tuple[Target, Value]
 
 
@@ -273,46 +175,74 @@ class MutateAgent(Agent):
         self._moves: dict[int, list[tuple[str, str, Value, Value]]] = {}  # trial -> (path, name, old, new)
         self._learned: set[int] = set()
         self._scale: dict[tuple[str, str], float] = {}
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # digests of every surface version proposed (or started from)
+        self._read_log = False
 
     def describe(self) -> str:
         return f"mutate (seed {self.seed})"
 
+    def preflight(self, files: Mapping[str, str]) -> str | None:
+        if find_targets(files):
+            return None
+        names = ", ".join(sorted(files)) or "the surface (it has no files yet)"
+        return (
+            f"mutate found nothing it can change in {names}: {WHAT_IT_CHANGES}. Name files with such "
+            "settings in autoresearch_mutable, move the knobs into module constants, or use an agent that "
+            "edits code (--autoresearch-agent=litellm:MODEL or cmd:COMMAND)"
+        )
+
     def start(self, context: ProposalContext) -> None:
-        if not find_targets(context.files):
-            names = ", ".join(sorted(context.files)) or "the surface (it has no files yet)"
-            raise AgentError(
-                f"mutate: found no numeric constants to perturb in {names}; it changes module-level "
-                "constants such as `LR = 0.01` (failing those, numeric keyword arguments such as "
-                "`lr=0.01`) and `key = 12` lines of config files"
-            )
+        if reason := self.preflight(context.files):
+            raise AgentError(reason)
+        self._remember_log(context)
 
     def propose(self, context: ProposalContext) -> Proposal:
         self._learn(context)
+        self._remember_log(context)
         targets = find_targets(context.files)
         if not targets:
             return Proposal("mutate: nothing to perturb", error="mutate: the surface files have no numeric constants left")
         self._seen.add(_digest(context.files))
         rng = random.Random(f"{self.seed}:{context.trial}")
         last = context.history[-1] if context.history else None
-        changes: list[Change] = []
+        first: list[Change] = []
         if last is not None and last.status == "keep" and last.trial in self._moves and rng.random() < 0.5:
-            changes = self._repeat(last.trial, targets, rng)
-        chosen: tuple[list[Change], dict[str, str]] | None = None
-        for attempt in range(50):  # the last draw stands if every draw was tried before
-            if attempt > 0 or not changes:
-                changes = self._draw(targets, rng)
-            if not changes:
-                continue
-            chosen = (changes, _apply(context.files, changes))
-            if _digest({**context.files, **chosen[1]}) not in self._seen:
-                break
-        if chosen is None:
-            return Proposal("mutate: nothing to perturb", error="mutate: no constant of the surface could be perturbed")
-        changes, files = chosen
+            first = self._repeat(last.trial, targets, rng)
+        draws = itertools.chain([first] if first else [], (self._draw(targets, rng) for _ in range(_DRAWS)))
+        changes = next((c for c in draws if c and self._new(context.files, c)), None) or self._untried(targets, context.files, rng)
+        if changes is None:
+            raise AgentExhausted(
+                f"mutate: nothing new to propose: every change it can make to the current best (trial "
+                f"{context.best.trial}) was tried already ({_settings(targets)}; {len(self._seen)} versions of the "
+                "surface seen); widen autoresearch_mutable or use another agent to go on"
+            )
+        files = _apply(context.files, changes)
         self._seen.add(_digest({**context.files, **files}))
         self._moves[context.trial] = [(t.path, t.name, t.value, new) for t, new in changes]
-        return Proposal(_describe(changes, several=len(context.files) > 1), files)
+        return Proposal(_describe(changes), files)
+
+    def _new(self, files: Mapping[str, str], changes: list[Change]) -> bool:
+        return _digest({**files, **_apply(files, changes)}) not in self._seen
+
+    def _untried(self, targets: list[Target], files: Mapping[str, str], rng: random.Random) -> list[Change] | None:
+        """The first neighbour of the current best not proposed yet: one setting's, then two's."""
+        options = [[(t, v) for v in neighbours(t.value)] for t in rng.sample(targets, len(targets))]
+        singles = ([change] for option in options for change in option)
+        pairs = (list(pair) for a, b in itertools.combinations(options, 2) for pair in itertools.product(a, b))
+        for changes in itertools.islice(itertools.chain(singles, pairs), _ENUMERATED):
+            if self._new(files, changes):
+                return changes
+        return None
+
+    def _remember_log(self, context: ProposalContext) -> None:
+        """Once per session: the versions the run's logged trials tried (a resumed run's)."""
+        if self._read_log:
+            return
+        self._read_log = True
+        try:
+            self._seen |= tried_versions(context)
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            context.note(f"mutate: could not read the earlier trials' files ({exc}); it may propose a version tried before")
 
     def _learn(self, context: ProposalContext) -> None:
         """Grow the step of constants whose change was kept, shrink it after each failure."""
@@ -341,11 +271,21 @@ class MutateAgent(Agent):
         r = rng.random()
         count = min(len(targets), 1 if r < 0.7 else 2 if r < 0.9 else 3)
         changes: list[Change] = []
-        for target in sorted(rng.sample(targets, count), key=lambda t: (t.path, t.start)):
+        for target in sorted(_sample(targets, count, rng), key=lambda t: (t.path, t.start)):
             new = perturb(target.value, rng, self._scale.get(target.key, 1.0))
             if new is not None:
                 changes.append((target, new))
         return changes
+
+
+def _sample(targets: list[Target], count: int, rng: random.Random) -> list[Target]:
+    """Up to ``count`` distinct targets of one weight, drawn by it: constants and config keys come
+    before keyword arguments, and a draw of several never drags a keyword argument along."""
+    if len({t.weight for t in targets}) > 1:
+        first = rng.choices(targets, weights=[t.weight for t in targets])[0]
+        targets = [t for t in targets if t.weight == first.weight]
+        return [first, *rng.sample([t for t in targets if t is not first], min(count, len(targets)) - 1)]
+    return rng.sample(targets, count)
 
 
 def _apply(files: Mapping[str, str], changes: list[Change]) -> dict[str, str]:
@@ -357,14 +297,65 @@ def _apply(files: Mapping[str, str], changes: list[Change]) -> dict[str, str]:
     return out
 
 
-def _describe(changes: list[Change], several: bool) -> str:
-    groups: dict[str, list[str]] = {}
-    for target, new in sorted(changes, key=lambda c: (c[0].path, c[0].start)):
-        old = "".join(target.text.split())
-        groups.setdefault(target.path, []).append(f"{target.name} {old} -> {format_value(new)}")
-    if not several:
-        return ", ".join(part for parts in groups.values() for part in parts)
-    return "; ".join(f"{path}: " + ", ".join(parts) for path, parts in groups.items())
+def _settings(targets: list[Target]) -> str:
+    """``2 settings: model.py:3 EXACT, model.py:4 DEPTH``; only the count when there are many."""
+    count = f"{len(targets)} setting{'s' if len(targets) != 1 else ''}"
+    return count if len(targets) > 5 else f"{count}: " + ", ".join(t.place for t in targets)
+
+
+def _describe(changes: list[Change]) -> str:
+    """``model.py:12 LR 0.1 -> 0.05, model.py:14 DEPTH 2 -> 3``: where, what, from and to."""
+    ordered = sorted(changes, key=lambda c: (c[0].path, c[0].start))
+    return ", ".join(f"{t.place} {''.join(t.text.split())} -> {format_value(new)}" for t, new in ordered)
+
+
+def tried_versions(context: ProposalContext) -> set[str]:
+    """Digests of the surface as each logged trial's commit has it: what a resumed run tried.
+
+    One ``git cat-file --batch`` for all of them, in the current best's worktree with its git
+    dirs named (``context.git_env``), so nothing of the trials' own checkout is trusted.
+    """
+    commits = sorted({r.commit for r in context.history if r.commit})
+    paths = sorted(context.files)
+    if not commits or not paths:
+        return set()
+    prefix = _git(context, "rev-parse", "--show-prefix").decode().strip()
+    wanted = "".join(f"{commit}:{prefix}{path}\n" for commit in commits for path in paths)
+    blobs = _batch(_git(context, "cat-file", "--batch", stdin=wanted.encode()))
+    if len(blobs) != len(commits) * len(paths):
+        raise ValueError(f"git cat-file answered {len(blobs)} of {len(commits) * len(paths)} requests")
+    rows = [blobs[i : i + len(paths)] for i in range(0, len(blobs), len(paths))]
+    return {_digest({path: text for path, text in zip(paths, row) if text is not None}) for row in rows}
+
+
+def _git(context: ProposalContext, *args: str, stdin: bytes | None = None) -> bytes:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+    env.update({**context.git_env, "GIT_OPTIONAL_LOCKS": "0"})
+    proc = subprocess.run(["git", *args], cwd=context.workdir, env=env, input=stdin, capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise subprocess.SubprocessError(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def _batch(out: bytes) -> list[str | None]:
+    """``git cat-file --batch`` output: each blob's text as the worktree's reader decodes it
+    (UTF-8, universal newlines), None for a path the commit lacks or a file that is not text."""
+    blobs: list[str | None] = []
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split()
+        pos = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            blobs.append(None)  # "<name> missing"
+            continue
+        size = int(header[2])
+        data, pos = out[pos : pos + size], pos + size + 1
+        try:
+            blobs.append(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n") if header[1] == b"blob" else None)
+        except UnicodeDecodeError:
+            blobs.append(None)
+    return blobs
 
 
 def _digest(files: Mapping[str, str | None]) -> str:

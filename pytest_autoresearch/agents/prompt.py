@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from ..core.records import TrialRecord, improvement
+from ..core.history import History, change_words
+from ..core.records import TrialRecord
 from .base import ProposalContext
 
 FAILURE_CHARS = 3000
@@ -73,6 +74,30 @@ def history_section(history: Sequence[TrialRecord], limit: int | None) -> str:
     return "\n".join(lines)
 
 
+def _versus(record: TrialRecord, baseline: TrialRecord, goal: str) -> str:
+    if record.trial == baseline.trial or record.score is None or baseline.score is None:
+        return ""
+    words = change_words(record.score, baseline.score, goal)
+    return " (as good as the baseline)" if words == "no change" else f" ({words} than the baseline)"
+
+
+def _standing(context: ProposalContext) -> list[str]:
+    """The baseline, the branch tip the change starts from, and the best score kept when a
+    simpler change (as good within the noise) has since replaced it: never a worse score
+    called the best or better."""
+    metric, best, baseline = context.metric, context.best, context.baseline
+    top = History(context.history).best_kept(metric.goal) if context.history else best
+    if top.trial == best.trial or top.score is None:
+        return [f"Baseline: {_fmt(baseline.score)}. Current best: {_fmt(best.score)} from trial {best.trial}{_versus(best, baseline, metric.goal)}."]
+    kept = "the baseline" if top.trial == baseline.trial else f"trial {top.trial}{_versus(top, baseline, metric.goal)}"
+    return [
+        f"Baseline: {_fmt(baseline.score)}. The branch is at {_fmt(best.score)} from trial {best.trial}"
+        f"{_versus(best, baseline, metric.goal)}; your change starts from it.",
+        f"The best score kept: {_fmt(top.score)} from {kept}; a later change with fewer lines, as good within the "
+        "noise, replaced it. Changes are judged against the branch.",
+    ]
+
+
 def render_prompt(
     context: ProposalContext,
     instructions: str,
@@ -84,20 +109,18 @@ def render_prompt(
     metric, best, baseline = context.metric, context.best, context.baseline
     direction = "lower is better" if metric.goal == "min" else "higher is better"
     budget = "no trial limit" if context.trials_left is None else f"{context.trials_left} trials left including this one"
-    gain = ""
-    if best.score is not None and baseline.score is not None and best.trial != 0:
-        gain = f" ({improvement(best.score, baseline.score, metric.goal):+.4g} better than the baseline)"
     task = [
         "## Task",
         "",
         f"This is trial {context.trial} of run {context.tag} ({budget}).",
         f"The primary metric is {metric.name} ({metric.goal}: {direction}), measured by {metric.nodeid}.",
-        f"Baseline: {_fmt(baseline.score)}. Current best: {_fmt(best.score)} from trial {best.trial}{gain}.",
+        *_standing(context),
     ]
     if best.metrics:
         task.append("Other metrics at the current best: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in best.metrics.items()) + ".")
     task += [
-        "A change is kept only if the primary metric improves and every test still passes.",
+        "A change is kept only if every test still passes and the primary metric improves (beyond the evaluator's noise, "
+        "when it has any), or, with fewer lines, stays as good within that noise.",
         "Mutable files (the only ones you may change): " + ", ".join(sorted(context.files)) + ".",
     ]
     sections = ["\n".join(task), "## Mutable files (the current best)\n\n" + "\n\n".join(_fence(p, t) for p, t in sorted(context.files.items()))]

@@ -9,6 +9,7 @@ with the reason, so one bad line loses nothing else.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..proposals.proposal import Proposal, from_patch
@@ -30,6 +31,14 @@ class ReplayAgent(Agent):
 
     def describe(self) -> str:
         return f"replay {self.path} ({len(self._lines)} proposals)"
+
+    def preflight(self, files: Mapping[str, str]) -> str | None:
+        if self._lines:
+            return None
+        return f"replay: {self.path} holds no proposals: write one JSON object per line (see the README's replay section)"
+
+    def runs_out(self) -> str:
+        return f"after the last of the {len(self._lines)} proposals in {self.path.name}"
 
     def propose(self, context: ProposalContext) -> Proposal:
         if self._next is None:

@@ -4,7 +4,8 @@ The baseline runs more than once. Identical scores mean a deterministic evaluato
 run per trial decides. Differing scores mean noise: its spread (the standard deviation of a
 single run) is estimated from every group of repeated runs the loop makes, pooled, and a
 candidate is kept only when the mean of its runs beats the best by more than
-``max(min_delta, k * spread)``. Candidates that do not look promising on their first run are
+``max(min_delta, k * spread)``, the spread being what was known before the candidate ran
+(its own runs join the pool for the trials after it). Candidates that do not look promising on their first run are
 not repeated, so noise costs extra runs only where a keep is possible.
 
 Pure arithmetic, no I/O: the same code decides in the loop and in the benchmark that chose

@@ -13,8 +13,12 @@ bound and recorded a primary score (the mean of their runs when the evaluator is
 - A deterministic evaluator (identical baseline runs): keep a gain larger than
   ``autoresearch_min_delta`` (any gain, by default).
 - A noisy one: keep a gain of the mean larger than ``max(min_delta, k * spread)``.
-- Simplicity: a score equal within that rule is kept when the candidate has fewer surface
-  lines than the best, and discarded otherwise.
+- Simplicity: a score equal within that rule (never worse than the best by more than it) is
+  kept when the candidate has fewer surface lines than the best, and discarded otherwise.
+
+The window is the noise known before the candidate ran (the baseline's runs and earlier
+trials' repeated runs): its own runs count for the trials after it, never for itself, so a
+candidate that scatters can neither widen the window that judges it nor narrow it.
 
 Pure functions over records: the loop and ``bench/noise.py`` decide with the same code.
 """
@@ -40,29 +44,38 @@ class Decision:
 
 
 def decide(rule: NoiseRule, noise: Noise, metric: MetricSpec, candidate: TrialRecord, best: TrialRecord) -> Decision:
-    """The built-in keep rule (see the module's docstring)."""
+    """The built-in keep rule (see the module's docstring); ``noise`` is what the run knew
+    before the candidate ran, and every reason says what the candidate would have needed."""
     assert candidate.score is not None and best.score is not None
     gain = improvement(candidate.score, best.score, metric.goal)
     noisy = noise.observed and not noise.deterministic
     threshold = rule.threshold(noise) if noisy else rule.min_delta
-    fewer = (candidate.lines or 0) < 0
+    fewer = -(candidate.lines or 0)
+    score, than = f"{metric.name} {candidate.score:.6g}", f"the best {best.score:.6g}"
     if noisy and candidate.runs < 2:
-        return Decision(False, f"{metric.name} {candidate.score:.6g} on one run does not look better than the best {best.score:.6g}; not confirmed")
+        return Decision(False, f"{score} on one run does not look better than {than}; not confirmed")
     if gain > threshold:
         return Decision(True)
-    if gain >= -threshold and fewer:
-        return Decision(True, f"as good as the best within {threshold:.3g}, with {-candidate.lines} fewer lines")  # type: ignore[operator]
+    if gain >= -threshold and fewer > 0:
+        if threshold == 0:
+            return Decision(True, f"{score} is equal to {than}, with {fewer} fewer lines")
+        within = f"the noise ({threshold:.3g})" if noisy else f"autoresearch_min_delta ({threshold:.3g})"
+        return Decision(True, f"{score} is as good as {than} within {within}, with {fewer} fewer lines")
     if gain > 0:
-        return Decision(False, f"{metric.name} gained {gain:.3g}, not more than {threshold:.3g} ({_why(noisy, rule)})")
+        target = best.score - threshold if metric.goal == "min" else best.score + threshold
+        needs = f"needs {'<' if metric.goal == 'min' else '>'} {target:.6g}"
+        if noisy:
+            why = f"not beyond the noise ({needs}: max(min_delta {rule.min_delta:g}, {rule.k:g} x the noise spread {noise.spread:.3g}))"
+        else:
+            why = f"not by more than autoresearch_min_delta {rule.min_delta:g} ({needs})"
+        return Decision(False, f"{score} is better than {than} but {why}")
     word = "equal to" if gain == 0 else "worse than"
     tail = ""
     if gain >= -threshold and (candidate.lines or 0) > 0:
         tail = f"; an equal score needs fewer lines, not {candidate.lines} more"
-    return Decision(False, f"{metric.name} {candidate.score:.6g} is {word} the best {best.score:.6g}{tail}")
-
-
-def _why(noisy: bool, rule: NoiseRule) -> str:
-    return f"max(min_delta {rule.min_delta:g}, {rule.k:g} x the noise spread)" if noisy else "autoresearch_min_delta"
+    elif gain < -threshold and fewer > 0:
+        tail = f"; a simpler change is kept only within {threshold:.3g} of it" if threshold else "; a simpler change needs an equal score"
+    return Decision(False, f"{score} is {word} {than}{tail}")
 
 
 def primary_score(metric: MetricSpec, result: RunResult) -> float | None:
@@ -96,7 +109,7 @@ class Judging:
     best: TrialRecord  # the best it started from (or was re-applied on): its parent
     lines: int  # surface lines it adds (negative: removes) against its parent
     rule: NoiseRule
-    noise: Noise  # what the run knew of the noise when the candidate was judged
+    noise: Noise  # what the run knew of the noise before the candidate ran: its own runs never count for it
     columns: MetricColumns
     timeout: float | None  # the trial deadline in force
     memory_mb: float | None
@@ -145,14 +158,14 @@ def assess(j: Judging, runs: Sequence[Run]) -> Assessment:
             return Assessment(attempt=len(runs) + 1)
         scores = [s for run in runs if (s := primary_score(j.metric, run.result)) is not None]
         record.score, record.runs, record.spread = mean(scores), len(scores), stdev(scores)
-        noise = j.noise.plus(record.runs, record.spread)
+        noise = j.noise.plus(record.runs, record.spread)  # for the trials after it, not for itself
         record.delta = record.score - j.best.score
         record.metrics = j.columns.means([run.result for run in runs])
     broken = broken_bounds([run.result for run in runs])
     if broken:
         record.reason = one_line("breaks a bound: " + "; ".join(broken), 300)
         return Assessment(record, failure=f"trial {j.trial} improved nothing it may: {record.reason}", noise=noise)
-    decision = j.keep_rule(record, noise)
+    decision = j.keep_rule(record, j.noise)
     record.status = Status.KEEP if decision.keep else Status.DISCARD
     record.reason = one_line(decision.reason)
     return Assessment(record, noise=noise)
@@ -230,7 +243,8 @@ def refused(record: TrialRecord, why: str) -> None:
 def reapplied(record: TrialRecord, bests: Sequence[int]) -> None:
     """Say in the reason which kept trials the candidate was re-applied on."""
     if bests:
-        record.reason = one_line(f"{record.reason}; re-applied on trial {', '.join(map(str, bests))}, kept while it ran", 300)
+        again = f"re-applied on trial {', '.join(map(str, bests))}, kept while it ran"
+        record.reason = one_line(f"{record.reason}; {again}" if record.reason else again, 300)
 
 
 def new_alarms(results: Sequence[RunResult], known: Collection[tuple[str, str, str]]) -> list[Alarm]:

@@ -40,7 +40,7 @@ from .evaluation import Evaluator
 from .holdout import Holdout
 from .hooks import rule_of
 from .integrity import Integrity
-from .proposer import Proposer
+from .proposer import Proposer, preflight
 from .recorder import Recorder, message
 from .rescore import Judge, rescore
 from .setup import Run, start_run
@@ -96,6 +96,7 @@ class ResearchLoop:
     def prepare(self) -> None:
         """Start the run, or take up an earlier one with the same tag. Raises SetupError."""
         self._run = run = start_run(self.config, self.settings)
+        preflight(run, self.settings.agent_spec)  # before a baseline that can take minutes
         self.evaluator = Evaluator(self.config, self.settings, run)
         self.proposer = Proposer(run, self.settings, self.history, self.evaluator.in_worktree(self.settings.rootdir))
         self.holdout = Holdout(run, self.evaluator)

@@ -1,8 +1,9 @@
 """Asking the agent: what it is shown of the run each trial, and what its answer must be.
 
 The agent reads the current best (slot 0's worktree), never a holdout test file; its failures
-are the run's (``AgentError``: stop with its message; ``AgentExhausted``: end normally; any
-other exception: stop, naming where it was raised). The prompt and answer behind each proposal
+are the run's (a reason from its preflight check: stop before the baseline; ``AgentError``:
+stop with its message; ``AgentExhausted``: end normally; any other exception: stop, naming
+where it was raised). The prompt and answer behind each proposal
 are kept beside the trial's log, and what the model calls cost is counted for the stop rules.
 """
 
@@ -16,11 +17,28 @@ from ..agents import AgentError, AgentExhausted, ProposalContext
 from ..core.history import History
 from ..core.records import MetricSpec
 from ..core.text import neutralise
-from ..errors import FatalError
+from ..errors import FatalError, SetupError
 from ..proposals.proposal import Proposal
 from ..proposals.surface import normalize
 from ..settings import Settings
 from .setup import Run
+
+
+def preflight(run: Run, spec: str) -> None:
+    """Ask the agent whether it can propose anything for the surface at all, before a baseline
+    that can take minutes. Its reason (or its check's failure) is a SetupError, and the run's
+    set-up is undone first, so nothing is left behind."""
+    try:
+        files = {p: text for p in run.surface_files if (text := run.home.worktree.read(run.prefix + p)) is not None}
+        try:
+            reason = run.agent.preflight(files)
+        except Exception as exc:
+            raise SetupError(f"agent {spec}: its preflight check failed: {type(exc).__name__}: {exc}") from None
+        if reason:
+            raise SetupError(f"agent {spec}: {reason}")
+    except BaseException:
+        run.abandon()
+        raise
 
 
 class Proposer:

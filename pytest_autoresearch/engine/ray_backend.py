@@ -11,7 +11,7 @@ deadline, memory cap, the result channel, frozen files verified), pushes
 result. The driver stays the single writer of the branch and the log: it judges results in
 finishing order, as with local workers.
 
-Ray is imported only here, only when this backend is chosen (``pytest-autoresearch[ray]``).
+Ray is imported only here, only when this backend is chosen (the ``ray`` extra).
 """
 
 from __future__ import annotations
@@ -137,7 +137,9 @@ class RayRunner:
         try:
             import ray
         except ImportError:
-            raise FatalError("--autoresearch-backend=ray needs Ray: pip install 'pytest-autoresearch[ray]'") from None
+            from ..install_hint import pip_install
+
+            raise FatalError(f"--autoresearch-backend=ray needs Ray: {pip_install('ray')}") from None
         if loop.settings.sandbox:
             raise FatalError("autoresearch_sandbox is not available with the ray backend yet: trials run unsandboxed on the workers")
         self.ray = ray

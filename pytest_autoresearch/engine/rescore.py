@@ -41,6 +41,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ..benchmark import rescore_args
 from ..core import verdict
 from ..core.noise import Noise, NoiseRule
 from ..core.records import FitnessResult, MetricSpec, Reproduction, Rescore, RunResult, TestResult, TrialRecord
@@ -154,6 +155,7 @@ def _score(
     args = ["-x", *_neutral_args(evaluator.pytest_args(here))]
     args += [f"--ignore={clone / (run.prefix + f)}" for f in sorted(holdout_files)]  # as in trials, which run without them
     args.append(f"--junitxml={report}")
+    args += rescore_args(evaluator.config, base)  # pytest-benchmark's files, where it is installed
     cwd = evaluator.cwd(here)
     env = neutral_environment(evaluator.environment(here, run.home.env), cwd)
     sandbox = None

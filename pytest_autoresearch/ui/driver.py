@@ -202,9 +202,12 @@ class Driver:
         rules.append(f"patience {s.patience}" if s.patience is not None else "")
         rules.append(f"${s.max_cost:g}" if s.max_cost is not None else "")
         chosen = ", ".join(r for r in rules if r)
+        ends = self.loop.run.agent.runs_out()  # a replay file ends the run by itself
         if chosen:
-            return f"stops at {chosen}"
+            return f"stops at {chosen}" + (f" or {ends}" if ends else "")
         stop = f"{self.loop.run.folder.path}/STOP"
+        if ends:
+            return f"stops {ends} (or on Ctrl-C or `touch {stop}`), keeping every finished trial"
         return f"no stop rule: runs until Ctrl-C or `touch {stop}`, keeping every finished trial"
 
     def _next_proposal(self, session: pytest.Session, number: int, first: int, started: float) -> Proposal | None:
@@ -277,7 +280,7 @@ class Driver:
             return "", "", ""  # setup and teardown of a trial item
         word = f"{record.status.upper():<8}"
         if config.get_verbosity() > 0:
-            word = f"{word}  {details(record, _width())}"
+            word = f"{word}  {details(record, _width(), goal=self._goal)}"
         return str(record.status), "", (word, STATUS_MARKUP.get(record.status, {}))
 
     @pytest.hookimpl(trylast=True)
@@ -288,7 +291,7 @@ class Driver:
         if self.plot is not None:
             self.plot.after_trial(self.loop.history.records)
         if self.config.get_verbosity() == 0:
-            self._say(live_line(record, _width(), self._progress(record)), **STATUS_MARKUP.get(record.status, {}))
+            self._say(live_line(record, _width(), self._progress(record), goal=self._goal), **STATUS_MARKUP.get(record.status, {}))
 
     def _progress(self, record: TrialRecord) -> str:
         """Trial k of N (or the time used), the best so far, the ETA; nothing for the baseline."""
@@ -296,7 +299,15 @@ class Driver:
         if record.status == Status.BASELINE or self.trials_started is None:
             return ""
         done = sum(1 for r in history if r.trial >= self.first_trial and r.status != Status.BASELINE)
-        return progress(done=done, total=s.trials, elapsed=time.monotonic() - self.trials_started, time_limit=s.time_limit, best=history.best)
+        return progress(
+            done=done, total=s.trials, elapsed=time.monotonic() - self.trials_started, time_limit=s.time_limit, best=history.best,
+            best_kept=history.best_kept(self._goal) if self._goal else None,
+        )
+
+    @property
+    def _goal(self) -> str | None:
+        """The primary metric's goal, once the baseline fixed it: which scores are better."""
+        return self.loop.metric.goal if self.loop.metric is not None else None
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         loop = self.loop
@@ -307,7 +318,7 @@ class Driver:
             self.plot.final(records)
         terminalreporter.write_sep("=", "autoresearch")
         if self.config.get_verbosity() >= 0:
-            for line in table(records, _width()).splitlines():
+            for line in table(records, _width(), goal=loop.metric.goal).splitlines():
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
         for line in summary(

@@ -3,11 +3,13 @@
 One point per trial by its number: the baseline and the kept trials stand out in green with
 a short label, discarded ones stay faint grey (they are most of a run and the least of its
 story), trials parked for review get their own marker, and trials without a score (crash,
-timeout, invalid, tamper) are red crosses along an edge so no trial goes unseen. The running
-best of the kept trials is a step line. Labels lean away from the trend (up when lower is
+timeout, invalid, tamper) are red crosses along an edge so no trial goes unseen. The branch's
+score (the last kept trial's, which later trials start from) is a step line; where a simpler
+change, as good within the noise, moved it to a worse score, the best score kept is a dashed
+line of its own, and the title names both. Labels lean away from the trend (up when lower is
 better, down when higher is), and the crosses sit at the other edge.
 
-matplotlib is an optional extra (``pip install 'pytest-autoresearch[plot]'``): the loop never
+matplotlib is an optional extra (the ``plot`` extra, see :func:`install_hint`): the loop never
 needs it, so it is imported only when a plot is drawn. The figure is drawn on its own Agg
 canvas without pyplot, so drawing touches no global state and is safe from any thread, and
 the PNG is written to a temporary file then renamed, so a reader never sees half an image.
@@ -29,7 +31,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-INSTALL_HINT = "the progress plot needs matplotlib: pip install 'pytest-autoresearch[plot]'"
+
+def install_hint() -> str:
+    """What to run to get matplotlib, for the way this plugin was installed."""
+    from ..install_hint import pip_install
+
+    return f"the progress plot needs matplotlib: {pip_install('plot')}"
+
 
 SIZE = (12.0, 6.0)  # inches; at DPI this is a 1200 x 600 PNG whatever the run holds
 DPI = 100
@@ -62,7 +70,7 @@ def _require() -> None:
         import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
     except ImportError as e:
-        raise PlotUnavailable(INSTALL_HINT) from e
+        raise PlotUnavailable(install_hint()) from e
 
 
 def _score(record: TrialRecord) -> float | None:
@@ -87,6 +95,33 @@ def running_best(records: Sequence[TrialRecord], goal: str) -> list[tuple[int, f
     return out
 
 
+def branch_scores(records: Sequence[TrialRecord]) -> list[tuple[int, float]]:
+    """The branch tip's score after each trial, from the first kept trial with a score: it
+    moves with every keep, to a worse score too when a simpler change was kept as good
+    within the noise (unlike :func:`running_best`, which never gets worse)."""
+    tip: float | None = None
+    out: list[tuple[int, float]] = []
+    for r in sorted(records, key=lambda r: r.trial):
+        s = _score(r)
+        if r.kept and s is not None:
+            tip = s
+        if tip is not None:
+            out.append((r.trial, tip))
+    return out
+
+
+def _tip_and_top(records: Sequence[TrialRecord], goal: str) -> tuple[TrialRecord, TrialRecord] | None:
+    """The last kept trial with a score and the kept trial with the best score."""
+    kept = [r for r in sorted(records, key=lambda r: r.trial) if r.kept and _score(r) is not None]
+    if not kept:
+        return None
+    top = kept[-1]
+    for r in kept:
+        if is_better(r.score, top.score, goal):  # type: ignore[arg-type]
+            top = r
+    return kept[-1], top
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1].rstrip() + "\u2026"
@@ -104,6 +139,12 @@ def _title(records: Sequence[TrialRecord], goal: str, metric: str, title: str | 
     base = next((_score(r) for r in records if r.status == "baseline"), None)
     if not best:
         return head
+    ends = _tip_and_top(records, goal)
+    if ends is not None and ends[0].trial != ends[1].trial:
+        tip, top = ends
+        at = f"best kept {top.score:.6g} (trial {top.trial})" if top.status != "baseline" else f"best kept {top.score:.6g}, the baseline"
+        tail = f", baseline {base:.6g}" if base is not None and top.status != "baseline" else ""
+        return f"{head}\nbranch {metric} {tip.score:.6g} (trial {tip.trial}), {at}{tail}"
     if not trials or best[-1][1] == base:
         return f"{head}\n{metric} {best[-1][1]:.6g}" + (", the baseline" if trials else "")
     return f"{head}\nbest {metric} {best[-1][1]:.6g}" + (f" (baseline {base:.6g})" if base is not None else "")
@@ -124,11 +165,14 @@ def _draw(ax: Axes, records: Sequence[TrialRecord], goal: str, metric: str) -> N
         if points := groups[name]:
             ax.scatter([t for t, _ in points], [s for _, s in points], **style)
 
-    best = running_best(records, goal)
-    if best:
+    tip, best = branch_scores(records), running_best(records, goal)
+    if tip:
         last = max(r.trial for r in records)
-        xs, ys = [t for t, _ in best] + [last + 0.5], [b for _, b in best] + [best[-1][1]]
-        ax.step(xs, ys, where="post", color=GREEN, linewidth=1.6, alpha=0.8, zorder=4, label="best kept")
+        xs, ys = [t for t, _ in tip] + [last + 0.5], [b for _, b in tip] + [tip[-1][1]]
+        ax.step(xs, ys, where="post", color=GREEN, linewidth=1.6, alpha=0.8, zorder=4, label="branch (last kept)" if tip != best else "best kept")
+        if tip != best:
+            xs, ys = [t for t, _ in best] + [last + 0.5], [b for _, b in best] + [best[-1][1]]
+            ax.step(xs, ys, where="post", color=DARK_GREEN, linewidth=1.0, linestyle="--", alpha=0.7, zorder=4, label="best kept")
 
     failed = [r.trial for r in records if r.status in NO_SCORE or _score(r) is None]
     up = goal == "min"

@@ -56,7 +56,7 @@ def show_run(rootdir: Path, tag: str, kept_only: bool) -> list[str]:
     shown = [r for r in records if r.kept] if kept_only else records
     metric = meta.metric
     lines = [f"run {tag}: {RUN_DIR_NAME}/{tag}/results.tsv" + (" (the baseline and the kept trials)" if kept_only else ""), ""]
-    lines += table(shown, _width()).splitlines()
+    lines += table(shown, _width(), goal=metric.goal).splitlines()
     lines.append("")
     lines += summary(
         records,

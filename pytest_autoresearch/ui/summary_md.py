@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ..core.history import History, change_words
 from ..core.records import Reproduction, TrialRecord, improvement
 from ..names import RUN_DIR_NAME, branch, finalized_branch, review_ref, trial_ref_pattern
 from ..store.runfolder import RunMeta
@@ -66,21 +67,19 @@ class RunView:
 
 
 def change(step: Step, goal: str) -> str:
-    """The gain of a step as "delta, N% better" (or why an equal score was kept)."""
+    """The gain of a step as "delta, N% better", or "delta, N% worse" with why it was kept
+    (a simpler change, as good within the noise), or why an equal score was kept."""
     before, after = step.before.score, step.record.score
     if before is None or after is None:
         return "no score"
     delta = fmt_delta(after - before)
     gain = improvement(after, before, goal)
     if gain > 0:
-        return f"{delta}, {percent(after, before, goal)} better" if before else f"{delta}, better"
+        return f"{delta}, {change_words(after, before, goal)}"
     if gain < 0:
-        return f"{delta}, worse"
+        why = f", kept: {step.record.reason}" if step.record.reason and step.record.status == "keep" else ""
+        return f"{delta}, {change_words(after, before, goal)}{why}"
     return f"{delta}, {step.record.reason}" if step.record.reason else f"{delta}, as good"
-
-
-def percent(after: float, before: float, goal: str) -> str:
-    return f"{100 * improvement(after, before, goal) / abs(before):.1f}%" if before else "n/a"
 
 
 # -- SUMMARY.md ------------------------------------------------------------------------------
@@ -90,8 +89,8 @@ def title(run: RunView, steps: Sequence[Step]) -> str:
     """One line for the pull request's title: the run, the metric, baseline -> best."""
     baseline, best = run.records[0], steps[-1].record
     gain = f"{fmt_score(baseline.score)} -> {fmt_score(best.score)}"
-    if baseline.score is not None and best.score is not None and baseline.score:
-        gain += f" ({percent(best.score, baseline.score, run.goal)} better)"
+    if baseline.score is not None and best.score is not None:
+        gain += f" ({change_words(best.score, baseline.score, run.goal)})"
     return f"autoresearch run {run.tag}: {run.metric} {gain}"
 
 
@@ -139,6 +138,14 @@ def _metric_section(run: RunView, baseline: TrialRecord, best: TrialRecord) -> s
         + change(Step(best, baseline), run.goal),
         f"- {_tally(run.records)}",
     ]
+    top = History(run.records).best_kept(run.goal)
+    if top.trial != best.trial and top.commit != best.commit:
+        lines[3] = (
+            f"- baseline {fmt_score(baseline.score)} -> {fmt_score(best.score)} at the branch tip (trial {best.trial}): "
+            + change(Step(dataclasses.replace(best, reason=""), baseline), run.goal)
+        )
+        at = "the baseline" if top.trial == baseline.trial else f"trial {top.trial}: " + change(Step(top, baseline), run.goal)
+        lines.insert(4, f"- best score kept {fmt_score(top.score)} ({at}); later changes with fewer lines, as good within the noise, replaced it")
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..core.history import History
+from ..core.history import History, change_words
 from ..core.records import STATUSES, Reproduction, Rescore, TrialRecord, improvement
 from ..core.text import neutralise
 from ..names import review_name, trial_ref_pattern
@@ -52,22 +52,45 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 3)] + "..."
 
 
-def details(record: TrialRecord, width: int | None = None) -> str:
-    """Score, delta to the best before it, time, and what the trial did (and why it failed)."""
+def shown_reason(record: TrialRecord, goal: str | None) -> str:
+    """The reason a trial line and the final table show: why it failed, why a keep that does
+    not look better was kept (simpler, as good within the noise), and why a better score was
+    discarded (not beyond the noise, a bound broken); not the reason of a score that is merely
+    worse, which its delta says already. Without ``goal`` every discard shows its reason."""
+    if not record.reason or record.status == "baseline":
+        return ""
+    if record.status == "discard" and goal is not None:
+        if record.delta is None or improvement(record.delta, 0.0, goal) <= 0:  # the delta is score - its parent's
+            return ""
+    return clean(record.reason)
+
+
+def what_it_did(record: TrialRecord, goal: str | None, room: int | None = None) -> str:
+    """The description and, in brackets, :func:`shown_reason`; with ``room``, the description
+    is cut first so that the reason stays readable."""
+    what, reason = clean(record.description), shown_reason(record, goal)
+    if not reason:
+        return what if room is None else shorten(what, room)
+    reason = shorten(reason, 300)
+    if room is not None:
+        what = shorten(what, max(12, room - len(reason) - 4))
+    return f"{what}  [{reason}]"
+
+
+def details(record: TrialRecord, width: int | None = None, *, goal: str | None = None) -> str:
+    """Score, delta to the best before it, time, and what the trial did (and why it failed,
+    or why a better score was not kept: :func:`shown_reason`)."""
     delta = f"({fmt_delta(record.delta)})" if record.delta is not None else ""
-    what = clean(record.description)
-    if record.reason and record.status not in ("keep", "baseline", "discard"):
-        what = f"{what}  [{clean(record.reason)}]"
     head = f"{fmt_score(record.score):>11} {delta:<12} {record.seconds:6.1f}s  "
-    return head + (what if width is None else shorten(what, max(20, width - len(head) - 30)))
+    return head + what_it_did(record, goal, None if width is None else max(20, width - len(head) - 30))
 
 
-def live_line(record: TrialRecord, width: int | None = None, progress: str = "") -> str:
+def live_line(record: TrialRecord, width: int | None = None, progress: str = "", *, goal: str | None = None) -> str:
     """One line for a finished trial: number, status, then :func:`details`; ``progress``
     (see :func:`progress`) goes after it."""
     head = f"trial {record.trial:>3}  {clean(record.status):<8}  "
     tail = f"  | {clean(progress)}" if progress else ""
-    return head + details(record, None if width is None else width - len(head) - len(tail)) + tail
+    return head + details(record, None if width is None else width - len(head) - len(tail), goal=goal) + tail
 
 
 def clock(seconds: float) -> str:
@@ -83,16 +106,21 @@ def progress(
     elapsed: float,
     time_limit: float | None,
     best: TrialRecord | None,
+    best_kept: TrialRecord | None = None,
 ) -> str:
     """Where the run stands after ``done`` trials of this session: trial k of N (or the time
-    used of the budget), the best so far, and an ETA from the trials' pace."""
+    used of the budget), the best so far (the branch tip, and the best score kept when a
+    simpler change replaced it), and an ETA from the trials' pace."""
     parts = []
     if total is not None:
         parts.append(f"{done}/{total}")
     if time_limit is not None:
         parts.append(f"{clock(elapsed)} of {clock(time_limit)}")
     if best is not None and best.score is not None:
-        parts.append(f"best {fmt_score(best.score)} (trial {best.trial})")
+        if best_kept is not None and best_kept.trial != best.trial and best_kept.score is not None:
+            parts.append(f"branch {fmt_score(best.score)} (trial {best.trial}), best kept {fmt_score(best_kept.score)} (trial {best_kept.trial})")
+        else:
+            parts.append(f"best {fmt_score(best.score)} (trial {best.trial})")
     pace = elapsed / done if done else None
     left = []
     if total is not None and pace is not None:
@@ -104,20 +132,19 @@ def progress(
     return ", ".join(parts)
 
 
-def table(records: Sequence[TrialRecord], width: int | None = None) -> str:
-    """All trials as a table; descriptions are cut to ``width`` columns when one is given."""
+def table(records: Sequence[TrialRecord], width: int | None = None, *, goal: str | None = None) -> str:
+    """All trials as a table, each description with its :func:`shown_reason`; descriptions are
+    cut to ``width`` columns when one is given (the reason is kept)."""
     from tabulate import tabulate
 
     headers = ("trial", "status", "score", "delta", "secs", "commit", "description")
-    rows = [
-        [r.trial, clean(r.status), fmt_score(r.score), fmt_delta(r.delta), f"{r.seconds:.1f}", clean(r.commit[:8]), clean(r.description)]
-        for r in records
-    ]
+    rows = [[r.trial, clean(r.status), fmt_score(r.score), fmt_delta(r.delta), f"{r.seconds:.1f}", clean(r.commit[:8]), ""] for r in records]
+    room = None
     if width is not None:
         fixed = len(tabulate([row[:-1] for row in rows], headers=headers[:-1], tablefmt="simple").splitlines()[0])
         room = max(20, width - fixed - 3)
-        for row in rows:
-            row[-1] = shorten(row[-1], room)
+    for row, r in zip(rows, records):
+        row[-1] = what_it_did(r, goal, room)
     return tabulate(
         rows,
         headers=headers,
@@ -148,19 +175,15 @@ def summary(
         return []
     baseline = records[0]
     kept = [r for r in records if r.status == "keep"]
-    best = History(records).best
+    history = History(records)
+    best = history.best
     counts = dict.fromkeys(STATUSES, 0)  # results.tsv's order; a status it lacks still counts, last
     for r in records[1:]:
         counts[str(r.status)] = counts.get(str(r.status), 0) + 1
     trials = len(records) - 1
     lines = []
     if baseline.score is not None and best.score is not None:
-        gain = improvement(best.score, baseline.score, goal)
-        rel = f", {100 * gain / abs(baseline.score):.1f}% better" if baseline.score and gain else ""
-        lines.append(
-            f"{metric} ({goal}): baseline {fmt_score(baseline.score)} -> best {fmt_score(best.score)}"
-            f" (trial {best.trial}{rel})"
-        )
+        lines.append(f"{metric} ({goal}): baseline {fmt_score(baseline.score)} -> " + standing(history, goal))
     tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none yet"
     lines.append(f"{trials} trial{'s' if trials != 1 else ''}: {tally}")
     lines += holdout_lines(holdout or {}, holdout_goals or {}, goal, baseline, best, holdout_best_trial)
@@ -194,6 +217,25 @@ def summary(
     if rescored is not None and rescored.agreed is False:
         lines.append(f"WARNING: review branch {branch} before you merge it: its final best did not reproduce outside the run (see above)")
     return [clean(line) for line in lines]
+
+
+def standing(history: History, goal: str) -> str:
+    """Where the run ended against its baseline: "best S (trial n, x% better)" when the branch
+    tip holds the best score kept; else the tip and the best kept, each named (a simpler change,
+    as good within the noise, may have replaced a better score)."""
+    baseline, tip, top = history.baseline, history.best, history.best_kept(goal)
+    assert baseline.score is not None and tip.score is not None
+
+    def versus(r: TrialRecord) -> str:
+        if r.trial == baseline.trial:
+            return "the baseline"
+        assert r.score is not None and baseline.score is not None
+        words = change_words(r.score, baseline.score, goal)
+        return f"trial {r.trial}" + ("" if words == "no change" else f", {words}")
+
+    if top.trial == tip.trial:
+        return f"best {fmt_score(tip.score)} ({versus(tip)})"
+    return f"{fmt_score(tip.score)} on the branch ({versus(tip)}); best kept {fmt_score(top.score)} ({versus(top)})"
 
 
 def rescore_lines(rescore: Rescore | None, metric: str, log_path: str) -> list[str]:

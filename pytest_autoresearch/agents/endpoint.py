@@ -1,0 +1,125 @@
+"""Where a ``litellm:`` agent's model server is, whether it answers, and what a failure to reach
+it is called.
+
+A mistyped ``autoresearch_api_base`` or a server that is not running used to show up only after
+the baseline, as "InternalServerError" retried for ten minutes. This module lets the agent check
+the endpoint with one cheap request before anything runs, and name a dead one the way a person
+would ("connection refused to 127.0.0.1:9"). Stdlib only (``socket``, ``urllib``): it must not
+wait for litellm's import to say that nothing listens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import urllib.request
+from urllib.parse import urlparse
+
+#: seconds for the connect and for the models list before the baseline
+PROBE_TIMEOUT = 10.0
+
+#: where litellm sends a provider's requests when no api_base is given (the common hosted ones)
+HOSTED = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "deepseek": "https://api.deepseek.com",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    url: str
+    host: str
+    port: int
+    given: bool  # named by the user (autoresearch_api_base, OPENAI_API_BASE) rather than the provider's own
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def endpoint_for(provider: str, api_base: str | None) -> Endpoint | None:
+    """The server a model's requests go to, or None when it is not known here."""
+    given = bool(api_base)
+    if not api_base and provider == "openai":
+        api_base = os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL")
+        given = bool(api_base)
+    url = api_base or HOSTED.get(provider)
+    if not url:
+        return None
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    if not parsed.hostname:
+        return None
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number
+        return None
+    return Endpoint(url=url.rstrip("/"), host=parsed.hostname, port=port, given=given)
+
+
+def unreachable(exc: BaseException, endpoint: Endpoint | None) -> str | None:
+    """"connection refused to HOST:PORT" (or "cannot resolve HOST") when ``exc`` (or what caused
+    it) is a refused connection or a name that does not resolve; None for anything else."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused to {endpoint.address}" if endpoint else "connection refused by the model endpoint"
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host {endpoint.host!r}" if endpoint else "cannot resolve the model endpoint's host"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _proxied(endpoint: Endpoint) -> bool:
+    return bool(urllib.request.getproxies()) and not urllib.request.proxy_bypass(endpoint.host)
+
+
+def connect_problem(endpoint: Endpoint, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """Why nothing answers at the endpoint's host and port, or None if a connection opens."""
+    if _proxied(endpoint):
+        return None  # the proxy makes the connection; what it says comes back on the request
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return f"cannot resolve the host {endpoint.host!r}"
+    except ConnectionRefusedError:
+        return f"connection refused to {endpoint.address}"
+    except TimeoutError:
+        return f"no answer from {endpoint.address} within {timeout:.0f}s"
+    except OSError as exc:
+        return f"cannot connect to {endpoint.address}: {exc.strerror or exc}"
+
+
+def served_models(endpoint: Endpoint, provider: str, api_key: str | None, timeout: float = PROBE_TIMEOUT) -> list[str] | None:
+    """The model names the server lists (OpenAI's ``/models``, Ollama's ``/api/tags``), or None
+    when it lists none (no such endpoint, another format, an error): then nothing is known."""
+    path = "/api/tags" if provider in ("ollama", "ollama_chat") else "/models"
+    request = urllib.request.Request(endpoint.url + path, headers={"Accept": "application/json"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.loads(response.read(4 << 20))
+    except (OSError, ValueError):  # HTTPError and URLError are OSErrors
+        return None
+    entries = payload.get("data") if isinstance(payload, dict) else None
+    if entries is None and isinstance(payload, dict):
+        entries = payload.get("models")
+    if not isinstance(entries, list):
+        return None
+    names = [str(e.get("id") or e.get("name") or e.get("model")) for e in entries if isinstance(e, dict)]
+    return [n for n in names if n and n != "None"]
+
+
+def lists(names: list[str], model: str) -> bool:
+    """Whether a server listing ``names`` serves ``model`` (Ollama's ``:latest`` tag implied)."""
+    return model in names or f"{model}:latest" in names or any(n.removesuffix(":latest") == model for n in names)
