@@ -7,7 +7,8 @@ ignored yet present, as for a user who built it), and then used as a user would:
 1. its own tests give the same outcomes with the plugin installed as without it, and with the
    fitness test and the README's ini lines added, the same plus one passed fitness test;
 2. ``pytest --autoresearch`` with ``mutate`` runs a baseline and trials, and whatever it kept
-   passes the project's own suite;
+   passes the project's own suite (on a code-only surface, with no constants for ``mutate`` to
+   change, it says so in one line before anything runs);
 3. with ``replay``, a change that improves the score and passes is kept, one that improves the
    score but fails a test of the project's is not;
 
@@ -303,6 +304,13 @@ def test_mutate_keeps_only_what_passes_the_projects_own_tests(project: Corpus, t
     root = checkout(project, tmp_path, user=True)
     before = snapshot(root)
     result = loop(root, "--autoresearch-agent=mutate:1", "--autoresearch-trials=2", tag="m")
+    if not project.constants:  # code only: mutate says so before anything runs, and nothing is created
+        errors = [line for line in result.errlines + result.outlines if line.startswith("ERROR: autoresearch:")]
+        surface = ", ".join(sorted(project.surface))
+        assert result.ret != 0 and len(errors) == 1, why(result, root, "m")
+        assert errors[0].startswith(f"ERROR: autoresearch: agent mutate:1: mutate found nothing it can change in {surface}"), errors[0]
+        assert snapshot(root) == before and not (root / ".autoresearch" / "m").exists()
+        return
     assert result.ret == 0, why(result, root, "m")
     table = rows(root, "m")
     statuses = [r["status"] for r in table]

@@ -35,6 +35,7 @@ class Corpus:
     convert: tuple[Edit, ...] = ()  # applied to the project itself before its first commit
     generated: tuple[str, ...] = ()  # files the build made that git ignores (present in the checkout)
     terminated: tuple[str, ...] = ()  # own tests whose multiprocessing workers get SIGTERM (a case of their own)
+    constants: bool = True  # the surface has numeric constants for mutate (code-only projects have none)
 
     @property
     def fitness_source(self) -> str:
@@ -43,6 +44,13 @@ class Corpus:
     @property
     def fitness_path(self) -> str:
         return f"{self.tests_dir}/test_autoresearch_fitness.py"
+
+    @property
+    def surface(self) -> tuple[str, ...]:
+        """The files ``autoresearch_mutable`` names in the user's lines (a TOML list or ini words)."""
+        line = next(line for line in self.config[2].splitlines() if line.startswith("autoresearch_mutable"))
+        value = line.split("=", 1)[1]
+        return tuple(word.strip(' "') for word in value.strip(" []").replace(",", " ").split())
 
 
 PROJECTS = (
@@ -71,6 +79,7 @@ PROJECTS = (
     ),
     Corpus(
         name="toolz",
+        constants=False,
         version="1.0.0",
         sha256="2c86e3d9a04798ac556793bced838816296a2f085017664e4995cb40a1047a02",
         covers="tests inside the package (toolz/tests); configuration only in setup.cfg",
@@ -79,7 +88,7 @@ PROJECTS = (
         config=(
             "setup.cfg",
             "[tool:pytest]",
-            "pythonpath = .\nautoresearch_mutable = toolz/itertoolz.py toolz/compatibility.py\n",
+            "pythonpath = .\nautoresearch_mutable = toolz/itertoolz.py\n",
         ),
         keep=(
             (
@@ -99,6 +108,7 @@ PROJECTS = (
     ),
     Corpus(
         name="cachetools",
+        constants=False,
         version="5.5.2",
         sha256="1a661caa9175d26759571b2e19580f9d6393969e5dfca11fdb1f947a23e640d4",
         covers="src layout; configuration only in tox.ini (a [pytest] section beside tox's own)",
