@@ -137,10 +137,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "autoresearch_carry",
-        "paths (relative to the rootdir) of untracked files or folders the trials need, e.g. a data folder git "
-        "ignores: linked into the worktree and kept when a trial's leftovers are cleaned",
+        "paths, folders or globs (relative to the rootdir) of untracked files the trials need, e.g. a data folder "
+        "git ignores, a generated _version.py, **/*.mo: linked into each worktree and kept when a trial's leftovers "
+        "are cleaned (in a folder that also holds tracked files, only its untracked files)",
         ini="args",
         default=(),
+    ),
+    Option(
+        "autoresearch_setup",
+        "a shell command run once in each new worktree, from the rootdir there, before anything is scored: "
+        "builds what is git-ignored but needed (python setup.py build_ext --inplace, make, a version file); "
+        "never an install",
+        ini="string",
     ),
     Option(
         "autoresearch_pass_env",

@@ -17,6 +17,8 @@ from .fitness import fitness as fitness  # the fixture: pytest finds it on this 
 from .names import RUN_DIR_NAME, TRIAL_ENV
 from .options import OPTIONS
 
+_UNIONS = tuple(int(p) for p in pytest.__version__.split(".")[:2] if p.isdigit()) >= (9, 2)
+
 # Taken when this entry point is imported, before any conftest or test module runs, so that
 # candidate code in a trial never sees where the result goes or the nonce that makes it valid.
 _trial_channel: dict | None = None
@@ -47,8 +49,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(option.flag, metavar=option.cli, default=None, help=option.help)
     for option in OPTIONS:
         if option.ini is not None:
-            ini_type = None if option.ini == "string" else option.ini
-            parser.addini(option.name, option.help, type=ini_type, default=option.ini_default)
+            _addini(parser, option.name, option.help, option.ini, option.ini_default)
+
+
+def _addini(parser: pytest.Parser, name: str, help: str, kind: str, default: object) -> None:
+    """A "string" setting also takes a TOML number under pytest 9's native ``[tool.pytest]``
+    (``autoresearch_timeout = 120``), where pytest checks types: unions came with pytest 9.2
+    (before it, write ``"120"`` there). ``str`` first, so INI files' values stay strings."""
+    if kind == "string" and _UNIONS:
+        parser.addini(name, help, type=str | int | float, default=default)
+    else:
+        parser.addini(name, help, type=None if kind == "string" else kind, default=default)  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -44,6 +44,7 @@ class Settings:
     forward_args: tuple[str, ...]
     inifile: Path | None  # given with -c: trials use their worktree's copy of it
     rootdir_given: bool  # --rootdir was given: trials get their worktree's copy of the rootdir
+    config_file: Path | None  # the file pytest read its configuration from (config.inipath): hints name its table
     max_cost: float | None = None
     api_base: str | None = None
     model_args: dict[str, object] = dataclasses.field(default_factory=dict)
@@ -51,6 +52,7 @@ class Settings:
     agent_timeout: float = defaults.AGENT_TIMEOUT
     max_prompt_tokens: int | None = None
     carry: tuple[str, ...] = ()
+    setup: str | None = None  # autoresearch_setup: a shell command run once in each new worktree
     pass_env: tuple[str, ...] = ()
     memory_mb: float | None = None
     sandbox: bool = False
@@ -86,7 +88,12 @@ def _value(config: pytest.Config, option: str | None, ini: str | None) -> tuple[
     if raw is not None:
         return str(raw), "--" + option.replace("_", "-")
     if ini is not None:
-        value = config.getini(ini)
+        try:
+            value = config.getini(ini)
+        except pytest.UsageError as exc:  # pytest 9's [tool.pytest] checks TOML types; unions came in 9.2
+            if "expects a string" not in str(exc):
+                raise
+            raise pytest.UsageError(f"{exc}; with this pytest, write it as a TOML string ({ini} = \"...\") or upgrade to pytest 9.2") from None
         if value not in (None, ""):
             return str(value), f"ini {ini}"
     return None, ""
@@ -257,6 +264,7 @@ def load_settings(config: pytest.Config) -> Settings:
         forward_args=_forwarded_options(config),
         inifile=Path(config.inipath) if getattr(config.option, "inifilename", None) and config.inipath else None,
         rootdir_given=bool(getattr(config.option, "rootdir", None)),
+        config_file=Path(config.inipath) if config.inipath else None,
         max_cost=_optional(config, "autoresearch_max_cost", lambda r, w: _positive(r, w, "maximum cost")),
         api_base=api_base or None,
         model_args=_model_args(list(config.getini("autoresearch_model_args"))),
@@ -264,6 +272,7 @@ def load_settings(config: pytest.Config) -> Settings:
         agent_timeout=_setting(config, "autoresearch_agent_timeout", _seconds),
         max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
         carry=tuple(config.getini("autoresearch_carry")),
+        setup=str(config.getini("autoresearch_setup")).strip() or None,
         pass_env=tuple(config.getini("autoresearch_pass_env")),
         memory_mb=_optional(config, "autoresearch_memory_mb", lambda r, w: _positive(r, w, "memory cap")),
         sandbox=bool(config.getini("autoresearch_sandbox")),

@@ -11,7 +11,9 @@ imported and calls :func:`receive`, before any conftest or test module (or the c
 they import) runs, so candidate code finds neither the spec nor the nonce that makes a result
 valid, on disk or in the environment. The result is written to the pipe once, at the end of a
 session that finished normally; a trial killed, crashed or ``os._exit``-ed writes nothing and so
-has no score. Outputs are never grepped.
+has no score. Outputs are never grepped. Only the trial's own process reports: a child forked
+from it (a ``multiprocessing`` worker, a test's ``os.fork()``) neither writes the result nor ends
+the trial when it is ended itself (:func:`arm`).
 
 It also orders the run for fast failure (ordinary tests first, fitness tests, which are
 usually the expensive ones, last), leaves ``holdout=True`` fitness tests out (or, for a holdout
@@ -39,6 +41,8 @@ import pytest
 from . import fitness as fitness_module
 from .fitness import FitnessUsageError, fitness_spec, read_properties
 from .system.manifest import Manifest
+from .trial_deadline import dump_on
+from .trial_deadline import install as install_deadline
 from .trial_guard import Watch, encode_json, install, raw_write
 from .trial_state import HarnessState, odd_properties
 
@@ -61,24 +65,43 @@ def receive(value: str) -> dict[str, Any]:
     for fd in (result_fd, *alarm):
         os.set_inheritable(fd, False)  # the trial's own subprocesses do not get them
     spec["result_fd"] = result_fd
+    spec["pid"] = os.getpid()  # the one process that reports: not a child forked from it
     spec["alarm_fd"] = alarm[0] if alarm else None
     manifest = Manifest.load(Path(spec["manifest"])) if spec.get("manifest") else None
     spec["manifest_loaded"] = manifest
     if not spec.get("worktree") and manifest is not None:
         spec["worktree"] = str(manifest.root)
     spec["watch"] = install(spec, manifest.blobs if manifest is not None else ())
+    if isinstance(spec.get("dump_signal"), int):
+        dump_on(spec["dump_signal"])
     return spec
 
 
 def arm() -> None:
     """Tie this trial's life to the driver's: if the driver dies, even by SIGKILL, the kernel
-    sends this process SIGTERM, and SIGTERM takes down the trial's whole process group."""
+    sends this process SIGTERM, and SIGTERM takes down the trial's whole process group.
+
+    Only this process: a child forked from it (a ``multiprocessing`` worker, which
+    ``Pool.terminate()`` ends with SIGTERM) gets SIGTERM's default back, as under plain pytest,
+    so ending a worker never ends the trial. The kernel clears the parent-death signal itself
+    in a forked child, and an exec resets the handler."""
+    leader = os.getpid()
 
     def die(signum: int, frame: object) -> None:
+        if os.getpid() != leader:  # forked below Python's at-fork hooks (by C code): die alone
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def forget() -> None:
+        if signal.getsignal(signal.SIGTERM) is die:
+            with contextlib.suppress(ValueError):  # not the child's main thread: die() answers
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     if os.getpgrp() == os.getpid():  # only when the driver made us a group leader
         signal.signal(signal.SIGTERM, die)
+        os.register_at_fork(after_in_child=forget)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -112,6 +135,7 @@ class TrialReporter:
     def __init__(self, config: pytest.Config, spec: dict[str, Any]) -> None:
         self.config = config
         self.result_fd: int = spec["result_fd"]
+        self.pid: int = spec.get("pid", os.getpid())
         self.nonce = str(spec.get("nonce", ""))
         self.shadow = {os.path.realpath(p) for p in spec.get("shadow", ())}
         self.manifest: Manifest | None = spec.get("manifest_loaded")
@@ -127,6 +151,7 @@ class TrialReporter:
         self.holdout_only = bool(spec.get("holdout_only"))
         self.recorders = _recorders()
         self.state: HarnessState | None = None
+        install_deadline(config, spec)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -224,6 +249,8 @@ class TrialReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if os.getpid() != self.pid:
+            return  # a child forked by a test that went on into the session: the trial reports, not it
         tampered = self._tampered()  # first: it puts back what the writing below uses
         result = {
             "version": 1,

@@ -48,11 +48,13 @@ LAYERS: dict[str, int] = {
     # 4 the evaluator's side and configuration
     "fitness": 4,
     "settings": 4,
+    "config_file": 4,
     "options": 4,
     "hookspecs": 4,
     "trial_plugin": 4,
     "trial_guard": 4,
     "trial_state": 4,
+    "trial_deadline": 4,
     "fitness_json": 4,
     "torch": 4,
     "isolate": 4,
@@ -73,7 +75,7 @@ FORBIDDEN: list[tuple[str, str, str]] = [
     ("proposals", "system", "proposals are pure text work: core only"),
     ("proposals", "store", "proposals are pure text work: core only"),
     *[(side, "store", "the evaluator's side and configuration import core, system and proposals, not store")
-      for side in ("fitness", "settings", "options", "hookspecs", "trial_plugin", "trial_guard", "trial_state", "fitness_json", "torch", "isolate", "timing", "benchmark")],
+      for side in ("fitness", "settings", "options", "hookspecs", "trial_plugin", "trial_guard", "trial_state", "trial_deadline", "fitness_json", "torch", "isolate", "timing", "benchmark")],
     ("agents", "store", "agents import core, system, proposals and settings only"),
     *[("agents", side, "agents import core, system, proposals and settings only")
       for side in ("fitness", "hookspecs", "trial_plugin", "fitness_json", "torch", "isolate", "timing", "benchmark")],

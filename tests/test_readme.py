@@ -107,6 +107,7 @@ KINDS: dict[str, tuple[Callable[[Block], bool], str]] = {
     "live output": (lambda b: b.lang == "" and b.text.startswith("autoresearch: run "), "compared"),
     "summary output": (lambda b: b.lang == "" and "  inspect: git log" in b.text, "compared"),
     "isolated scoring": (lambda b: b.lang == "python" and "pytest_autoresearch.isolate" in b.text, "compiled"),
+    "time as the score": (lambda b: b.lang == "python" and "fitness.time(" in b.text, "compiled"),
     "model server": (lambda b: b.lang == "sh" and "ollama" in b.text, "bash -n"),
     "workflow": (lambda b: b.lang == "yaml" and "jobs:" in b.text, "parsed"),
 }
@@ -287,6 +288,7 @@ def test_the_first_command_as_typed_in_a_fresh_clone(tmp_path: Path, request: py
 
 def test_snippets_that_need_more_than_this_readme_compile_and_commands_parse() -> None:
     compile(the("isolated scoring").text, "README.md:isolated scoring", "exec")
+    compile(the("time as the score").text, "README.md:time as the score", "exec")
     server = the("model server")
     check = subprocess.run(["bash", "-n"], input=server.text, capture_output=True, text=True)
     assert check.returncode == 0, f"{server.where(README)}: {check.stderr}"

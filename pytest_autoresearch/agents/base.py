@@ -75,7 +75,7 @@ class Agent:
 
         The baseline can take minutes; an agent that can tell from the files alone that it has
         nothing to offer says so here, and the run stops with that reason before anything runs.
-        Keep it cheap: no model calls, no network. The reason should say what the agent looked
+        Keep it cheap: at most one quick request (the litellm agent asks its endpoint for its models). The reason should say what the agent looked
         for, in which files, and what the user can do instead.
         """
         return None

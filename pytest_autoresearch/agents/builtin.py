@@ -32,16 +32,13 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
         if name == "litellm":
             from .llm import LitellmAgent
 
-            agent = LitellmAgent(
+            return LitellmAgent(
                 arg,
                 api_base=settings.api_base,
                 model_args=settings.model_args,
                 timeout=settings.agent_timeout,
                 max_prompt_tokens=settings.max_prompt_tokens,
             )
-            if reason := agent.preflight():  # before anything is set up: a dead endpoint is a setup error
-                raise AgentError(reason)
-            return agent
         from .command import CommandAgent
 
         return CommandAgent(arg, timeout=settings.agent_timeout)

@@ -41,3 +41,5 @@ MAX_REAPPLY = 50
 POLICY_FILE = "program.md"
 #: how much worse than fitness.json a score may be under --autoresearch-check
 TOLERANCE = 0
+#: seconds the autoresearch_setup command may take in one new worktree
+SETUP_TIMEOUT = 1800.0

@@ -7,35 +7,54 @@ against it. A new run's log, run.json and branch are created once the baseline s
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import config_file
 from ..core import verdict
 from ..core.columns import MetricColumns
 from ..core.defaults import MIN_TIMEOUT, NOISY_BASELINE_RUNS, TIMEOUT_FACTOR
 from ..core.records import MetricSpec, RunResult, TrialRecord
 from ..errors import SetupError
 from ..names import branch_ref
+from ..settings import Settings
 from ..store.gitstate import ZERO
+from . import carry, evaluator_imports
 
 if TYPE_CHECKING:
     from .loop import ResearchLoop
 
 
-def shadow_message(paths: list[str]) -> str:
+def shadow_message(paths: list[str], settings: Settings | None = None) -> str:
+    config = config_file.of(settings.config_file if settings else None)
     return (
         f"the trial imported {', '.join(paths)} from your checkout instead of the trial's worktree, "
         "so it would score unchanged code. An editable install (pip install -e) or a sys.path/PYTHONPATH "
         "entry points at your checkout; make the tests import the mutable modules relative to the "
-        'rootdir instead (e.g. pythonpath = ["src"] under [tool.pytest.ini_options]) and run again'
+        f"rootdir instead (e.g. {config.setting('pythonpath', [_source_root(paths, settings)])}) and run again"
     )
+
+
+def _source_root(paths: list[str], settings: Settings | None) -> str:
+    """The folder the shadowed modules' package sits in, rootdir-relative ("src", or ".")."""
+    if settings is not None:
+        for path in paths:
+            try:
+                first = Path(path).resolve().relative_to(settings.rootdir.resolve()).parts[0]
+            except (ValueError, IndexError):
+                continue
+            if first in ("src", "lib", "python"):
+                return first
+    return "src" if settings is None else "."
 
 
 def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
     result = loop.evaluator.evaluate(number, attempt)
     what = "the baseline" if attempt == 1 else f"run {attempt} of the baseline"
     if result.shadowed:
-        raise SetupError(shadow_message(result.shadowed))
+        raise SetupError(shadow_message(result.shadowed, loop.settings))
     if result.timed_out:
         raise SetupError(f"{what} timed out after {result.seconds:.0f}s; raise --autoresearch-timeout.\n" + result.failure_text(2000))
     if result.memory_exceeded:
@@ -43,16 +62,31 @@ def _one_run(loop: ResearchLoop, number: int, attempt: int) -> RunResult:
     if not result.finished:
         raise SetupError(
             f"{what}'s pytest session did not finish (exit code {result.exit_code}); "
-            f"output (full log in {result.log_path}):\n" + result.failure_text(2000)
+            f"output (full log in {result.log_path}):\n" + result.failure_text(2000) + _missing_hint(loop, result)
         )
     if result.failed_tests:
-        raise SetupError(f"{what} fails, so nothing could be judged against it; fix the tests first.\n" + result.failure_text(2000))
+        raise SetupError(
+            f"{what} fails, so nothing could be judged against it; fix the tests first.\n" + result.failure_text(2000) + _missing_hint(loop, result)
+        )
     if not result.fitness:
         raise SetupError(
             'no fitness test ran: mark a test with @pytest.mark.fitness(goal="min") (or "max") '
             "and record its score with the fitness fixture, fitness(value)"
         )
     return result
+
+
+def _missing_hint(loop: ResearchLoop, result: RunResult) -> str:
+    """How to carry (or build) a git-ignored file of your checkout that the failure names."""
+    run = loop.run
+    text = result.failure_text(20000)
+    if result.log_path is not None:
+        with contextlib.suppress(OSError):
+            text += "\n" + result.log_path.read_text(encoding="utf-8", errors="replace")[-500_000:]
+    hint = carry.missing_file_hint(
+        run.repo, run.prefix, run.carry, loop.settings.carry, run.surface, config_file.of(loop.settings.config_file), text
+    )
+    return "\n" + hint if hint else ""
 
 
 def _primary_metric(loop: ResearchLoop, first: RunResult) -> MetricSpec:
@@ -76,6 +110,10 @@ def score(loop: ResearchLoop) -> TrialRecord:
     results = [_one_run(loop, number, 1)]
     first = results[0]
     loop.metric = loop.proposer.metric = metric = _primary_metric(loop, first)
+    if not run.resumed:
+        roots = [Path(p) for p in loop.config.getini("pythonpath")]
+        fitness_files = [f.nodeid.split("::")[0] for f in first.fitness]
+        run.notes += evaluator_imports.notes(loop.settings.rootdir, fitness_files, roots, run.surface, run.surface_files)
     if verdict.primary_score(metric, first) is None:
         raise SetupError(f"the primary fitness test {metric.nodeid} recorded no score")
     if loop.evaluator.timeout is None:

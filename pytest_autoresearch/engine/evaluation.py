@@ -27,7 +27,7 @@ from .setup import Run
 from .slots import Slot
 from ..system.sandbox import bwrap_args, environment, scrub, secret_values
 from ..settings import Settings
-from .trial_process import TrialCommand, pytest_argv, run
+from .trial_process import TrialCommand, pytest_argv, run, limit_margin
 
 _CONFIG_FILES = ("*.py", "*.toml", "*.ini", "*.cfg", "*.txt")
 _XDIST_FLAGS = ("-n", "-d", "-f", "--dist", "--tx", "--looponfail", "--maxprocesses", "--rsyncdir")
@@ -66,7 +66,10 @@ class Evaluator:
         slot = slot or run_.home
         assert slot is not None
         here = lambda path: self.in_worktree(path, slot)
-        args = ["-x", "-o", f"cache_dir={run_.folder.cache}", *self.pytest_args(here)]
+        # pytest's cache goes to the run folder, not the worktree; where the suite turns the cache
+        # off (-p no:cacheprovider), the key is unknown and --strict-config would fail on it
+        cache = ["-o", f"cache_dir={run_.folder.cache}"] if self.config.pluginmanager.has_plugin("cacheprovider") else []
+        args = ["-x", *cache, *self.pytest_args(here)]
         cwd = self.cwd(here)
         env = self.environment(here, slot.env)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # a same-second, same-size edit must not reuse stale bytecode
@@ -107,9 +110,9 @@ class Evaluator:
             args += ["-p", "pytest_autoresearch.plugin"] + (["-p", "pytest_timeout"] if self._has_timeout_plugin() else [])
         args += self.trimmed
         if self.timeout is not None and self._pytest_timeout_is_ours():
-            # below the hard deadline, so a hung test is reported with its traceback
-            margin = min(2.0, max(1.0, 0.2 * self.timeout))
-            args.append(f"--timeout={max(self.timeout / 2, self.timeout - margin):g}")
+            # below the hard deadline, so a hung test is reported with its traceback (the trial
+            # lowers each test's limit further, to what is left of its budget when it starts)
+            args.append(f"--timeout={max(self.timeout / 2, self.timeout - limit_margin(self.timeout)):g}")
         args += s.forward_args
         if s.inifile is not None:
             args += ["-c", str(here(s.inifile) if self.inside_repo(s.inifile) else s.inifile)]

@@ -222,7 +222,7 @@ class ResearchLoop:
         number), or, once it is judged, its record (logged, refs moved, slot reset)."""
         try:
             if result.shadowed:
-                raise FatalError(baseline.shadow_message(result.shadowed))
+                raise FatalError(baseline.shadow_message(result.shadowed, self.settings))
             c.runs.append(verdict.Run(result, self.integrity.check(result, c.slot)))
             outcome = verdict.assess(self._judging(c), c.runs)
         except BaseException:

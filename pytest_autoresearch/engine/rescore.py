@@ -45,13 +45,15 @@ from ..benchmark import rescore_args
 from ..core import verdict
 from ..core.noise import Noise, NoiseRule
 from ..core.records import FitnessResult, MetricSpec, Reproduction, Rescore, RunResult, TestResult, TrialRecord
+from ..errors import SetupError
 from ..fitness import read_properties
 from ..options import OPTIONS
 from ..system import cgroups
 from ..system.manifest import Manifest
 from ..system.procs import Stopping, descendants, kill_group, reap_orphans, remove_tree, start_group
-from ..system.sandbox import bwrap_args, environment
+from ..system.sandbox import bwrap_args, environment, scrub
 from ..trial_plugin import TIMEOUT_MARK
+from . import carry, worktree_setup
 from .evaluation import Evaluator
 from .setup import Run
 from .trial_process import SHARED, OutputPump, _cgroup, _wait_bounded
@@ -129,19 +131,30 @@ def _git(args: Sequence[str], cwd: Path | None = None) -> None:
         raise CloneError(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
 
 
+def _git_out(args: Sequence[str], cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATORS}
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise CloneError(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
 def _clone(run: Run, commit: str, clone: Path) -> dict[str, str]:
     """A shallow clone of ``commit`` alone at ``clone`` (no refs of the run, no remote, no
-    FETCH_HEAD naming your checkout), on your branch's name; the carried paths linked in as in
-    a trial. Returns the frozen files' blob ids there (repository-relative)."""
+    FETCH_HEAD naming your checkout), on your branch's name; the carried paths linked in and
+    autoresearch_setup run as in a trial's worktree. Returns the frozen files' blob ids there (repository-relative)."""
     base_ref = run.base_ref if MARKER not in run.base_ref.lower() and run.base_ref != run.head else "main"
     _git(["init", "-q", "--template=", "-b", base_ref, str(clone)])
     _git(["fetch", "-q", "--depth=1", "--no-tags", "--no-write-fetch-head", str(run.repo.root), commit], cwd=clone)
     _git(["checkout", "-q", "-B", base_ref, commit], cwd=clone)
-    for rel in run.carry:
-        target = clone / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = Path(os.path.realpath(run.repo.root / rel))
-        target.symlink_to(source, target_is_directory=source.is_dir())
+    try:
+        carry.link(clone, run.repo.root, run.carry)
+        if run.settings.setup:
+            git = lambda args: _git_out(args, clone)
+            env = {**scrub(os.environ, run.settings.pass_env)[0], **run.home.env, "PYTHONDONTWRITEBYTECODE": "1"}
+            worktree_setup.run(run.settings.setup, clone, git, clone / run.prefix, run.folder.path / "setup" / "rescore.log", env)
+    except SetupError as exc:
+        raise CloneError(str(exc)) from None
     home = run.home.manifest.blobs
     return {p: sha for p, sha in run.repo.blobs(commit).items() if p in home}
 

@@ -16,20 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from .. import config_file
 from ..agents import Agent, AgentError
 from ..core.history import History
 from ..core.records import TrialRecord
 from ..errors import SetupError
 from ..names import RUN_DIR_NAME, branch, branch_ref, trial_ref
-from ..proposals.surface import Surface, normalize
+from ..proposals.surface import Surface
 from ..settings import Settings
 from ..store.gitguard import RepoGuard
-from ..store.gitstate import GitStateError, Repository
+from ..store.gitstate import GitStateError, Repository, Worktree
 from ..store.results_log import read_records, repair
 from ..store.runfolder import RunFolder, RunLocked, RunMeta
 from ..system.manifest import Manifest
-from ..system.sandbox import bwrap_available
+from ..system.sandbox import bwrap_available, scrub
+from . import carry, worktree_setup
 from .slots import Slot, Slots
+from .worktree_setup import Generated
 
 DEFAULT_PROGRAM = Path(__file__).parent.parent / "agents" / "default_program.md"
 
@@ -101,8 +104,8 @@ def start_run(config: pytest.Config, settings: Settings) -> Run:
     surface = Surface(s.mutable)
     if not surface:
         raise SetupError(
-            "autoresearch_mutable is not set: list the files the agent may change, e.g. in "
-            'pyproject.toml under [tool.pytest.ini_options]: autoresearch_mutable = ["model.py"]'
+            "autoresearch_mutable is not set: list the files the agent may change, e.g. "
+            + config_file.of(s.config_file).setting("autoresearch_mutable", ["model.py"])
         )
     if s.sandbox and not bwrap_available():
         raise SetupError("autoresearch_sandbox = true needs bubblewrap (bwrap): install it (Debian: apt install bubblewrap)")
@@ -237,6 +240,14 @@ def _open_worktree(run: Run) -> None:
         if stale.exists() or stale.is_symlink():
             run.repo.remove_worktree(stale)
             shutil.rmtree(stale, ignore_errors=True)
+    tracked = [p[len(run.prefix):] for p in run.repo.tracked_files(run.start_commit) if p.startswith(run.prefix)]
+    carried = carry.resolve(run.repo, s.rootdir, run.prefix, s.carry, tracked, run.surface)
+    run.carry = carried.paths
+    run.notes += carried.notes
+    if s.setup:
+        worktree_setup.check_command(s.setup)
+        if s.backend != "local":
+            raise SetupError(f"autoresearch_setup runs in local worktrees only, not on {s.backend} workers: build there yourself, or run with --autoresearch-backend=local")
     frozen = {
         path: sha
         for path, sha in run.repo.blobs(run.start_commit).items()
@@ -245,6 +256,9 @@ def _open_worktree(run: Run) -> None:
     home = _add_slot(run, 0, frozen)
     workers = [home] if s.workers == 1 else [_add_slot(run, i, frozen) for i in range(1, s.workers + 1)]
     run.slots = Slots(home, workers, run.prefix, run.carry)
+    if home.generated is not None:
+        built = ", ".join(p[len(run.prefix):] for p in home.generated.paths[:5]) or "nothing untracked"
+        run.notes.append(f"autoresearch_setup {s.setup!r} ran in each worktree and built {built} (logs in {folder.path / 'setup'})")
     run.guard = run.repo.guard = RepoGuard(run.repo.paths)
 
 
@@ -253,22 +267,25 @@ def _add_slot(run: Run, index: int, frozen: dict[str, str]) -> Slot:
     path = folder.worktree_of(index)
     worktree = run.repo.add_worktree(path, run.start_commit)
     run.undo.append(lambda: run.repo.remove_worktree(path))
-    carry = []
-    for entry in s.carry:
-        rel = normalize(entry)
-        source = s.rootdir / rel if rel else None
-        if source is None or not source.exists():
-            raise SetupError(f"autoresearch_carry path {entry!r} does not exist under {s.rootdir}")
-        target = worktree.path / (run.prefix + rel)
-        if target.exists():
-            raise SetupError(f"autoresearch_carry path {entry!r} is committed; only untracked paths are carried")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
-        carry.append(run.prefix + rel)
-    run.carry = tuple(carry)
-    manifest = Manifest.pin(worktree.path, frozen)
-    manifest.save(folder.manifest_of(index))
+    carry.link(worktree.path, run.repo.root, run.carry)
     env = {}
     if s.devices:
         env["CUDA_VISIBLE_DEVICES"] = s.devices[max(0, index - 1) % len(s.devices)]
-    return Slot(index, worktree, manifest, folder.manifest_of(index), env, run.start_commit)
+    generated = _build(run, worktree, env)
+    manifest = Manifest.pin(worktree.path, frozen)
+    manifest.save(folder.manifest_of(index))
+    return Slot(index, worktree, manifest, folder.manifest_of(index), env, run.start_commit, generated)
+
+
+def _build(run: Run, worktree: Worktree, extra: dict[str, str]) -> Generated | None:
+    """autoresearch_setup in a new worktree (the trials' environment, secrets left out); None
+    when no command is set. A new run still setting up removes its folder on failure, so the
+    log is then copied out of it."""
+    s = run.settings
+    if not s.setup:
+        return None
+    # no bytecode: a candidate's same-second, same-size edit must not meet a .pyc the command left
+    env = {**scrub(os.environ, s.pass_env)[0], **extra, "PYTHONDONTWRITEBYTECODE": "1"}
+    log = run.folder.path / "setup" / f"{worktree.path.name}.log"
+    build = lambda: worktree_setup.run(s.setup, worktree.path, worktree_setup.worktree_git(worktree), worktree.path / run.prefix, log, env, keep_log=run.resumed or not run.undo)
+    return Generated(worktree.path, build(), build)

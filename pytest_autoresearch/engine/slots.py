@@ -15,11 +15,12 @@ from pathlib import Path
 
 from ..core.noise import mean
 from ..core.records import RunResult
-from ..errors import FatalError
+from ..errors import FatalError, SetupError
 from ..fitness_json import FILENAME, load, save
 from ..store.gitstate import Worktree, merge_texts
 from ..system.manifest import Manifest
 from .candidate import Candidate
+from .worktree_setup import Generated
 
 
 @dataclasses.dataclass
@@ -32,6 +33,7 @@ class Slot:
     manifest_file: Path
     env: dict[str, str]
     at: str  # the commit the worktree was last reset to
+    generated: Generated | None = None  # what autoresearch_setup built there: kept across resets
 
     @property
     def device(self) -> str | None:
@@ -55,8 +57,14 @@ class Slots:
 
     def reset(self, slot: Slot, commit: str, tampered: Sequence[str] = ()) -> None:
         """Make a slot's worktree ``commit`` again, and its manifest what ``commit`` holds."""
-        slot.worktree.reset(commit, keep=self.carry)  # hidden files come back with the reset
+        built = slot.generated
+        slot.worktree.reset(commit, keep=self.carry + (built.paths if built else ()))  # hidden files come back with the reset
         slot.at = commit
+        if built is not None and not built.intact():
+            try:
+                built.rebuild()
+            except SetupError as exc:
+                raise FatalError(f"a trial changed what autoresearch_setup built, and building it again failed: {exc}") from None
         moved = [p for p in sorted({*tampered, *slot.manifest.absent}) if p in slot.manifest.blobs]
         slot.manifest.absent.clear()
         for path, blob in self.pins.items():

@@ -1,9 +1,11 @@
 """Running one trial: ``python -m pytest`` in its own process group, under hard bounds.
 
-pytest-timeout bounds each test inside the trial (and reports where it hung); the driver
-holds the wall-clock deadline and kills the whole process group, children and grandchildren
-included, when it passes, when the trial's memory passes the optional cap, and again when
-the trial ends, so nothing a candidate started outlives its trial. Where the machine has
+pytest-timeout bounds each test inside the trial (and reports where it hung), each test's
+limit lowered to what is left of the trial's budget (:mod:`pytest_autoresearch.trial_deadline`);
+the driver holds the wall-clock deadline, asks the trial for every thread's traceback just
+before it, and kills the whole process group, children and grandchildren included, when it
+passes, when the trial's memory passes the optional cap, and again when the trial ends, so
+nothing a candidate started outlives its trial. Where the machine has
 cgroups (:mod:`pytest_autoresearch.system.cgroups`) the trial runs in one of its own, entered
 before any candidate code runs: the kernel counts and caps its memory (tmpfs and shared memory
 included) and its processes, and the whole cgroup is killed at the end, ``setsid`` children too. Output is pumped into a
@@ -20,6 +22,7 @@ import functools
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +39,7 @@ from ..system import cgroups
 from ..system.procs import (
     SharedFolders,
     Stopping,
+    catches,
     descendants,
     group_rss_mb,
     kill_group,
@@ -53,6 +57,18 @@ TAIL_BYTES = 8192
 LOG_LIMIT = 32 * 1024 * 1024
 MEMORY_POLL = 0.25
 GATE_ENV = "PYTEST_AUTORESEARCH_GATE"  # the launcher waits on this socket until the trial is in its cgroup
+DUMP_SIGNAL = signal.SIGRTMIN + 6  # the trial writes every thread's traceback on it (a real-time signal nothing else sends)
+
+
+def limit_margin(timeout: float) -> float:
+    """How long before the trial's deadline every test's time limit ends: the time the session
+    has to report a test that timed out (its traceback, the fixtures' teardown, the result)."""
+    return max(1.0, min(0.1 * timeout, 10.0))
+
+
+def dump_grace(timeout: float) -> float:
+    """How long before the hard kill a trial still running is asked for its threads' tracebacks."""
+    return min(1.0, 0.05 * timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +266,10 @@ def _run(
         "worktree": str(command.worktree) if command.worktree else None,
         "run_folder": str(command.run_folder) if command.run_folder else None,
         "candidate": list(command.candidate),
+        "dump_signal": int(DUMP_SIGNAL),
     }
+    if timeout is not None:  # the trial lowers each test's limit to what is left before this
+        spec.update(deadline=time.monotonic() + timeout - limit_margin(timeout), budget=timeout)
     gated = cgroup is not None and LAUNCHER in command.argv
     with contextlib.ExitStack() as stack:
         spec_file = stack.enter_context(tempfile.TemporaryFile())
@@ -308,8 +327,17 @@ def _run(
     held_by_cgroup = False
     try:
         held_by_cgroup = cgroup is not None and _admit(proc, cgroup, gate, timeout, notes)
-        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-        ended = _wait_bounded(proc, left, command.memory_mb, cgroup if held_by_cgroup else None)
+        held = cgroup if held_by_cgroup else None
+        grace = 0.0 if timeout is None else dump_grace(timeout)
+        left = None if timeout is None else max(0.0, timeout - grace - (time.monotonic() - start))
+        ended = _wait_bounded(proc, left, command.memory_mb, held)
+        if ended == "timeout" and timeout is not None and grace > 0 and _ask_for_tracebacks(proc):
+            ended = _wait_bounded(proc, max(0.0, timeout - (time.monotonic() - start)), command.memory_mb, held)
+            if ended == "timeout":
+                notes.append(
+                    f"still running {grace:g}s before its {timeout:g}s deadline, it was killed: above, the traceback "
+                    "each of its threads had then (\"Current thread 0x...\", \"Thread 0x...\"), innermost call first"
+                )
     finally:
         if gate is not None:
             gate.close()
@@ -355,12 +383,36 @@ def _run(
     return result
 
 
-# Real pytest and this plugin are imported before the trial's folder joins sys.path, so that a
-# candidate file named pytest.py (or pytest_autoresearch/) cannot stand in for the harness;
-# then the folder is put first, as `python -m pytest` would, for the user's own imports. With a
-# gate, the launcher tells the driver it has started and, once the harness is imported, waits
-# until the driver has moved it into the trial's cgroup (the move, an RCU grace period of the
-# kernel's, overlaps the imports): no candidate code runs outside the cgroup.
+def _ask_for_tracebacks(proc: subprocess.Popen[bytes]) -> bool:
+    """Send the trial's own process (under the sandbox, bubblewrap's child that runs the launcher;
+    never a child of the trial's) :data:`DUMP_SIGNAL`, once it catches it: before, the signal
+    would end it. False where no such process was found."""
+    launcher = [b"-c", LAUNCHER.encode()]
+    for pid in descendants(proc.pid):  # parents first: the trial before the children it forked
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[1:3] != launcher:  # bwrap's command line holds it too
+                    continue
+            if not catches(pid, DUMP_SIGNAL):
+                return False
+            os.kill(pid, DUMP_SIGNAL)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+# Real pytest and this plugin are imported before the trial's folder joins sys.path, so that
+# a candidate file named pytest.py (or pytest_autoresearch/, pytest_timeout.py) cannot stand in
+# for the harness; then the folder is put first, as `python -m pytest` would, for the user's own
+# imports. pytest warns of a plugin module imported before its assertion rewriter
+# (PytestAssertRewriteWarning, an error under `filterwarnings = ["error"]`) unless the module's
+# docstring says PYTEST_DONT_REWRITE, which the launcher adds to the modules it imported beyond
+# what `python -m pytest` has at this point (the plugin's, pytest-timeout's; not the standard
+# library's): a trial warns of nothing a plain run does not. With a gate, the launcher tells the
+# driver it has started and, once the harness is imported, waits until the driver has moved it
+# into the trial's cgroup (the move, an RCU grace period of the kernel's, overlaps the imports):
+# no candidate code runs outside the cgroup.
 LAUNCHER = """\
 import os
 gate = os.environ.pop("PYTEST_AUTORESEARCH_GATE", None)
@@ -369,11 +421,19 @@ if gate is not None:
 import runpy, sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
-import pytest, pytest_autoresearch.plugin
+import pytest
+plain = set(sys.modules)
+import pytest_autoresearch.plugin
 try:
     import pytest_timeout
 except ImportError:
     pass
+for name in set(sys.modules) - plain:
+    if name.partition(".")[0] not in sys.stdlib_module_names:
+        try:
+            sys.modules[name].__doc__ = (sys.modules[name].__doc__ or "") + "\\n\\nPYTEST_DONT_REWRITE"
+        except (AttributeError, TypeError):
+            pass
 if gate is not None:
     if os.read(int(gate), 1) != b"g":
         os._exit(70)

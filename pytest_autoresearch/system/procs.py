@@ -104,6 +104,15 @@ def rss_mb(pids: set[int] | list[int]) -> float:
     return total / 2**20
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask, Linux /proc)."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def descendants(pid: int) -> list[int]:
     """``pid`` and every process below it, parents first (Linux /proc)."""
     if not os.path.exists(f"/proc/{pid}/task/{pid}/children"):  # a kernel without CONFIG_PROC_CHILDREN
