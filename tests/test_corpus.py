@@ -41,42 +41,20 @@ from helpers import GIT_ENV
 
 CACHE = Path(os.environ.get("AUTORESEARCH_CORPUS_CACHE") or Path.home() / ".cache" / "pytest-autoresearch-corpus")
 
-_REWRITE_WARNING = (
-    "needs trial-start: under filterwarnings = error a trial's pytest stops at start-up on "
-    "'PytestAssertRewriteWarning: Module already imported so cannot be rewritten; pytest_autoresearch' "
-    "(ERROR: autoresearch: the baseline's pytest session did not finish (exit code 1))"
-)
-_NO_CACHE = (
-    "needs trial-start: with -p no:cacheprovider a trial is still given -o cache_dir=..., which --strict-config "
-    "rejects ('ERROR: Unknown config option: cache_dir' in the trial's output), and the loop then says "
-    "'ERROR: autoresearch: the primary fitness test ... recorded no score'"
-)
 _BENCHMARK_JSON = (
     "needs timing: the re-score of the final best passes --benchmark-json (pytest_autoresearch/benchmark.py, "
     "rescore_args) to a suite with no benchmark, and pytest-benchmark's 'PytestBenchmarkWarning: Not saving anything, "
     "no benchmarks have been run!' is an error under filterwarnings = error: 'WARNING: the final best did not "
     "reproduce: trial 2 failed in a fresh clone outside the run: the pytest session did not finish (exit code 1)'"
 )
-#: case -> project -> the fix it waits for (see the module docstring); each reason quotes what today's main says.
+#: case -> project -> the fix it waits for (see the module docstring); each reason quotes what main says.
 NEEDS: dict[str, dict[str, str]] = {
     "plain": {},
-    "mutate": {"hepunits": _REWRITE_WARNING},
-    "replay": {"hepunits": _REWRITE_WARNING + "; then " + _BENCHMARK_JSON},
-    # a project whose pytest configuration is pyproject.toml's native [tool.pytest] table is told to use [tool.pytest.ini_options]
-    "hint": {
-        "exceptiongroup": "needs config-carry: the hint for a missing surface names the project's own [tool.pytest] "
-        "table ('autoresearch_mutable is not set: list the files the agent may change, e.g. in pyproject.toml under "
-        '[tool.pytest.ini_options]: autoresearch_mutable = ["model.py"]\')'
-    },
-    "sigterm": {
-        "pebble": "needs trial-start: a forked worker inherits the trial's SIGTERM handler (trial_plugin.arm: "
-        "killpg with SIGKILL), so a pool that terminates its worker kills the whole trial: 'ERROR: autoresearch: "
-        "the baseline's pytest session did not finish (exit code -9)' (plain pytest: 1 passed)"
-    },
-    "no-cache": {
-        "exceptiongroup": _NO_CACHE,
-        "hepunits": _REWRITE_WARNING + "; and " + _NO_CACHE + "; then " + _BENCHMARK_JSON,
-    },
+    "mutate": {},
+    "replay": {"hepunits": _BENCHMARK_JSON},
+    "hint": {},
+    "sigterm": {},
+    "no-cache": {"hepunits": _BENCHMARK_JSON},
 }
 
 #: The projects whose own pytest configuration has --strict-config.
