@@ -45,7 +45,7 @@ _BENCHMARK_JSON = (
     "needs timing: the re-score of the final best passes --benchmark-json (pytest_autoresearch/benchmark.py, "
     "rescore_args) to a suite with no benchmark, and pytest-benchmark's 'PytestBenchmarkWarning: Not saving anything, "
     "no benchmarks have been run!' is an error under filterwarnings = error: 'WARNING: the final best did not "
-    "reproduce: trial 2 failed in a fresh clone outside the run: the pytest session did not finish (exit code 1)'"
+    "reproduce: trial N failed in a fresh clone outside the run: the pytest session did not finish (exit code 1)'"
 )
 #: case -> project -> the fix it waits for (see the module docstring); each reason quotes what main says.
 NEEDS: dict[str, dict[str, str]] = {
