@@ -12,9 +12,13 @@ ignored yet present, as for a user who built it), and then used as a user would:
 3. with ``replay``, a change that improves the score and passes is kept, one that improves the
    score but fails a test of the project's is not;
 
-and in both loops the user's checkout is left as it was. The sdists are cached in
-``$AUTORESEARCH_CORPUS_CACHE`` (default ``~/.cache/pytest-autoresearch-corpus``); a project that
-pip cannot fetch is skipped with the reason. All of it is slow: it runs with ``--slow``.
+and in both loops the user's checkout is left as it was. Beside those: a missing surface is asked
+for in the project's own config file and table; ``-p no:cacheprovider`` works under the project's
+``--strict-config``; pebble's pool tests, whose workers get SIGTERM, pass in a trial. The sdists
+are cached in ``$AUTORESEARCH_CORPUS_CACHE`` (default ``~/.cache/pytest-autoresearch-corpus``); a
+project that pip cannot fetch is skipped with the reason. The project runs wait for ``--slow``
+(about 70 s with ``-n 2`` on two cores, once the sdists are cached); the harness's own checks at
+the end are quick.
 
 Cases that need a fix not yet on main are ``xfail(strict=True)`` with the fix named (``NEEDS``),
 so that each flips to a failure, to be unmarked, the day its fix lands.
