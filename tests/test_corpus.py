@@ -7,8 +7,8 @@ ignored yet present, as for a user who built it), and then used as a user would:
 1. its own tests give the same outcomes with the plugin installed as without it, and with the
    fitness test and the README's ini lines added, the same plus one passed fitness test;
 2. ``pytest --autoresearch`` with ``mutate`` runs a baseline and trials, and whatever it kept
-   passes the project's own suite (on a code-only surface, with no constants for ``mutate`` to
-   change, it says so in one line before anything runs);
+   passes the project's own suite (on toolz and cachetools, whose only numeric knobs are
+   functions' defaults, those are what it tunes);
 3. with ``replay``, a change that improves the score and passes is kept, one that improves the
    score but fails a test of the project's is not;
 
@@ -45,20 +45,14 @@ from helpers import GIT_ENV
 
 CACHE = Path(os.environ.get("AUTORESEARCH_CORPUS_CACHE") or Path.home() / ".cache" / "pytest-autoresearch-corpus")
 
-_BENCHMARK_JSON = (
-    "needs timing: the re-score of the final best passes --benchmark-json (pytest_autoresearch/benchmark.py, "
-    "rescore_args) to a suite with no benchmark, and pytest-benchmark's 'PytestBenchmarkWarning: Not saving anything, "
-    "no benchmarks have been run!' is an error under filterwarnings = error: 'WARNING: the final best did not "
-    "reproduce: trial N failed in a fresh clone outside the run: the pytest session did not finish (exit code 1)'"
-)
 #: case -> project -> the fix it waits for (see the module docstring); each reason quotes what main says.
 NEEDS: dict[str, dict[str, str]] = {
     "plain": {},
     "mutate": {},
-    "replay": {"hepunits": _BENCHMARK_JSON},
+    "replay": {},
     "hint": {},
     "sigterm": {},
-    "no-cache": {"hepunits": _BENCHMARK_JSON},
+    "no-cache": {},
 }
 
 #: The projects whose own pytest configuration has --strict-config.
@@ -291,13 +285,6 @@ def test_mutate_keeps_only_what_passes_the_projects_own_tests(project: Corpus, t
     root = checkout(project, tmp_path, user=True)
     before = snapshot(root)
     result = loop(root, "--autoresearch-agent=mutate:1", "--autoresearch-trials=2", tag="m")
-    if not project.constants:  # code only: mutate says so before anything runs, and nothing is created
-        errors = [line for line in result.errlines + result.outlines if line.startswith("ERROR: autoresearch:")]
-        surface = ", ".join(sorted(project.surface))
-        assert result.ret != 0 and len(errors) == 1, why(result, root, "m")
-        assert errors[0].startswith(f"ERROR: autoresearch: agent mutate:1: mutate found nothing it can change in {surface}"), errors[0]
-        assert snapshot(root) == before and not (root / ".autoresearch" / "m").exists()
-        return
     assert result.ret == 0, why(result, root, "m")
     table = rows(root, "m")
     statuses = [r["status"] for r in table]
@@ -325,7 +312,8 @@ def test_replay_keeps_the_passing_change_and_discards_the_breaking_one(project: 
     assert result.ret == 0, why(result, root, "r")
     table = rows(root, "r")
     assert [r["status"] for r in table] == ["baseline", "crash", "keep"], ([(r["status"], r["reason"]) for r in table], why(result, root, "r"))
-    assert float(table[2]["score"]) < float(table[0]["score"])
+    better = float(table[2]["score"]) - float(table[0]["score"])
+    assert better < 0 if project.goal == "min" else better > 0, (table[0]["score"], table[2]["score"])
     assert snapshot(root) == before, "the loop changed the user's checkout"
     changed = git(root, "diff", "--name-only", "main", "autoresearch/r").splitlines()
     assert changed == [rel for rel, _, _ in project.keep]

@@ -35,11 +35,15 @@ class Corpus:
     convert: tuple[Edit, ...] = ()  # applied to the project itself before its first commit
     generated: tuple[str, ...] = ()  # files the build made that git ignores (present in the checkout)
     terminated: tuple[str, ...] = ()  # own tests whose multiprocessing workers get SIGTERM (a case of their own)
-    constants: bool = True  # the surface has numeric constants for mutate (code-only projects have none)
 
     @property
     def fitness_source(self) -> str:
         return (HERE / self.name / "fitness.py").read_text(encoding="utf-8")
+
+    @property
+    def goal(self) -> str:
+        """The fitness test's goal, as its marker says."""
+        return "max" if 'goal="max"' in self.fitness_source else "min"
 
     @property
     def fitness_path(self) -> str:
@@ -79,47 +83,38 @@ PROJECTS = (
     ),
     Corpus(
         name="toolz",
-        constants=False,
         version="1.0.0",
         sha256="2c86e3d9a04798ac556793bced838816296a2f085017664e4995cb40a1047a02",
-        covers="tests inside the package (toolz/tests); configuration only in setup.cfg",
+        covers="tests inside the package (toolz/tests); configuration only in setup.cfg; "
+        "a surface whose only knob is a function's default (fold's chunksize)",
         tests_dir="toolz/tests",
         own_tests=(),
         config=(
             "setup.cfg",
             "[tool:pytest]",
-            "pythonpath = .\nautoresearch_mutable = toolz/itertoolz.py\n",
+            "pythonpath = .\nautoresearch_mutable = toolz/sandbox/parallel.py toolz/itertoolz.py\n",
         ),
-        keep=(
-            (
-                "toolz/itertoolz.py",
-                "    We use chain.from_iterable rather than ``chain(*seqs)`` so that seqs\n    can be a generator.\n\n",
-                "",
-            ),
-        ),
+        keep=(("toolz/sandbox/parallel.py", "map=map, chunksize=128, combine=None):", "map=map, chunksize=512, combine=None):"),),
         breaks=(
-            (
-                "toolz/itertoolz.py",
-                "    We use chain.from_iterable rather than ``chain(*seqs)`` so that seqs\n    can be a generator.\n\n",
-                "",
-            ),
+            ("toolz/sandbox/parallel.py", "map=map, chunksize=128, combine=None):", "map=map, chunksize=512, combine=None):"),
             ("toolz/itertoolz.py", "    seq = iter(seq)\n    next(seq)\n    return next(seq)\n", "    return next(iter(seq))\n"),
         ),
     ),
     Corpus(
         name="cachetools",
-        constants=False,
         version="5.5.2",
         sha256="1a661caa9175d26759571b2e19580f9d6393969e5dfca11fdb1f947a23e640d4",
-        covers="src layout; configuration only in tox.ini (a [pytest] section beside tox's own)",
+        covers="src layout; configuration only in tox.ini (a [pytest] section beside tox's own); "
+        "the decorators' default maxsize tuned for a workload",
         tests_dir="tests",
         own_tests=(),
         src=True,
-        config=("tox.ini", "[pytest]", "pythonpath = src\nautoresearch_mutable = src/cachetools/__init__.py\n"),
-        keep=(("src/cachetools/__init__.py", '        """Remove and return the `(key, value)` pair first inserted."""\n', ""),),
+        config=("tox.ini", "[pytest]", "pythonpath = src\nautoresearch_mutable = src/cachetools/func.py\n"),
+        keep=(("src/cachetools/func.py", "def lru_cache(maxsize=128, typed=False):", "def lru_cache(maxsize=256, typed=False):"),),
         breaks=(
-            ("src/cachetools/__init__.py", '        """Remove and return the `(key, value)` pair first inserted."""\n', ""),
-            ("src/cachetools/__init__.py", "self.__counter.most_common(1)", "self.__counter.most_common()[-1:]"),
+            ("src/cachetools/func.py", "def lru_cache(maxsize=128, typed=False):", "def lru_cache(maxsize=256, typed=False):"),
+            # the decorator used bare keeps 128 (test_func's test_decorator_user_function says so)
+            ("src/cachetools/func.py", "return _cache(LRUCache(128), 128, typed)(maxsize)", "return _cache(LRUCache(256), 256, typed)(maxsize)"),
         ),
     ),
     Corpus(
