@@ -112,4 +112,9 @@ def rescore_args(config: pytest.Config, folder: Path) -> list[str]:
     not to a path of the user's options that may lie in their checkout; later options win."""
     if not hasattr(config.option, "benchmark_storage"):
         return []
-    return [f"--benchmark-storage={(folder / 'benchmarks').as_uri()}", f"--benchmark-json={folder / 'benchmark.json'}"]
+    args = [f"--benchmark-storage={(folder / 'benchmarks').as_uri()}"]
+    if getattr(config.option, "benchmark_json", None):
+        # only when asked for: a JSON report of a suite without benchmarks is a warning, an
+        # error under filterwarnings = error
+        args.append(f"--benchmark-json={folder / 'benchmark.json'}")
+    return args

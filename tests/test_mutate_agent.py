@@ -106,6 +106,17 @@ def test_keyword_arguments_only_when_a_file_has_no_constants() -> None:
     assert targets_of("train.py", "LR = 0.1\n" + code) == {"LR": 0.1}
 
 
+def test_parameter_defaults_are_the_knobs_of_a_file_without_constants() -> None:
+    """A library's knobs are often only its functions' defaults (cachetools' lru_cache(maxsize=128))."""
+    code = (
+        "def lru_cache(maxsize=128, typed=False):\n    return maxsize\n\n"
+        "class Pool:\n    def __init__(self, workers=4, *, timeout=2.5, name='p'):\n        pass\n\n"
+        "if __name__ == '__main__':\n    def main(n=3):\n        pass\n"
+    )
+    assert targets_of("func.py", code) == {"lru_cache(maxsize)": 128, "Pool.__init__(workers)": 4, "Pool.__init__(timeout)": 2.5}
+    assert targets_of("func.py", "CACHE = 64\n" + code) == {"CACHE": 64}
+
+
 def test_literals_inside_functions_are_never_touched() -> None:
     text = "def f(xs):\n    total = 0.0\n    for i in range(10):\n        total += xs[i] * 2\n    return total\n"
     assert targets_of("model.py", text) == {}

@@ -3,7 +3,8 @@
 A literal is a setting when it is a module- or class-level constant of a Python file
 (``LR = 0.01``, ``BETAS = (0.9, 0.95)``, ``USE_BIAS = True``) or a ``key = number`` line of a
 config file. A Python file with no such constant offers its numeric keyword arguments instead
-(``SGD(params, lr=0.01)``), at a lower weight. Everything else is code, and changing it changes
+(``SGD(params, lr=0.01)``) and the numeric defaults of its functions' parameters
+(``def lru_cache(maxsize=128)``: a library's knobs are often only there), at a lower weight. Everything else is code, and changing it changes
 what the program does rather than how well: positional call arguments, ``range()`` bounds, loop,
 slice and index literals, comparisons, keyword arguments that count or index (``step=2``) or that
 sit where they steer control flow. Mutating those mostly breaks or hangs a trial (a hung trial
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Mapping
 Value = bool | int | float
 
 #: How often a kind of target is drawn, relative to a constant.
-WEIGHTS = {"constant": 1.0, "config": 1.0, "keyword": 0.25}
+WEIGHTS = {"constant": 1.0, "config": 1.0, "keyword": 0.25, "parameter": 0.25}
 
 # Tuning a random seed only fits the evaluator's noise, so seeds are never targets.
 _SKIP_NAME = re.compile(r"seed|random_state|^_*version(_info)?_*$|^__\w+__$", re.IGNORECASE)
@@ -126,7 +127,7 @@ def _python_targets(path: str, text: str) -> list[Target]:
 
     def make(name: str, node: ast.expr, kind: str) -> Target | None:
         value = _literal(node)
-        if value is None or (isinstance(value, bool) and kind == "keyword"):
+        if value is None or (isinstance(value, bool) and kind in ("keyword", "parameter")):
             return None
         start = offset(node.lineno, node.col_offset)
         end = offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
@@ -137,6 +138,7 @@ def _python_targets(path: str, text: str) -> list[Target]:
     found = [t for name, node in _constants(tree.body, "") if (t := make(name, node, "constant"))]
     if not found:
         found = [t for name, node in _keywords(tree) if (t := make(name, node, "keyword"))]
+        found += [t for name, node in _parameter_defaults(tree) if (t := make(name, node, "parameter"))]
     return [t for t in found if not _SKIP_NAME.search(t.name.rsplit(".", 1)[-1].split("[")[0])]
 
 
@@ -203,6 +205,31 @@ def _keywords(tree: ast.Module) -> Iterator[tuple[str, ast.expr]]:
                     yield from walk(item, steers)
 
     yield from walk(tree, False)
+
+
+def _parameter_defaults(tree: ast.Module) -> Iterator[tuple[str, ast.expr]]:
+    """Defaults of the parameters of module- and class-level functions (``fold(chunksize)``),
+    outside guards: what a caller gets without asking, a library's tuning knob. Unlike a keyword
+    argument of a call, a default's name says nothing of how the body uses it, so names that
+    count or index are not left out; a default that breaks the project's tests is discarded."""
+
+    def defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef, prefix: str) -> Iterator[tuple[str, ast.expr]]:
+        args = fn.args
+        positional = [*args.posonlyargs, *args.args]
+        pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults), *zip(args.kwonlyargs, args.kw_defaults)]
+        yield from ((f"{prefix}{fn.name}({a.arg})", d) for a, d in pairs if d is not None)
+
+    def walk(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.expr]]:
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield from defaults(stmt, prefix)
+            elif isinstance(stmt, ast.ClassDef) and not _is_enumeration(stmt):
+                yield from walk(stmt.body, f"{prefix}{stmt.name}.")
+            elif isinstance(stmt, ast.If) and not is_guard(stmt.test):
+                yield from walk(stmt.body, prefix)
+                yield from walk(stmt.orelse, prefix)
+
+    yield from walk(tree.body, "")
 
 
 def _steers(node: ast.AST, field: str) -> bool:
