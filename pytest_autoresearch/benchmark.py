@@ -14,6 +14,7 @@ JSON and CSV output, histograms, comparisons and profile dumps, and undoes ``--b
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,6 +72,10 @@ def measured(item: pytest.Item, stat: str) -> Measured:
     return Measured(float(getattr(stats, stat)), float(stats.iqr), int(stats.rounds))
 
 
+#: Whether the user's options asked pytest-benchmark for a JSON report (before :func:`quiet`).
+_JSON_ASKED = pytest.StashKey[bool]()
+
+
 def quiet(config: pytest.Config, trial: bool) -> None:
     """Keep pytest-benchmark, where installed, from writing files and, in a trial, from creating
     its storage folder in the worktree or skipping tests. Called before pytest-benchmark's own
@@ -78,8 +83,13 @@ def quiet(config: pytest.Config, trial: bool) -> None:
     option = config.option
     if not hasattr(option, "benchmark_storage"):
         return
-    if trial and (cache := _cache_dir(config)) is not None:  # the folder is made when pytest-benchmark starts, saving or not
-        option.benchmark_storage = (cache / "benchmarks").as_uri()
+    config.stash[_JSON_ASKED] = bool(getattr(option, "benchmark_json", None))
+    # the storage folder is made when pytest-benchmark starts, saving or not: a trial's goes to
+    # its cache (or, with the cache plugin off, its own temporary folder, removed with it), the
+    # driver's (which runs no test) to the temporary folder, never to a path in your checkout
+    cache = _cache_dir(config) if trial else None
+    where = cache / "benchmarks" if cache is not None else Path(tempfile.gettempdir()) / "pytest-autoresearch-benchmarks"
+    option.benchmark_storage = where.as_uri()
     for name, value in (
         ("benchmark_save", None),
         ("benchmark_autosave", False),
@@ -113,7 +123,7 @@ def rescore_args(config: pytest.Config, folder: Path) -> list[str]:
     if not hasattr(config.option, "benchmark_storage"):
         return []
     args = [f"--benchmark-storage={(folder / 'benchmarks').as_uri()}"]
-    if getattr(config.option, "benchmark_json", None):
+    if config.stash.get(_JSON_ASKED, False) or getattr(config.option, "benchmark_json", None):
         # only when asked for: a JSON report of a suite without benchmarks is a warning, an
         # error under filterwarnings = error
         args.append(f"--benchmark-json={folder / 'benchmark.json'}")

@@ -364,6 +364,8 @@ def test_a_benchmark_fitness_test_drives_the_loop(project: Project, monkeypatch:
     assert kept < baseline / 5 < worse
     assert "time_rounds" in rows[0] and int(float(rows[0]["time_rounds"])) >= 5
     assert project.snapshot() == before
+    made = [name for name in (".saved", ".benchmarks", "bench.json") if (project.path / name).exists()]
+    assert not made, f"pytest-benchmark's folders in the checkout: {made}"  # empty folders escape git
     log = (project.path / ".autoresearch" / "t" / "trials" / "001.log").read_text()
     assert "tests/test_gate.py ." in log, log  # run, not skipped by --benchmark-only
     assert "benchmark data" not in log  # neither "Wrote" (JSON) nor "Saved" (storage)
