@@ -62,3 +62,26 @@ def _package_metadata_stays_findable(request: pytest.FixtureRequest) -> Iterator
     except importlib.metadata.PackageNotFoundError:
         how = "NOT repaired"
     warnings.warn(f"{request.node.nodeid} left importlib.metadata finding no distribution ({how}); sys.meta_path={sys.meta_path!r}")
+
+
+#: Test modules about pytest-benchmark itself: their pytest runs load it as a user's would.
+_WITH_PYTEST_BENCHMARK = ("test_timing",)
+
+
+@pytest.fixture(autouse=True)
+def _pytest_benchmark_left_out(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-benchmark is installed for ``test_timing.py``, and loading it costs each pytest
+    start about 0.25 s here; the suite starts pytest some thousands of times (pytester runs,
+    loops, their trials), so those runs leave it out (``-p no:benchmark`` in PYTEST_ADDOPTS, which
+    trials inherit) unless the test is about it. Set after ``pytester`` and ``project``, which
+    clear PYTEST_ADDOPTS."""
+    if request.module.__name__.rsplit(".", 1)[-1] in _WITH_PYTEST_BENCHMARK:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("pytest_benchmark") is None:
+        return
+    for name in ("project", "pytester"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+    monkeypatch.setenv("PYTEST_ADDOPTS", (os.environ.get("PYTEST_ADDOPTS", "") + " -p no:benchmark").strip())

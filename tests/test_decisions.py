@@ -95,7 +95,9 @@ def test_a_noisy_evaluator_keeps_only_what_beats_the_noise(project: Project) -> 
         ),
         "--autoresearch-trials=3",
     )
-    assert result.ret == 0, result.stdout.str()
+    # exit 1 only for the final re-score, when its fresh runs land beyond the rule by chance (true
+    # noise, unseeded: a mean 3 sigma off about once in a few hundred runs); the decisions stand
+    assert result.ret == 0 or "WARNING: the final best did not reproduce" in result.stdout.str(), result.stdout.str()
     rows = project.rows()
     assert rows[0]["runs"] == "5" and float(rows[0]["spread"]) > 0  # noise seen: the baseline ran 5 times
     assert [r["status"] for r in rows[1:3]] == ["discard", "discard"]
