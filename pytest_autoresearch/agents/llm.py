@@ -81,7 +81,6 @@ class LitellmAgent(Agent):
         self.provider = provider
         # litellm names the base of a local provider (Ollama's localhost:11434) when none is given
         self.endpoint = endpoint_for(provider, api_base or served_at)
-        self._checked = False
         self.prompt_budget = max_prompt_tokens or self._model_limit() or DEFAULT_PROMPT_TOKENS
         if provider == "openai" and api_base and "api_key" not in self.model_args and not os.environ.get("OPENAI_API_KEY"):
             # a local OpenAI-compatible server needs no key, but the OpenAI client insists on one
@@ -91,17 +90,16 @@ class LitellmAgent(Agent):
         where = f" at {self.api_base}" if self.api_base else ""
         return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens)"
 
-    def preflight(self, files: Mapping[str, str] | None = None) -> str | None:
+    def preflight(self, files: Mapping[str, str]) -> str | None:
         """Why this agent cannot work, found with one cheap request before the baseline, or None:
         a dead, mistyped or wrong-model endpoint stops the run there with one clear line instead
-        of after it, retried for minutes. Asked once; later calls answer None.
+        of after it, retried for minutes.
 
         A connection that is refused, a host that does not resolve, or no answer is a reason. A
         server named by ``api_base`` is asked for its models; only when it lists others is the
         model asked for one token, since some servers (llama.cpp) answer for any name."""
-        if self._checked or self.endpoint is None:
+        if self.endpoint is None:
             return None
-        self._checked = True
         endpoint = self.endpoint
         problem = connect_problem(endpoint)
         if problem:
