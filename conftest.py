@@ -81,6 +81,12 @@ SANDBOXED = re.compile(r"[\[-]sandbox\]$")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", default=False, help="also run the tests marked slow (.ci/run does)")
+    parser.addoption(
+        "--local-model",
+        action="store_true",
+        default=False,
+        help="also run the tests marked local_model: a real small model served on 127.0.0.1 (minutes; CI never does)",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -101,6 +107,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("local_model"):
+        left_out = pytest.mark.skip(reason="a real local model: run with --local-model (see ../shared/local-model/README.md)")
+        for item in items:
+            if item.get_closest_marker("local_model"):
+                item.add_marker(left_out)
     for item in items:
         if item.nodeid.split("[")[0] in LONG_RUNS or SANDBOXED.search(item.nodeid):
             item.add_marker(pytest.mark.slow)

@@ -164,6 +164,10 @@ class LitellmAgent(Agent):
             )
         return prompt, 0, False
 
+    def _messages(self, prompt: Prompt) -> list[dict[str, Any]]:
+        """The request's messages for this model's provider."""
+        return prompt.messages()
+
     # -- the request -------------------------------------------------------------------
 
     def propose(self, context: ProposalContext) -> Proposal:
@@ -217,7 +221,7 @@ class LitellmAgent(Agent):
             try:
                 return lit.completion(
                     model=self.model,
-                    messages=prompt.messages(),
+                    messages=self._messages(prompt),
                     api_base=self.api_base,
                     timeout=self.timeout,
                     num_retries=0,

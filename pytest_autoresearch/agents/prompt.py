@@ -23,8 +23,19 @@ _FENCE_LANG = {".py": "python", ".sql": "sql", ".toml": "toml", ".yaml": "yaml",
 
 @dataclasses.dataclass(frozen=True)
 class Prompt:
+    """A trial's prompt in the order that lets a provider cache it: the system part (policy and
+    answer format) and ``stable`` (the files and read-only context, unchanged until a keep) come
+    first and are the same from trial to trial; ``recent`` (the task, the log, the last failure)
+    changes every trial and comes last."""
+
     system: str
-    user: str
+    stable: str
+    recent: str
+
+    @property
+    def user(self) -> str:
+        """The user message as one text: the stable part first."""
+        return f"{self.stable}\n\n{self.recent}" if self.stable else self.recent
 
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
@@ -123,13 +134,14 @@ def render_prompt(
         "when it has any), or, with fewer lines, stays as good within that noise.",
         "Mutable files (the only ones you may change): " + ", ".join(sorted(context.files)) + ".",
     ]
-    sections = ["\n".join(task), "## Mutable files (the current best)\n\n" + "\n\n".join(_fence(p, t) for p, t in sorted(context.files.items()))]
+    stable = []  # frozen context first: it never changes, the surface changes with each keep
     if include_context_files and context.context_files:
-        sections.append(
+        stable.append(
             "## Read-only context (frozen: do not edit)\n\n"
             + "\n\n".join(_fence(p, t) for p, t in sorted(context.context_files.items()))
         )
-    sections.append(history_section(context.history, history_limit))
+    stable.append("## Mutable files (the current best)\n\n" + "\n\n".join(_fence(p, t) for p, t in sorted(context.files.items())))
+    sections = ["\n".join(task), history_section(context.history, history_limit)]
     if context.last_failure:
         failure = context.last_failure
         if len(failure) > FAILURE_CHARS:
@@ -137,4 +149,4 @@ def render_prompt(
         sections.append("## The last failed trial\n\n```\n" + failure.rstrip() + "\n```")
     sections.append(f"Propose one change for trial {context.trial}.")
     system = f"{context.program.rstrip()}\n\n## How to answer\n\n{instructions.strip()}"
-    return Prompt(system=system, user="\n\n".join(sections) + "\n")
+    return Prompt(system=system, stable="\n\n".join(stable), recent="\n\n".join(sections) + "\n")
