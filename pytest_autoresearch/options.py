@@ -136,6 +136,34 @@ OPTIONS: tuple[Option, ...] = (
         ini="string",
     ),
     Option(
+        "autoresearch_agent_tools",
+        "whether the litellm agent's model may call tools (read a file's lines, search, list the files) "
+        "before it answers: 'auto' (when litellm says the model supports function calling), 'on' (e.g. a "
+        f"llama.cpp server with a function-calling chat format) or 'off' (one prompt, one answer); default {d.AGENT_TOOLS}",
+        ini="string",
+        default=d.AGENT_TOOLS,
+    ),
+    Option(
+        "autoresearch_agent_turns",
+        "model requests in one trial's tool-using conversation, the answer's included; the last one asks "
+        f"for the answer without tools (default {stated(d.AGENT_TURNS)})",
+        ini="string",
+        default=d.AGENT_TURNS,
+    ),
+    Option(
+        "autoresearch_agent_tokens",
+        "prompt and completion tokens one trial's tool-using conversation may use in all; once the next "
+        f"request would pass them, the model is asked for its answer (default {stated(d.AGENT_TOKENS_FACTOR)}x "
+        "the prompt budget)",
+        ini="string",
+    ),
+    Option(
+        "autoresearch_agent_seconds",
+        f"seconds one trial's tool-using conversation may take in all (default {stated(d.AGENT_SECONDS)}, "
+        "never less than autoresearch_agent_timeout)",
+        ini="string",
+    ),
+    Option(
         "autoresearch_carry",
         "paths, folders or globs (relative to the rootdir) of untracked files the trials need, e.g. a data folder "
         "git ignores, a generated _version.py, **/*.mo: linked into each worktree and kept when a trial's leftovers "

@@ -51,6 +51,10 @@ class Settings:
     context: tuple[str, ...] = ()
     agent_timeout: float = defaults.AGENT_TIMEOUT
     max_prompt_tokens: int | None = None
+    agent_tools: str = defaults.AGENT_TOOLS  # "auto", "on" or "off"
+    agent_turns: int = defaults.AGENT_TURNS
+    agent_tokens: int | None = None  # None: AGENT_TOKENS_FACTOR x the prompt budget
+    agent_seconds: float | None = None  # None: AGENT_SECONDS, at least agent_timeout
     carry: tuple[str, ...] = ()
     setup: str | None = None  # autoresearch_setup: a shell command run once in each new worktree
     pass_env: tuple[str, ...] = ()
@@ -271,6 +275,7 @@ def load_settings(config: pytest.Config) -> Settings:
         context=tuple(config.getini("autoresearch_context")),
         agent_timeout=_setting(config, "autoresearch_agent_timeout", _seconds),
         max_prompt_tokens=int(max_prompt_tokens) if max_prompt_tokens else None,
+        **_conversation(config),
         carry=tuple(config.getini("autoresearch_carry")),
         setup=str(config.getini("autoresearch_setup")).strip() or None,
         pass_env=tuple(config.getini("autoresearch_pass_env")),
@@ -290,6 +295,24 @@ def load_settings(config: pytest.Config) -> Settings:
         patience=_optional(config, "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
         **_throughput(config),
     )
+
+
+def _tools_mode(raw: str, where: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("auto", "on", "off"):
+        raise pytest.UsageError(f"autoresearch: autoresearch_agent_tools from {where} must be auto, on or off, got {raw!r}")
+    return value
+
+
+def _conversation(config: pytest.Config) -> dict[str, object]:
+    """The litellm agent's tool use and the caps on one trial's conversation."""
+    tokens = _optional(config, "autoresearch_agent_tokens", lambda r, w: _count(r, w, "token cap", 1))
+    return {
+        "agent_tools": _setting(config, "autoresearch_agent_tools", _tools_mode),
+        "agent_turns": _setting(config, "autoresearch_agent_turns", lambda r, w: _count(r, w, "number of turns", 1)),
+        "agent_tokens": tokens,
+        "agent_seconds": _optional(config, "autoresearch_agent_seconds", lambda r, w: _positive(r, w, "conversation time")),
+    }
 
 
 def _throughput(config: pytest.Config) -> dict[str, object]:

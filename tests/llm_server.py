@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1, for driving the real litellm client.
 
-Each test starts one, queues the answers it should give (chat completions or HTTP errors),
-points the loop at it, and reads back the requests it received. ``models`` set, it lists them at
+Each test starts one, queues the answers it should give (chat completions, completions that call
+tools, or HTTP errors), points the loop at it, and reads back the requests it received. ``models`` set, it lists them at
 ``GET /v1/models`` (the agent's check before the baseline); ``close_after_models`` makes it stop
 listening right after that, a server that goes away once the run has started.
 """
@@ -20,6 +20,16 @@ from typing import Any
 def answer(content: str, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict[str, Any]:
     """A successful chat completion."""
     return {"content": content, "usage": (prompt_tokens, completion_tokens)}
+
+
+def tool_calls(*calls: tuple[str, object], content: str | None = None, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict[str, Any]:
+    """A completion that calls tools: each call is (name, arguments), the arguments a dict (sent
+    as JSON) or a string sent as it is (malformed JSON, say)."""
+    entries = [
+        {"id": f"call_{i}_{name}", "type": "function", "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+        for i, (name, args) in enumerate(calls)
+    ]
+    return {"content": content, "tool_calls": entries, "usage": (prompt_tokens, completion_tokens)}
 
 
 def error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -60,6 +70,9 @@ class ScriptedServer:
                     self._send(step["status"], payload, step["headers"])
                     return
                 prompt, completion = step["usage"]
+                message: dict[str, Any] = {"role": "assistant", "content": step["content"]}
+                if step.get("tool_calls"):
+                    message["tool_calls"] = step["tool_calls"]
                 self._send(
                     200,
                     {
@@ -68,7 +81,7 @@ class ScriptedServer:
                         "created": int(time.time()),
                         "model": body.get("model", "scripted"),
                         "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": step["content"]}, "finish_reason": "stop"}
+                            {"index": 0, "message": message, "finish_reason": "tool_calls" if step.get("tool_calls") else "stop"}
                         ],
                         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
                     },
@@ -99,7 +112,16 @@ class ScriptedServer:
 
     def prompts(self) -> list[str]:
         """The text of every request's messages, in order."""
-        return ["\n".join(m.get("content", "") for m in r["body"].get("messages", [])) for r in self.requests]
+        return ["\n".join(_text(m.get("content")) for m in r["body"].get("messages", [])) for r in self.requests]
+
+
+def _text(content: object) -> str:
+    """A message's text: a string, none (an assistant message that only calls tools), or content blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, list):
+        return "\n".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    return str(content)
 
 
 @contextmanager

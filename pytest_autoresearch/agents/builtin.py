@@ -38,6 +38,10 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
                 model_args=settings.model_args,
                 timeout=settings.agent_timeout,
                 max_prompt_tokens=settings.max_prompt_tokens,
+                tools=settings.agent_tools,
+                turns=settings.agent_turns,
+                max_tokens=settings.agent_tokens,
+                max_seconds=settings.agent_seconds,
             )
         from .command import CommandAgent
 

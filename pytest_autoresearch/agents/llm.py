@@ -2,7 +2,10 @@
 local OpenAI-compatible server such as vLLM, Ollama or llama.cpp) as the mutation operator.
 
 Each trial is one request: the prompt (policy, task, files, history, last failure) fitted
-to the model's context window, and one answer parsed into a proposal. Transport failures
+to the model's context window, and one answer parsed into a proposal. For a model that calls
+functions (``autoresearch_agent_tools``), a trial is instead a bounded conversation in which the
+model reads and searches the files with tools before it answers (:mod:`.conversation`); a server
+that rejects tools gets the one-shot prompt for the rest of the run. Transport failures
 (429, 5xx, timeouts, dropped connections) are retried here, with backoff, and never become
 trials; litellm's and the SDK's own retries are switched off so attempts do not multiply.
 Authentication and unknown-model errors stop the loop at once, and so does an endpoint that
@@ -25,8 +28,10 @@ from ..core import defaults
 from ..proposals.proposal import Proposal
 from ..core.records import Usage
 from .base import Agent, AgentError, ProposalContext
+from .conversation import Caps, ToolsRejected, converse, instructions
 from .endpoint import PROBE_TIMEOUT, connect_problem, endpoint_for, lists, served_models, unreachable
 from .prompt import Prompt, render_prompt
+from .tools import Toolbox
 
 DEFAULT_PROMPT_TOKENS = defaults.PROMPT_TOKENS
 #: history lengths tried, longest first, when a prompt does not fit the context window
@@ -63,6 +68,10 @@ class LitellmAgent(Agent):
         timeout: float = defaults.AGENT_TIMEOUT,
         max_prompt_tokens: int | None = None,
         max_transport_wait: float = MAX_TRANSPORT_WAIT,
+        tools: str = defaults.AGENT_TOOLS,
+        turns: int = defaults.AGENT_TURNS,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -85,10 +94,24 @@ class LitellmAgent(Agent):
         if provider == "openai" and api_base and "api_key" not in self.model_args and not os.environ.get("OPENAI_API_KEY"):
             # a local OpenAI-compatible server needs no key, but the OpenAI client insists on one
             self.model_args["api_key"] = "no-key"
+        self.tools = tools == "on" or (tools == "auto" and self._supports_tools())
+        self.caps = Caps(
+            turns=turns,
+            tokens=max_tokens or defaults.AGENT_TOKENS_FACTOR * self.prompt_budget,
+            seconds=max(max_seconds or defaults.AGENT_SECONDS, timeout),
+        )
+
+    def _supports_tools(self) -> bool:
+        """Whether litellm knows the model calls functions (an unknown local model: no)."""
+        try:
+            return bool(self.litellm.supports_function_calling(self.model))
+        except Exception:
+            return False
 
     def describe(self) -> str:
         where = f" at {self.api_base}" if self.api_base else ""
-        return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens)"
+        tools = f", tools: up to {self.caps.turns} requests a trial" if self.tools else ""
+        return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens{tools})"
 
     def preflight(self, files: Mapping[str, str]) -> str | None:
         """Why this agent cannot work, found with one cheap request before the baseline, or None:
@@ -173,6 +196,10 @@ class LitellmAgent(Agent):
     def propose(self, context: ProposalContext) -> Proposal:
         from ..proposals.answers import ANSWER_FORMAT, parse_answer
 
+        if self.tools:
+            proposal = self._converse(context)
+            if proposal is not None:
+                return proposal
         prompt, limit, with_context = self._fit(context)
         try:
             response = self._complete(prompt, context)
@@ -195,6 +222,36 @@ class LitellmAgent(Agent):
         proposal = parse_answer(text, context.files, context.read)
         return dataclasses.replace(proposal, usage=self._usage(response), prompt=prompt.text(), answer=text)
 
+    def _converse(self, context: ProposalContext) -> Proposal | None:
+        """The trial as a conversation with tools; None when the server rejects tools, after
+        which this agent sends the one-shot prompt for the rest of the run."""
+        from ..proposals.answers import parse_answer
+
+        prompt, _, _ = self._fit(context)
+        prompt = dataclasses.replace(prompt, system=f"{prompt.system.rstrip()}\n\n{instructions(self.caps)}")
+        first = prompt.text()
+
+        def request(messages: list[dict[str, Any]], extra: dict[str, Any], seconds: float) -> Any:
+            return self._complete(messages, context, timeout=min(self.timeout, seconds), **extra)
+
+        try:
+            outcome = converse(self._messages(prompt), Toolbox(context), self.caps, request, self._usage)
+        except ToolsRejected as exc:
+            self.tools = False
+            context.note(f"{self.model} rejects tool calls ({exc}): one prompt and one answer per trial from now on")
+            return None
+        except self.litellm.ContextWindowExceededError:
+            return Proposal(
+                "(no answer)",
+                error=f"the conversation outgrew {self.model}'s context window: lower autoresearch_agent_tokens",
+                prompt=first,
+            )
+        kept = {"usage": outcome.usage, "prompt": first, "transcript": {"model": self.model, **outcome.transcript}}
+        if outcome.answer is None or outcome.error is not None:
+            return Proposal("(no answer)", error=outcome.error, answer=outcome.answer, **kept)
+        proposal = parse_answer(outcome.answer, context.files, context.read)
+        return dataclasses.replace(proposal, answer=outcome.answer, **kept)
+
     def _usage(self, response: Any) -> Usage:
         usage = getattr(response, "usage", None)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
@@ -209,8 +266,11 @@ class LitellmAgent(Agent):
             cost=float(cost) if cost is not None else None,
         )
 
-    def _complete(self, prompt: Prompt, context: ProposalContext) -> Any:
-        """One completion, retrying transport failures with backoff; None if the content filter refused."""
+    def _complete(self, prompt: Prompt | list[dict[str, Any]], context: ProposalContext, timeout: float | None = None, **extra: Any) -> Any:
+        """One completion of a prompt (or of a conversation's messages, with ``extra`` arguments
+        such as tools), retrying transport failures with backoff; None if the content filter refused.
+        A request with tools that the server rejects for them raises :class:`ToolsRejected`."""
+        messages = self._messages(prompt) if isinstance(prompt, Prompt) else prompt
         lit = self.litellm
         transient = (lit.RateLimitError, lit.InternalServerError, lit.ServiceUnavailableError, lit.APIConnectionError, lit.Timeout)
         fatal = (lit.AuthenticationError, lit.PermissionDeniedError, lit.NotFoundError)
@@ -221,12 +281,12 @@ class LitellmAgent(Agent):
             try:
                 return lit.completion(
                     model=self.model,
-                    messages=self._messages(prompt),
+                    messages=messages,
                     api_base=self.api_base,
-                    timeout=self.timeout,
+                    timeout=self.timeout if timeout is None else timeout,
                     num_retries=0,
                     max_retries=0,
-                    **self.model_args,
+                    **{**self.model_args, **extra},
                 )
             except lit.ContextWindowExceededError:
                 raise
@@ -256,12 +316,20 @@ class LitellmAgent(Agent):
                 context.note(f"{what}; retrying in {delay:.1f}s (attempt {attempt + 1})")
                 time.sleep(delay)
             except lit.BadRequestError as exc:
+                if extra.get("tools") and _names_tools(exc):
+                    raise ToolsRejected(_message(exc)) from None
                 raise AgentError(f"{self.model} rejected the request: {_message(exc)}") from None
 
 
 def _message(exc: BaseException) -> str:
     text = " ".join(str(getattr(exc, "message", exc)).split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _names_tools(exc: BaseException) -> bool:
+    """Whether a 400 is about the request's tools (a server without function calling)."""
+    text = str(getattr(exc, "message", exc)).lower()
+    return any(word in text for word in ("tool", "function"))
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -24,6 +24,15 @@ AGENT_TIMEOUT = 600.0
 MAX_FILE_KB = 1024.0
 #: the prompt budget in tokens when litellm does not know the model's input limit
 PROMPT_TOKENS = 32000
+#: whether the litellm agent lets the model call tools: "auto" (when litellm says it can), "on", "off"
+AGENT_TOOLS = "auto"
+#: model requests in one trial's tool-using conversation, the answer's included
+AGENT_TURNS = 8
+#: without autoresearch_agent_tokens, a conversation may use this many times the prompt budget
+#: (prompt and completion tokens of all its requests)
+AGENT_TOKENS_FACTOR = 4
+#: seconds one trial's conversation may take in all (never less than autoresearch_agent_timeout)
+AGENT_SECONDS = 600.0
 #: trials in flight at once
 WORKERS = 1
 #: where trials run

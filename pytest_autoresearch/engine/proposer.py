@@ -9,6 +9,7 @@ are kept beside the trial's log, and what the model calls cost is counted for th
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -118,10 +119,18 @@ class Proposer:
         return proposal
 
     def received(self, number: int, proposal: Proposal) -> None:
-        """Keep the prompt and answer beside the trial's log (for the audit); count the cost."""
+        """Keep the prompt, the answer and a tool-using conversation beside the trial's log (for
+        the audit); count the cost."""
+        trials = self.run.folder.trials
         for kind, text in (("prompt", proposal.prompt), ("answer", proposal.answer)):
             if text is not None:
-                (self.run.folder.trials / f"{number:03d}.{kind}.md").write_text(text, encoding="utf-8")
+                (trials / f"{number:03d}.{kind}.md").write_text(text, encoding="utf-8")
+        conversation = trials / f"{number:03d}.conversation.json"
+        if proposal.transcript is not None:
+            text = json.dumps(proposal.transcript, indent=1, ensure_ascii=False, default=str)
+            conversation.write_text(text + "\n", encoding="utf-8")
+        else:
+            conversation.unlink(missing_ok=True)  # an interrupted earlier attempt at this trial number left it
         if proposal.usage is None:
             return
         if proposal.usage.cost is not None:

@@ -126,9 +126,9 @@ class Recorder:
 
     def _own_files(self, entry: dict[str, Any], results: Sequence[RunResult]) -> list[str]:
         """The files the driver wrote for a trial: a log per run, a result file per run that
-        reported, the prompt and the answer (paths relative to the run folder)."""
+        reported, the prompt, the answer and a conversation (paths relative to the run folder)."""
         folder = self.files.folder
-        rels = [*entry["logs"], entry["prompt_file"], entry["answer_file"]]
+        rels = [*entry["logs"], entry["prompt_file"], entry["answer_file"], entry.get("conversation_file")]
         for r in results:
             if r.finished and r.log_path is not None and r.log_path.is_relative_to(folder):
                 rels.append(str(r.log_path.with_suffix(".result.json").relative_to(folder)))

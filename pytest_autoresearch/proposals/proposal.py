@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from .diffs import PatchError, apply_unified_diff, lines_of
 from ..core.records import Usage
@@ -34,6 +35,9 @@ class Proposal:
     usage: Usage | None = None  # tokens and cost of asking a model for it
     prompt: str | None = None  # what the agent was asked, and what it answered, kept for the audit
     answer: str | None = None
+    #: a tool-using conversation as JSON data (messages, tool calls and results, each request's
+    #: usage), kept as the trial's ``NNN.conversation.json``
+    transcript: Mapping[str, Any] | None = None
 
 
 

@@ -8,7 +8,8 @@ a reviewer of a clinical model). Each record ties a trial to:
   (``git diff --binary --full-index PARENT COMMIT``, hashed with SHA-256);
 - its verdict, scores, metrics, runs and timings (UTC start and end), the worker and its device;
 - the agent and model, and the prompt and answer by SHA-256 (the texts are the side files
-  ``trials/NNN.prompt.md`` and ``NNN.answer.md``);
+  ``trials/NNN.prompt.md`` and ``NNN.answer.md``), and a tool-using agent's conversation
+  (``NNN.conversation.json``: messages, tool calls and results, each request's usage);
 - the files the evaluator registered with ``fitness.artifact(path)`` (e.g. the weights), by SHA-256;
 - the environment it ran in: Python, platform, GPU and key package versions, with a hash of
   the full package list, which is written once to ``environment-<hash>.txt``.
@@ -171,6 +172,7 @@ class AuditTrail:
             "prompt_file": f"trials/{number}.prompt.md" if prompt is not None else None,
             "answer_sha256": sha256_text(answer) if answer is not None else None,
             "answer_file": f"trials/{number}.answer.md" if answer is not None else None,
+            **self._conversation(number),
             "tokens_in": record.usage.prompt_tokens if record.usage else None,
             "tokens_out": record.usage.completion_tokens if record.usage else None,
             "cost_usd": record.usage.cost if record.usage else None,
@@ -181,6 +183,16 @@ class AuditTrail:
             "files": {},  # the trial's own files (logs, results, prompt, answer) by SHA-256: the recorder's
         }
         return entry
+
+    def _conversation(self, number: str) -> dict[str, str | None]:
+        """The tool-using conversation behind a trial's proposal, which the proposer wrote
+        before the trial ran: its file and SHA-256 (none for a one-shot agent)."""
+        rel = f"trials/{number}.conversation.json"
+        try:
+            data = (self.folder / rel).read_bytes()
+        except OSError:
+            return {"conversation_file": None, "conversation_sha256": None}
+        return {"conversation_file": rel, "conversation_sha256": hashlib.sha256(data).hexdigest()}
 
     def append(self, entry: dict[str, Any]) -> None:
         """One whole line, written at once and synced, like a results.tsv row; chained to the

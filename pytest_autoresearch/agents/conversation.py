@@ -1,0 +1,179 @@
+"""One trial as a bounded conversation: the model calls tools (:mod:`.tools`), then answers with edits.
+
+A model that reads what it needs can work on a surface larger than its prompt, but a
+conversation left alone can run for ever and cost without limit. So it is capped per trial on
+requests (turns), tokens (prompt and completion of all its requests) and seconds. When the next
+request would pass a cap, it is the last: the model is told no more tool calls are allowed and
+the tools are switched off (``tool_choice`` none). A model that still calls a tool then has given
+no answer, and the trial is invalid with a reason naming the cap.
+
+A tool call that cannot be carried out (arguments that are not JSON, an unknown tool, a missing
+argument, a path the rules refuse) is answered with a tool result that explains the error, and
+the conversation goes on. Everything is kept for the trial's record: the messages, each tool call
+and result, and each request's usage.
+
+Nothing here knows litellm: the agent passes the request (its retries included) and the reading
+of a response's usage.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core.records import Usage
+from .tools import NAMES, READ_LINES, SCHEMAS, Toolbox
+
+#: one request: (messages, extra completion arguments, seconds it may take) -> the response, or
+#: None when the provider's content filter refused it
+Request = Callable[[list[dict[str, Any]], dict[str, Any], float], Any]
+
+#: the setting behind each cap, named in the reason a conversation ended without an answer
+CAP_SETTINGS = {"turns": "autoresearch_agent_turns", "tokens": "autoresearch_agent_tokens", "seconds": "autoresearch_agent_seconds"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Caps:
+    """What one trial's conversation may use."""
+
+    turns: int
+    tokens: int
+    seconds: float
+
+
+class ToolsRejected(Exception):
+    """The server refuses requests that define tools (it was started without function calling)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a conversation ended: with the model's answer, or with the reason there is none."""
+
+    answer: str | None
+    error: str | None
+    usage: Usage
+    transcript: dict[str, Any]
+
+
+def instructions(caps: Caps) -> str:
+    """The system prompt's part on tools: what they do, the caps, and how the conversation ends.
+    The same in every trial, so the system prompt stays a cacheable prefix."""
+    return (
+        "## Tools\n\n"
+        "Before you answer you may call tools on the mutable files and the read-only context files "
+        "(no other file can be read):\n\n"
+        "- list(): the files, with their line counts;\n"
+        f"- read(path, start_line, end_line): a file's lines as exact text, at most {READ_LINES} lines per call: "
+        "copy SEARCH text from it exactly;\n"
+        "- search(pattern, path): lines matching a regular expression, as path:line: text.\n\n"
+        f"The conversation may take at most {caps.turns} requests, {caps.tokens} tokens and {caps.seconds:g} seconds; "
+        "the last request allows no tool calls. End it with your answer: a message without tool calls, in the "
+        "answer format above, holding your edits."
+    )
+
+
+def last_call(cap: str) -> str:
+    return (
+        f"No more tool calls: this is the conversation's last request (its {cap} are almost used up). "
+        "Answer now with your change as SEARCH/REPLACE blocks, in the answer format."
+    )
+
+
+def converse(
+    messages: list[dict[str, Any]],
+    toolbox: Toolbox,
+    caps: Caps,
+    request: Request,
+    usage_of: Callable[[Any], Usage],
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    """Run the conversation that starts with ``messages`` until the model answers or a cap ends it."""
+    messages = list(messages)
+    started = clock()
+    deadline = started + caps.seconds
+    used = Usage()
+    requests: list[dict[str, Any]] = []
+    longest = 0.0
+    final: str | None = None  # the cap that makes the next request the last
+
+    def ended(answer: str | None, error: str | None) -> Outcome:
+        transcript = {
+            "version": 1,
+            "tools": list(NAMES),
+            "caps": dataclasses.asdict(caps),
+            "messages": copy.deepcopy(messages),
+            "requests": requests,
+            "usage": dataclasses.asdict(used),
+            "seconds": round(clock() - started, 3),
+            "ended": "answer" if error is None else error,
+        }
+        return Outcome(answer, error, used, transcript)
+
+    for turn in range(1, caps.turns + 1):
+        if final is None and turn == caps.turns:
+            final = "turns"
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return ended(None, f"the conversation took its {caps.seconds:g} seconds ({CAP_SETTINGS['seconds']}) without an answer")
+        if final is not None:
+            messages.append({"role": "user", "content": last_call(final)})
+        began = clock()
+        response = request(messages, {"tools": SCHEMAS, "tool_choice": "none" if final else "auto"}, remaining)
+        took = clock() - began
+        longest = max(longest, took)
+        if response is None:
+            return ended(None, "the model's content filter refused the request")
+        usage = usage_of(response)
+        used = add(used, usage)
+        message = response.choices[0].message
+        calls = list(getattr(message, "tool_calls", None) or [])
+        requests.append({"turn": turn, "seconds": round(took, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
+        if not calls:
+            messages.append({"role": "assistant", "content": message.content or ""})
+            return ended(message.content or "", None)
+        entries = [_call_entry(call, turn, i) for i, call in enumerate(calls)]
+        messages.append({"role": "assistant", "content": message.content, "tool_calls": entries})
+        if final is not None:
+            return ended(
+                message.content,
+                f"the model called tools on the conversation's last request instead of answering "
+                f"(the cap on {final}, {CAP_SETTINGS[final]}, was reached after {turn} requests)",
+            )
+        added = 0
+        for entry in entries:
+            result, _ = toolbox.call(entry["function"]["name"], entry["function"]["arguments"])
+            messages.append({"role": "tool", "tool_call_id": entry["id"], "content": result})
+            added += len(result)
+        # the next request carries this one's prompt, its completion and the tool results
+        estimate = usage.prompt_tokens + usage.completion_tokens + added // 3
+        if tokens(used) + estimate > caps.tokens:
+            final = "tokens"
+        elif deadline - clock() < longest:
+            final = "seconds"
+    raise AssertionError("unreachable: the last turn always ends the conversation")
+
+
+def tokens(usage: Usage) -> int:
+    return usage.prompt_tokens + usage.completion_tokens
+
+
+def add(total: Usage, more: Usage) -> Usage:
+    """Two requests' usage summed, field by field (an unknown cost counts as none)."""
+    values = {}
+    for field in dataclasses.fields(Usage):
+        a, b = getattr(total, field.name), getattr(more, field.name)
+        values[field.name] = b if a is None else a if b is None else a + b
+    return Usage(**values)
+
+
+def _call_entry(call: Any, turn: int, index: int) -> dict[str, Any]:
+    """A tool call as the next request carries it back (an id made up where the server gave none)."""
+    function = getattr(call, "function", None)
+    return {
+        "id": getattr(call, "id", None) or f"call_{turn}_{index}",
+        "type": "function",
+        "function": {"name": str(getattr(function, "name", "") or ""), "arguments": getattr(function, "arguments", None) or ""},
+    }
