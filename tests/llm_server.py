@@ -32,6 +32,11 @@ def tool_calls(*calls: tuple[str, object], content: str | None = None, prompt_to
     return {"content": content, "tool_calls": entries, "usage": (prompt_tokens, completion_tokens)}
 
 
+def delayed(step: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``step``, sent after ``seconds``: a slow model."""
+    return {**step, "delay": seconds}
+
+
 def error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An HTTP error in the shape OpenAI sends."""
     return {"status": status, "message": message, "code": code, "headers": headers or {}}
@@ -65,6 +70,7 @@ class ScriptedServer:
                 with server.lock:
                     server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                     step = server.script.pop(0) if server.script else error(500, "the script ran out")
+                time.sleep(step.get("delay", 0))
                 if "status" in step:
                     payload = {"error": {"message": step["message"], "type": "error", "code": step["code"]}}
                     self._send(step["status"], payload, step["headers"])

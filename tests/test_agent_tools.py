@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import Project, default_files
-from llm_server import answer, error, scripted_server, tool_calls
+from llm_server import answer, delayed, error, scripted_server, tool_calls
 
 pytest.importorskip("litellm")  # at collection (see test_llm_agent.py)
 
@@ -193,6 +193,21 @@ def test_the_token_cap_makes_the_next_request_the_last(project: Project) -> None
     assert "the cap on tokens, autoresearch_agent_tokens, was reached after 2 requests" in rows[2]["reason"]
     assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "none", "auto", "none"]
     assert "its tokens are almost used up" in server.requests[1]["body"]["messages"][-1]["content"]
+
+
+def test_the_time_cap_makes_the_next_request_the_last(project: Project) -> None:
+    project.init()
+    read = ("read", {"path": "model.py"})
+    # the first request takes 3.5 s of the 6: too little is left for another as long, but for the last
+    with scripted_server(delayed(tool_calls(read), 3.5), tool_calls(read)) as server:
+        result = _loop(
+            project, server.url, "--autoresearch-trials=1", "-o", "autoresearch_agent_seconds=6", "-o", "autoresearch_agent_timeout=6"
+        )
+    assert result.ret == 0, _out(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"]
+    assert "the cap on seconds, autoresearch_agent_seconds, was reached after 2 requests" in rows[1]["reason"]
+    assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "none"]
 
 
 def test_a_model_without_tool_support_gets_the_one_shot_prompt(project: Project) -> None:
