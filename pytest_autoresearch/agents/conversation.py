@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -142,11 +143,13 @@ def converse(
                 f"the model called tools on the conversation's last request instead of answering "
                 f"(the cap on {final}, {CAP_SETTINGS[final]}, was reached after {turn} requests)",
             )
-        added = 0
+        added = errors = 0
         for entry in entries:
-            result, _ = toolbox.call(entry["function"]["name"], entry["function"]["arguments"])
+            result, failed = toolbox.call(entry["function"]["name"], entry["function"]["arguments"])
             messages.append({"role": "tool", "tool_call_id": entry["id"], "content": result})
             added += len(result)
+            errors += failed
+        requests[-1]["tool_errors"] = errors
         # the next request carries this one's prompt, its completion and the tool results
         estimate = usage.prompt_tokens + usage.completion_tokens + added // 3
         if tokens(used) + estimate > caps.tokens:
@@ -172,8 +175,11 @@ def add(total: Usage, more: Usage) -> Usage:
 def _call_entry(call: Any, turn: int, index: int) -> dict[str, Any]:
     """A tool call as the next request carries it back (an id made up where the server gave none)."""
     function = getattr(call, "function", None)
+    arguments = getattr(function, "arguments", None) or ""
+    if not isinstance(arguments, str):  # a provider that hands them over parsed
+        arguments = json.dumps(arguments, default=str)
     return {
         "id": getattr(call, "id", None) or f"call_{turn}_{index}",
         "type": "function",
-        "function": {"name": str(getattr(function, "name", "") or ""), "arguments": getattr(function, "arguments", None) or ""},
+        "function": {"name": str(getattr(function, "name", "") or ""), "arguments": arguments},
     }
