@@ -168,7 +168,10 @@ class LitellmAgent(Agent):
         except self.litellm.ContextWindowExceededError:
             # the model's real window is smaller than the budget: learn it, and fit again
             self.prompt_budget = max(1000, min(self.prompt_budget, fitted.tokens) * 2 // 3)
-            context.note(f"the model's context window was exceeded; the prompt budget is now {self.prompt_budget} tokens (trial {context.trial})")
+            context.note(
+                f"the model's context window was exceeded; shortening the history and the prompt budget to "
+                f"{self.prompt_budget} tokens (trial {context.trial})"
+            )
             prompt = self._fit(context).prompt
             try:
                 response = self._complete(prompt, context)
