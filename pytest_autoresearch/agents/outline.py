@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
 
 #: the most detailed outline; lower numbers leave out names, methods and then signatures
@@ -38,8 +39,17 @@ class Entry:
         return f"{'  ' * self.depth}L{self.start}-L{self.end}  {self.label}"
 
 
+@functools.lru_cache(maxsize=64)  # a prompt is fitted several times a trial, on the same files
+def _entries(path: str, text: str, detail: int) -> tuple[Entry, ...]:
+    return tuple(_parse(path, text, detail))
+
+
 def entries(path: str, text: str, detail: int = FULL) -> list[Entry]:
     """The outline of ``text`` (the file at ``path``) as entries, in file order."""
+    return list(_entries(path, text, detail))
+
+
+def _parse(path: str, text: str, detail: int) -> list[Entry]:
     if path.endswith((".py", ".pyi")):
         try:
             tree = ast.parse(text)
