@@ -51,6 +51,16 @@ class ProposalContext:
     #: GIT_DIR, GIT_COMMON_DIR, GIT_WORK_TREE of ``workdir``'s worktree and the safe config: an
     #: agent's git never finds the repository through a ``.git`` link that could be rewritten
     git_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: what decides a keep, as the loop knows it now: the spread (standard deviation) of one run
+    #: of the evaluator (0.0: deterministic, None: not measured), the gain the primary metric
+    #: must exceed (None: unknown), the confirmation runs a promising candidate gets, the
+    #: trial's wall-clock limit in seconds (None: none), and each gated metric's (min, max) by
+    #: its results.tsv column name
+    noise_spread: float | None = None
+    keep_gain: float | None = None
+    confirm_runs: int = 0
+    timeout: float | None = None
+    bounds: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
 
 
 class Agent:

@@ -30,12 +30,11 @@ from ..core.records import Usage
 from .base import Agent, AgentError, ProposalContext
 from .conversation import Caps, ToolsRejected, converse, instructions
 from .endpoint import PROBE_TIMEOUT, connect_problem, endpoint_for, lists, served_models, unreachable
-from .prompt import Prompt, render_prompt
+from .fitting import Fitted, fit_prompt
+from .prompt import Prompt
 from .tools import Toolbox
 
 DEFAULT_PROMPT_TOKENS = defaults.PROMPT_TOKENS
-#: history lengths tried, longest first, when a prompt does not fit the context window
-HISTORY_STEPS = (None, 100, 40, 15, 5, 0)
 MAX_TRANSPORT_WAIT = 600.0
 #: attempts before a refused connection (or a host that does not resolve) ends the run: a server
 #: that is down does not come back within a backoff, unlike one that sends 429 or 5xx
@@ -169,23 +168,12 @@ class LitellmAgent(Agent):
         except Exception:
             return len(prompt.text()) // 3  # a conservative estimate when no tokenizer applies
 
-    def _fit(self, context: ProposalContext) -> tuple[Prompt, int | None, bool]:
-        """The fullest prompt within the budget: history shortened first, then context files
-        dropped. Returns (prompt, history limit, context files included)."""
+    def _fit(self, context: ProposalContext) -> Fitted:
+        """The fullest prompt within the budget (:mod:`.fitting`): the history shortened, the
+        context files dropped, then the largest files outlined with excerpts; never an error."""
         from ..proposals.answers import ANSWER_FORMAT
 
-        for limit in HISTORY_STEPS:
-            prompt = render_prompt(context, ANSWER_FORMAT, history_limit=limit)
-            if self._tokens(prompt) <= self.prompt_budget:
-                return prompt, limit, True
-        prompt = render_prompt(context, ANSWER_FORMAT, history_limit=0, include_context_files=False)
-        size = self._tokens(prompt)
-        if size > self.prompt_budget:
-            raise AgentError(
-                f"the prompt takes {size} tokens even without history and context files, more than the "
-                f"budget of {self.prompt_budget}: narrow autoresearch_mutable or raise autoresearch_max_prompt_tokens"
-            )
-        return prompt, 0, False
+        return fit_prompt(context, ANSWER_FORMAT, self._tokens, self.prompt_budget)
 
     def _messages(self, prompt: Prompt) -> list[dict[str, Any]]:
         """The request's messages for this model's provider."""
@@ -200,22 +188,25 @@ class LitellmAgent(Agent):
             proposal = self._converse(context)
             if proposal is not None:
                 return proposal
-        prompt, limit, with_context = self._fit(context)
+        fitted = self._fit(context)
+        prompt = fitted.prompt
         try:
             response = self._complete(prompt, context)
         except self.litellm.ContextWindowExceededError:
-            shown = len(context.history) - 1 if limit is None else min(limit, len(context.history) - 1)
-            if shown == 0 and not with_context:
-                raise AgentError(f"{self.model}'s context window is too small for the mutable files") from None
-            context.note(f"the model's context window was exceeded; shortening the history (trial {context.trial})")
-            prompt = render_prompt(context, ANSWER_FORMAT, history_limit=shown // 4, include_context_files=shown > 0)
+            # the model's real window is smaller than the budget: learn it, and fit again
+            self.prompt_budget = max(1000, min(self.prompt_budget, fitted.tokens) * 2 // 3)
+            context.note(
+                f"the model's context window was exceeded; shortening the history and the prompt budget to "
+                f"{self.prompt_budget} tokens (trial {context.trial})"
+            )
+            prompt = self._fit(context).prompt
             try:
                 response = self._complete(prompt, context)
             except self.litellm.ContextWindowExceededError:
-                raise AgentError(
-                    f"the prompt does not fit {self.model}'s context window even with the history shortened; "
-                    "set autoresearch_max_prompt_tokens below the model's real limit"
-                ) from None
+                return Proposal(
+                    "(prompt too large)", prompt=prompt.text(),
+                    error=f"the prompt does not fit {self.model}'s context window even outlined: set autoresearch_max_prompt_tokens below the model's real limit",
+                )
         if response is None:
             return Proposal("(refused)", error="the model's content filter refused the request", prompt=prompt.text())
         text = response.choices[0].message.content or ""
@@ -227,7 +218,7 @@ class LitellmAgent(Agent):
         which this agent sends the one-shot prompt for the rest of the run."""
         from ..proposals.answers import parse_answer
 
-        prompt, _, _ = self._fit(context)
+        prompt = self._fit(context).prompt
         prompt = dataclasses.replace(prompt, system=f"{prompt.system.rstrip()}\n\n{instructions(self.caps)}")
         first = prompt.text()
 

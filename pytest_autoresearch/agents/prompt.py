@@ -8,7 +8,7 @@ who reads one trial's prompt file knows what any agent saw. The history can be s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..core.history import History, change_words
 from ..core.records import TrialRecord
@@ -43,6 +43,56 @@ class Prompt:
     def text(self) -> str:
         """Both parts as one document, for agents that take a single prompt."""
         return f"{self.system}\n\n{self.user}"
+
+
+OUTLINED = (
+    "Too large to show whole here: {files}. Each is shown as an outline (its classes, functions and sections "
+    "with their line ranges) and excerpts of its current text after this task. SEARCH text for these files "
+    "must be copied exactly from the lines of an excerpt (never from the outline), and never answer with a "
+    "whole file for them; an edit elsewhere in them needs a SEARCH you know is exact, so prefer the parts shown."
+)
+SIMPLICITY = (
+    "Simpler is better: a small gain that adds ugly complexity is not worth it, and removing code for an equal "
+    "score is a win."
+)
+
+
+def _terms(context: ProposalContext) -> list[str]:
+    """What decides a keep, in numbers: the noise, the gain needed, the time budget, the
+    bounds a candidate must stay within, and the simplicity rule."""
+    lines = []
+    if context.keep_gain is not None:
+        if context.noise_spread:
+            runs = f"; a promising change is run {1 + context.confirm_runs} times and judged on its mean" if context.confirm_runs else ""
+            lines.append(
+                f"Noise: one run of the evaluator varies by about {context.noise_spread:.3g} (standard deviation), so the "
+                f"primary metric must improve by more than {context.keep_gain:.3g} to be kept{runs}."
+            )
+        else:
+            known = "not measured (one baseline run)" if context.noise_spread is None else "none: the evaluator is deterministic"
+            lines.append(f"Noise: {known}; the primary metric must improve by more than {context.keep_gain:.3g} to be kept.")
+    if context.timeout is not None:
+        lines.append(f"Time budget: each trial's test run is killed after {context.timeout:g} seconds (a crash, never kept).")
+    else:
+        lines.append("Time budget: a trial's test run has no time limit.")
+    if context.bounds:
+        gates = []
+        for name, (low, high) in sorted(context.bounds.items()):
+            now = context.best.metrics.get(name)
+            rule = " and ".join(part for part in (f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else "") if part)
+            gates.append(f"{name} {rule}" + (f" (now {_fmt(now)})" if now is not None else ""))
+        lines.append("Gated metrics (a change that leaves a bound is never kept): " + "; ".join(gates) + ".")
+    lines.append(SIMPLICITY)
+    return lines
+
+
+def _outlined(path: str, outline: str) -> str:
+    return f"### {path}\nOutline (line ranges are the file's own; its text is in the excerpts below):\n```text\n{outline.rstrip()}\n```"
+
+
+def _excerpt(path: str, first: int, last: int, text: str) -> str:
+    lines = text.splitlines(keepends=True)[first - 1 : last]
+    return _fence(path, "".join(lines)).replace(f"### {path}\n", f"### {path} lines {first}-{last} (excerpt)\n", 1)
 
 
 def _fmt(value: float | None) -> str:
@@ -115,8 +165,16 @@ def render_prompt(
     *,
     history_limit: int | None = None,
     include_context_files: bool = True,
+    outlines: Mapping[str, str] | None = None,
+    excerpts: Sequence[tuple[str, int, int]] = (),
+    note: str | None = None,
 ) -> Prompt:
-    """The prompt for trial ``context.trial``; ``instructions`` says how to answer."""
+    """The prompt for trial ``context.trial``; ``instructions`` says how to answer.
+
+    A file in ``outlines`` (path -> its outline) is shown as that outline instead of its text,
+    and ``excerpts`` (path, first line, last line) show parts of such files exactly, after the
+    task: the outline stays the same from trial to trial (it is part of the cacheable prefix),
+    the excerpts change with what the trials touch. ``note`` says what had to be left out."""
     metric, best, baseline = context.metric, context.best, context.baseline
     direction = "lower is better" if metric.goal == "min" else "higher is better"
     budget = "no trial limit" if context.trials_left is None else f"{context.trials_left} trials left including this one"
@@ -132,16 +190,29 @@ def render_prompt(
     task += [
         "A change is kept only if every test still passes and the primary metric improves (beyond the evaluator's noise, "
         "when it has any), or, with fewer lines, stays as good within that noise.",
+        *_terms(context),
         "Mutable files (the only ones you may change): " + ", ".join(sorted(context.files)) + ".",
     ]
+    outlines = dict(outlines or {})
+    if outlines:
+        task.append(OUTLINED.format(files=", ".join(sorted(outlines))))
+    if note:
+        task.append(note)
     stable = []  # frozen context first: it never changes, the surface changes with each keep
     if include_context_files and context.context_files:
         stable.append(
             "## Read-only context (frozen: do not edit)\n\n"
             + "\n\n".join(_fence(p, t) for p, t in sorted(context.context_files.items()))
         )
-    stable.append("## Mutable files (the current best)\n\n" + "\n\n".join(_fence(p, t) for p, t in sorted(context.files.items())))
-    sections = ["\n".join(task), history_section(context.history, history_limit)]
+    shown = (_outlined(p, outlines[p]) if p in outlines else _fence(p, t) for p, t in sorted(context.files.items()))
+    stable.append("## Mutable files (the current best)\n\n" + "\n\n".join(shown))
+    sections = ["\n".join(task)]
+    if excerpts:
+        sections.append(
+            "## Excerpts of the outlined files (their current text, exactly)\n\n"
+            + "\n\n".join(_excerpt(p, a, b, context.files[p]) for p, a, b in excerpts if p in context.files)
+        )
+    sections.append(history_section(context.history, history_limit))
     if context.last_failure:
         failure = context.last_failure
         if len(failure) > FAILURE_CHARS:

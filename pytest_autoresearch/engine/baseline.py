@@ -164,6 +164,7 @@ def score(loop: ResearchLoop) -> TrialRecord:
     results = [_one_run(loop, number, 1)]
     first = results[0]
     loop.metric = loop.proposer.metric = metric = _primary_metric(loop, first)
+    loop.proposer.saw_baseline(first)
     if not run.resumed:
         roots = [Path(p) for p in loop.config.getini("pythonpath")]
         fitness_files = [f.nodeid.split("::")[0] for f in first.fitness]

@@ -99,6 +99,7 @@ class ResearchLoop:
         preflight(run, self.settings.agent_spec)  # before a baseline that can take minutes
         self.evaluator = Evaluator(self.config, self.settings, run)
         self.proposer = Proposer(run, self.settings, self.history, self.evaluator.in_worktree(self.settings.rootdir))
+        self.proposer.noise, self.proposer.rule, self.proposer.timeout = lambda: self.noise, self.rule, lambda: self.evaluator.timeout
         self.holdout = Holdout(run, self.evaluator)
         audit = AuditTrail(run.folder.path, run.repo.git, run.agent.describe(), getattr(run.agent, "model", None))
         self.recorder = Recorder(self.config, run.repo, run.tag, self.history, audit)

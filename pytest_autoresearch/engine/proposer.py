@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..agents import AgentError, AgentExhausted, ProposalContext
 from ..core.history import History
-from ..core.records import MetricSpec
+from ..core.noise import Noise, NoiseRule
+from ..core.records import FitnessResult, MetricSpec, RunResult
 from ..core.text import neutralise
 from ..errors import FatalError, SetupError
 from ..proposals.proposal import Proposal
@@ -55,6 +56,35 @@ class Proposer:
         self.note: Callable[[str], None] = print
         self.spent = 0.0  # US dollars the agent's model calls cost so far (a resumed run: from its log)
         self._unpriced_noted = False
+        # what decides a keep, as the loop knows it when the agent is asked (the loop wires them)
+        self.noise: Callable[[], Noise] = Noise
+        self.rule = NoiseRule(min_delta=settings.min_delta, k=settings.noise_k, confirm_runs=settings.confirm_runs)
+        self.timeout: Callable[[], float | None] = lambda: settings.timeout
+        self.fitness: list[FitnessResult] = []  # the baseline's fitness tests: their files and bounds
+
+    def saw_baseline(self, result: RunResult) -> None:
+        """Learn the fitness tests (their files are shown to the agent) and bounds from a baseline run."""
+        self.fitness = list(result.fitness)
+
+    def fitness_files(self) -> list[str]:
+        """The files defining the fitness tests (the primary's first), never a holdout's: shown
+        read-only by default, so the model knows what it is scored on."""
+        nodeids = [f.nodeid for f in self.fitness]
+        if not nodeids and self.run.meta is not None:  # a resumed run: the tests its log has columns for
+            nodeids = [self.run.meta.metric.nodeid, *(key[0] for key in self.run.meta.column_keys)]
+        if self.metric is not None:
+            nodeids.insert(0, self.metric.nodeid)
+        files = (normalize(n.split("::")[0]) for n in nodeids)
+        return [f for f in dict.fromkeys(files) if f and f not in self.holdout_files and not self.run.surface.matches(f)]
+
+    def bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each gated metric's (min, max), named as results.tsv's columns name it."""
+        primary = self.metric.nodeid if self.metric is not None else None
+        return {
+            (name if fit.nodeid == primary else f"{fit.name}.{name}"): bound
+            for fit in self.fitness if normalize(fit.nodeid.split("::")[0]) not in self.holdout_files
+            for name, bound in fit.bounds.items()
+        }
 
     @property
     def agent_name(self) -> str:
@@ -70,6 +100,7 @@ class Proposer:
     def context(self, number: int) -> ProposalContext:
         assert self.metric is not None
         s, run = self.settings, self.run
+        noise = self.noise()
         return ProposalContext(
             trial=number,
             tag=run.tag,
@@ -85,10 +116,19 @@ class Proposer:
             last_failure=None if self.last_failure is None else neutralise(self.last_failure),
             trials_left=None if s.trials is None else s.trials - (number - self.session_start),
             read=self.read,
-            context_files={p: text for p in run.context_paths if (text := self.read(p)) is not None},
+            context_files={p: text for p in self.context_paths() if (text := self.read(p)) is not None},
             note=self.note,
             git_env=run.home.worktree.git_env(),
+            noise_spread=noise.spread if noise.observed else None,
+            keep_gain=self.rule.threshold(noise),
+            confirm_runs=self.rule.confirm_runs if noise.observed and not noise.deterministic else 0,
+            timeout=self.timeout(),
+            bounds=self.bounds(),
         )
+
+    def context_paths(self) -> list[str]:
+        """The read-only files shown: the fitness tests' own files first, then autoresearch_context's."""
+        return list(dict.fromkeys([*self.fitness_files(), *self.run.context_paths]))
 
     def start(self) -> None:
         self.session_start = self.history.next_trial
