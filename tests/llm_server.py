@@ -17,9 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def answer(content: str, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict[str, Any]:
-    """A successful chat completion."""
-    return {"content": content, "usage": (prompt_tokens, completion_tokens)}
+def answer(content: str, prompt_tokens: int = 100, completion_tokens: int = 50, cached_tokens: int | None = None) -> dict[str, Any]:
+    """A successful chat completion; ``cached_tokens`` (part of ``prompt_tokens``) is reported as
+    ``usage.prompt_tokens_details.cached_tokens``, as OpenAI reports a prompt-cache hit."""
+    return {"content": content, "usage": (prompt_tokens, completion_tokens), "cached": cached_tokens}
 
 
 def error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -60,6 +61,9 @@ class ScriptedServer:
                     self._send(step["status"], payload, step["headers"])
                     return
                 prompt, completion = step["usage"]
+                usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                if step.get("cached") is not None:
+                    usage["prompt_tokens_details"] = {"cached_tokens": step["cached"]}
                 self._send(
                     200,
                     {
@@ -70,7 +74,7 @@ class ScriptedServer:
                         "choices": [
                             {"index": 0, "message": {"role": "assistant", "content": step["content"]}, "finish_reason": "stop"}
                         ],
-                        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                        "usage": usage,
                     },
                     {},
                 )
