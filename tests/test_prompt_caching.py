@@ -106,6 +106,7 @@ def test_anthropic_requests_mark_the_stable_prefix_and_cached_tokens_are_logged(
     report.stdout.fnmatch_lines(["model calls: 3100 tokens in (900 cached), 150 out, $0.01*"])
 
 
+@pytest.mark.slow  # two trials; the Anthropic test above is its quicker neighbour
 def test_openai_style_requests_are_plain_with_the_stable_prefix_first(project: Project) -> None:
     project.init()
     script = [answer(_edit("0.5"), 1000, 500), answer(_edit("0.6"), 1000, 500, cached_tokens=768)]
@@ -134,6 +135,7 @@ def test_openai_style_requests_are_plain_with_the_stable_prefix_first(project: P
     result.stdout.fnmatch_lines(["model calls: 2000 tokens in (768 cached), 1000 out, $0.00*"])
 
 
+@pytest.mark.slow  # two runs
 def test_a_resumed_run_whose_log_predates_the_column_keeps_its_columns(project: Project) -> None:
     project.init()
     with scripted_server(answer(_edit("0.5"), 1000, 500)) as server:
@@ -146,7 +148,7 @@ def test_a_resumed_run_whose_log_predates_the_column_keeps_its_columns(project: 
     older = "".join("\t".join(cells[:at] + cells[at + 1 :]) + "\n" for cells in lines)
     log.write_text(older)
     with scripted_server(answer(_edit("0.6"), 1000, 500, cached_tokens=600), answer(_edit("0.7"), 900, 100)) as server:
-        second = _loop(project, "openai/gpt-4o-mini", server.url, "--autoresearch-trials=3", env={"OPENAI_API_KEY": "sk-test"})
+        second = _loop(project, "openai/gpt-4o-mini", server.url, "--autoresearch-trials=2", env={"OPENAI_API_KEY": "sk-test"})
     assert second.ret == 0, second.stdout.str() + second.stderr.str()
     text = log.read_text()
     assert text.startswith(older)  # append-only: what was there is there, byte for byte
