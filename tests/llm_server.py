@@ -17,9 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def answer(content: str, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict[str, Any]:
-    """A successful chat completion."""
-    return {"content": content, "usage": (prompt_tokens, completion_tokens)}
+def answer(content: str, prompt_tokens: int = 100, completion_tokens: int = 50, cached_tokens: int | None = None) -> dict[str, Any]:
+    """A successful chat completion; ``cached_tokens`` (part of ``prompt_tokens``) is reported as
+    ``usage.prompt_tokens_details.cached_tokens``, as OpenAI reports a prompt-cache hit."""
+    return {"content": content, "usage": (prompt_tokens, completion_tokens), "cached": cached_tokens}
 
 
 def tool_calls(*calls: tuple[str, object], content: str | None = None, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict[str, Any]:
@@ -79,6 +80,9 @@ class ScriptedServer:
                 message: dict[str, Any] = {"role": "assistant", "content": step["content"]}
                 if step.get("tool_calls"):
                     message["tool_calls"] = step["tool_calls"]
+                usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                if step.get("cached") is not None:
+                    usage["prompt_tokens_details"] = {"cached_tokens": step["cached"]}
                 self._send(
                     200,
                     {
@@ -89,7 +93,7 @@ class ScriptedServer:
                         "choices": [
                             {"index": 0, "message": message, "finish_reason": "tool_calls" if step.get("tool_calls") else "stop"}
                         ],
-                        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+                        "usage": usage,
                     },
                     {},
                 )

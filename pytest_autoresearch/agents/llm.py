@@ -176,8 +176,11 @@ class LitellmAgent(Agent):
         return fit_prompt(context, ANSWER_FORMAT, self._tokens, self.prompt_budget)
 
     def _messages(self, prompt: Prompt) -> list[dict[str, Any]]:
-        """The request's messages for this model's provider."""
-        return prompt.messages()
+        """The request's messages for this model's provider, shaped for its prompt cache: the
+        unchanged part of every trial's prompt is then billed at the cached rate (:mod:`.caching`)."""
+        from .caching import messages_for
+
+        return messages_for(prompt, self.provider, self.bare_model)
 
     # -- the request -------------------------------------------------------------------
 
@@ -244,6 +247,9 @@ class LitellmAgent(Agent):
         return dataclasses.replace(proposal, answer=outcome.answer, **kept)
 
     def _usage(self, response: Any) -> Usage:
+        """Tokens and cost of one response; litellm's cost prices cached tokens at their rate."""
+        from .caching import cached_tokens
+
         usage = getattr(response, "usage", None)
         cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
         if cost is None:
@@ -255,6 +261,7 @@ class LitellmAgent(Agent):
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost=float(cost) if cost is not None else None,
+            cached_tokens=cached_tokens(usage),
         )
 
     def _complete(self, prompt: Prompt | list[dict[str, Any]], context: ProposalContext, timeout: float | None = None, **extra: Any) -> Any:

@@ -162,11 +162,13 @@ class RunResult:
 
 @dataclasses.dataclass(frozen=True)
 class Usage:
-    """What asking a model for one proposal consumed; ``cost`` is None when the model is unpriced."""
+    """What asking a model for one proposal consumed; ``cost`` is None when the model is unpriced.
+    ``cached_tokens`` are the part of ``prompt_tokens`` the provider read from its prompt cache."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
+    cached_tokens: int = 0
 
 
 @dataclasses.dataclass

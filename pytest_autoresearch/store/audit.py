@@ -174,6 +174,7 @@ class AuditTrail:
             "answer_file": f"trials/{number}.answer.md" if answer is not None else None,
             **self._conversation(number),
             "tokens_in": record.usage.prompt_tokens if record.usage else None,
+            "tokens_cached": record.usage.cached_tokens if record.usage else None,
             "tokens_out": record.usage.completion_tokens if record.usage else None,
             "cost_usd": record.usage.cost if record.usage else None,
             "artifacts": artifacts,

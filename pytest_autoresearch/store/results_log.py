@@ -19,7 +19,8 @@ from ..core.records import TrialRecord, Usage
 from ..core.text import neutralise
 
 LEADING = ("trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds")
-USAGE = ("tokens_in", "tokens_out", "cost_usd")
+#: a model agent's columns; a log from before ``tokens_cached`` keeps the three it was started with
+USAGE = ("tokens_in", "tokens_cached", "tokens_out", "cost_usd")
 TRAILING = ("reason", "description")
 
 
@@ -88,8 +89,9 @@ class ResultsLog:
             **record.metrics,
         }
         if record.usage is not None:
+            usage = record.usage
             values.update(
-                tokens_in=record.usage.prompt_tokens, tokens_out=record.usage.completion_tokens, cost_usd=record.usage.cost
+                tokens_in=usage.prompt_tokens, tokens_cached=usage.cached_tokens, tokens_out=usage.completion_tokens, cost_usd=usage.cost
             )
         return "\t".join(_cell(values.get(column)) for column in self.columns) + "\n"
 
@@ -133,8 +135,12 @@ def read_records(path: Path, metric_columns: Sequence[str]) -> list[TrialRecord]
     for row in read_results(path):
         usage = None
         if row.get("tokens_in"):
-            cost = _number(row.get("cost_usd", ""))
-            usage = Usage(int(float(row["tokens_in"])), int(float(row.get("tokens_out") or 0)), cost)
+            usage = Usage(
+                int(float(row["tokens_in"])),
+                int(float(row.get("tokens_out") or 0)),
+                _number(row.get("cost_usd", "")),
+                cached_tokens=int(float(row.get("tokens_cached") or 0)),  # absent from an older run's log
+            )
         records.append(
             TrialRecord(
                 trial=int(row["trial"]),

@@ -97,7 +97,10 @@ class TrialItem(pytest.Item):
         if r.reason:
             self.user_properties.append(("reason", r.reason))
         if r.usage is not None:
-            self.user_properties += [("tokens_in", r.usage.prompt_tokens), ("tokens_out", r.usage.completion_tokens)]
+            usage = r.usage
+            self.user_properties += [
+                ("tokens_in", usage.prompt_tokens), ("tokens_cached", usage.cached_tokens), ("tokens_out", usage.completion_tokens)
+            ]
             if r.usage.cost is not None:
                 self.user_properties.append(("cost_usd", repr(r.usage.cost)))
 

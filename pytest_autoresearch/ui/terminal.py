@@ -193,8 +193,9 @@ def summary(
     if usages:
         costs = [u.cost for u in usages if u.cost is not None]
         spent = f"${sum(costs):.4f}" + ("" if len(costs) == len(usages) else " (some calls unpriced)") if costs else "cost unknown"
+        cached = sum(u.cached_tokens for u in usages)  # part of the tokens in, billed at the cache's rate
         lines.append(
-            f"model calls: {sum(u.prompt_tokens for u in usages)} tokens in, "
+            f"model calls: {sum(u.prompt_tokens for u in usages)} tokens in{f' ({cached} cached)' if cached else ''}, "
             f"{sum(u.completion_tokens for u in usages)} out, {spent}"
         )
     if stop_reason:
