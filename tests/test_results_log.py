@@ -183,3 +183,17 @@ def test_a_resumed_log_keeps_the_columns_of_its_header(tmp_path: Path) -> None:
     rows = read_results(path)
     assert rows[1]["status"] == "keep" and rows[1]["description"] == "better" and "parent" not in rows[1]
     assert log.intact()
+
+
+def test_a_metric_named_like_a_log_column_gets_a_column_of_its_own() -> None:
+    """A user's metric called ``tokens_in`` or ``parent`` would otherwise share a column with the log's own."""
+    from pytest_autoresearch.core.columns import MetricColumns
+    from pytest_autoresearch.core.records import FitnessResult, MetricSpec
+    from pytest_autoresearch.store.results_log import LEADING, TRAILING, USAGE
+
+    primary = MetricSpec(nodeid="t.py::test_fit", name="score", goal="min", primary=True)
+    names = [*LEADING, *USAGE, *TRAILING]
+    fit = FitnessResult(nodeid="t.py::test_fit", name="score", goal="min", primary=True, score=1.0, metrics={n: 1.0 for n in names})
+    columns = MetricColumns.of_baseline(primary, [fit]).names
+    assert not set(columns) & set(names)
+    assert "t.py::test_fit:tokens_in" in columns

@@ -12,7 +12,10 @@ from .noise import mean
 from .records import FitnessResult, MetricSpec, RunResult
 
 #: Column names results.tsv uses for itself; a metric by such a name gets a longer column name.
-RESERVED = frozenset({"trial", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds", "reason", "description"})
+RESERVED = frozenset({
+    "trial", "parent", "commit", "status", "score", "delta", "runs", "spread", "lines", "seconds",
+    "tokens_in", "tokens_cached", "tokens_out", "cost_usd", "reason", "description",
+})  # fmt: skip
 
 
 class MetricColumns:
