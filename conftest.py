@@ -72,6 +72,13 @@ LONG_RUNS = (
     "tests/test_example_buildtime.py::test_plain_pytest_builds_and_shows_the_build_time",
     "tests/test_containment.py::test_reading_secrets",
     "tests/test_resume.py::test_a_driver_killed_outright_loses_only_the_trial_in_flight",
+    "tests/test_agent_tools.py::test_malformed_tool_calls_get_an_error_result_and_the_conversation_goes_on",
+    "tests/test_agent_tools.py::test_running_out_of_turns_asks_for_the_answer_without_tools_then_the_trial_is_invalid",
+    "tests/test_agent_tools.py::test_the_token_cap_makes_the_next_request_the_last",
+    "tests/test_agent_tools.py::test_the_time_cap_makes_the_next_request_the_last",
+    "tests/test_agent_tools.py::test_a_model_without_tool_support_gets_the_one_shot_prompt",
+    "tests/test_agent_tools.py::test_a_server_rejecting_tools_gets_the_one_shot_prompt_for_the_rest_of_the_run",
+    "tests/test_prompt_defaults.py::test_a_deterministic_evaluator_and_a_baseline_timed_budget_are_said_plainly",
 )
 
 #: The attack tests run each attack without and with the sandbox; the quick check runs the first
