@@ -330,6 +330,26 @@ def test_a_tracked_file_with_a_tools_name_is_an_edit_like_any_other(project: Pro
     assert "outside the mutable surface" in rows[1]["reason"] and ".aider.conf.yml" in rows[1]["reason"]
 
 
+def test_a_tool_that_adds_its_files_to_gitignore_is_rejected_and_told_why(project: Project) -> None:
+    project.init({**default_files(), ".gitignore": "*.pyc\n"})
+    option = agent(
+        project,
+        """
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        with open(".gitignore", "a") as f:
+            f.write(".aider*\\n")
+        pathlib.Path(".aider.chat.history.md").write_text("# chat\\n")
+        print("Applied edit to model.py")
+        """,
+    )
+    result = loop(project, option, "--autoresearch-trials=1")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"], rows
+    assert "outside the mutable surface" in rows[1]["reason"] and ".gitignore" in rows[1]["reason"]
+    result.stdout.fnmatch_lines(["*trial 1: python* added its own files to .gitignore, which is outside the surface*--no-gitignore*"])
+
+
 # -- unit level ------------------------------------------------------------------------
 
 

@@ -146,6 +146,20 @@ def _named(paths: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _ignores_tool_state(gitignore: str) -> bool:
+    """Whether a .gitignore has a rule for a coding tool's own files (aider adds ``.aider*``)."""
+    stems = [pattern.split("*")[0].rstrip(".") for pattern in TOOL_STATE]  # ".aider.*" -> ".aider", as in ".aider*"
+    return any(line.strip().lstrip("/").startswith(stem) for line in gitignore.splitlines() for stem in stems)
+
+
+def _text_at(workdir: Path, commit: str, rel: str, git_env: Mapping[str, str]) -> str:
+    """A rootdir-relative file's text at ``commit``, empty where it had none."""
+    try:
+        return _git(workdir, "show", f"{commit}:./{rel}", git_env=git_env)
+    except AgentError:
+        return ""
+
+
 def _tail(path: Path, limit: int = TAIL_BYTES) -> str:
     with path.open("rb") as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
@@ -168,6 +182,7 @@ class CommandAgent(Agent):
         self._argv: list[str] | None = None
         self._tmp: Path | None = None
         self._noted_tool_state = False
+        self._noted_gitignore = False
 
     def describe(self) -> str:
         return f"cmd: {self.command}"
@@ -268,6 +283,17 @@ class CommandAgent(Agent):
             )
         if not files:
             return failed("the command changed no file" + (f" (only files of its own: {', '.join(_named(left_out))})" if left_out else ""))
+        ignored = [
+            rel for rel, text in files.items()
+            if posixpath.basename(rel) == ".gitignore" and text is not None and _ignores_tool_state(text)
+            and not _ignores_tool_state(_text_at(context.workdir, since, rel, context.git_env))
+        ]
+        if ignored and not self._noted_gitignore:
+            self._noted_gitignore = True  # the surface check rejects the trial; this says why it happened
+            context.note(
+                f"trial {context.trial}: {self._program()} added its own files to {ignored[0]}, which is outside the surface,"
+                " so the trial is rejected: tell it not to (aider: --no-gitignore or --no-git; docs/agents.md)"
+            )
         return Proposal(description, files, prompt=prompt, answer=stdout)
 
     def close(self) -> None:
