@@ -97,7 +97,8 @@ def missing(model: Path = MODEL, python: Path = SERVER_PYTHON, aider: Path = AID
             return f"{what} is not at {path}"
     probe = subprocess.run([str(python), "-c", "import llama_cpp.server"], capture_output=True, text=True)
     if probe.returncode != 0:
-        return f"{python} cannot import llama_cpp.server: {(probe.stderr.strip().splitlines() or ['?'])[-1]}"
+        why = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]  # SIGILL: a build for other CPUs
+        return f"{python} cannot import llama_cpp.server: {why}"
     return None
 
 

@@ -3,13 +3,14 @@
 Opt-in (``--local-model``; CI never passes it): aider in a virtual environment of its own
 (``AUTORESEARCH_AIDER``, default /work/aider-venv/bin/aider) and the local model kit
 (``AUTORESEARCH_LOCAL_MODEL``, ``AUTORESEARCH_LLAMA_PYTHON``, ``AUTORESEARCH_LOCAL_MODEL_KIT``;
-../shared/local-model/README.md). A trial takes a minute or more on two shared cores.
+../shared/local-model/README.md), or a server already running (``AUTORESEARCH_LOCAL_MODEL_API_BASE``). A trial takes a minute or more on two shared cores.
 The command line is the one docs/agents.md shows (``bench/cli_agent.py`` builds it).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,9 +39,13 @@ cli = _bench()
 def api_base(request: pytest.FixtureRequest) -> Iterator[str]:
     if not request.config.getoption("local_model"):
         pytest.skip("a real local model: run with --local-model")
-    reason = cli.missing()
+    running = os.environ.get("AUTORESEARCH_LOCAL_MODEL_API_BASE")  # a server already up, serving the alias qwen-coder
+    reason = f"aider is not at {cli.AIDER}" if running and not cli.AIDER.exists() else None if running else cli.missing()
     if reason:
         pytest.skip(f"aider or the local model kit is missing: {reason} (see the module's docstring for the variables)")
+    if running:
+        yield running
+        return
     with cli.local_server() as base:
         yield base
 

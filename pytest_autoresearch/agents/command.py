@@ -285,7 +285,8 @@ class CommandAgent(Agent):
             return failed("the command changed no file" + (f" (only files of its own: {', '.join(_named(left_out))})" if left_out else ""))
         ignored = [
             rel for rel, text in files.items()
-            if posixpath.basename(rel) == ".gitignore" and text is not None and _ignores_tool_state(text)
+            if posixpath.basename(rel) == ".gitignore" and text is not None and not context.surface.matches(rel)
+            and _ignores_tool_state(text)
             and not _ignores_tool_state(_text_at(context.workdir, since, rel, context.git_env))
         ]
         if ignored and not self._noted_gitignore:
