@@ -50,6 +50,7 @@ def api_base(request: pytest.FixtureRequest) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.timeout(1800)  # two trials of a 1.5B model on two shared cores: 5 minutes each when the machine is busy
 def test_aider_runs_the_loop_on_the_quickstart_and_leaves_nothing_of_its_own(api_base: str, tmp_path: Path) -> None:
     copy = example_copy("quickstart", tmp_path)
     command = cli.aider_command(cli.AIDER, api_base)
