@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import GIT_ENV, Project, processes_with
+from helpers import GIT_ENV, Project, default_files, processes_with
 
 from pytest_autoresearch.agents import AgentError
-from pytest_autoresearch.agents.command import CommandAgent, worktree_changes
+from pytest_autoresearch.agents.command import Changes, CommandAgent, worktree_changes
+from pytest_autoresearch.proposals.surface import Surface
 
 PREAMBLE = """\
 import json, os, pathlib, subprocess, sys, time
@@ -254,6 +255,101 @@ def test_ctrl_c_while_the_command_runs_kills_it(project: Project, no_leftovers: 
     assert project.statuses() == ["baseline"]
 
 
+#: A command that behaves as aider does without its flags: it edits the model, writes its chat
+#: and input histories and a binary repository-map cache at the worktree's root, and commits.
+AIDER_LIKE = """
+trial = os.environ["AUTORESEARCH_TRIAL"]
+scratch = pathlib.Path(sys.argv[1])
+assert scratch == pathlib.Path(os.environ["AUTORESEARCH_SCRATCH"]) and scratch.is_dir()
+seen(trial=trial, scratch=str(scratch), before=sorted(p.name for p in scratch.iterdir()))
+(scratch / f"llm-history-{trial}.txt").write_text("what the model said")
+root = pathlib.Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True).stdout.strip())
+with open(root / ".aider.chat.history.md", "a") as f:
+    f.write("# aider chat started\\n")
+(root / ".aider.input.history").write_text("+make it better\\n")
+(root / ".aider.tags.cache.v4").mkdir(exist_ok=True)
+(root / ".aider.tags.cache.v4" / "cache.db").write_bytes(b"SQLite format 3\\x00\\x01")
+if trial == "1":
+    edit("SCALE = 1.0", "SCALE = 2.5")
+    subprocess.run(["git", "commit", "-q", "-am", "aider: steeper slope"], check=True)
+elif trial == "2":
+    edit("OFFSET = 0", "OFFSET = 3")
+print("Applied edit to model.py")
+"""
+
+
+def test_a_tools_own_files_and_commits_never_reach_the_proposal_or_the_repository(project: Project) -> None:
+    project.init()
+    option = agent(project, AIDER_LIKE, "{scratch}")
+    before = project.snapshot()
+    refs_before = project.git("for-each-ref", "--format=%(refname) %(objectname)")
+    result = loop(project, option, "--autoresearch-trials=3")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "keep", "keep", "invalid"], rows
+    assert rows[3]["reason"] == (
+        "the command changed no file (only files of its own: .aider.chat.history.md, .aider.input.history, .aider.tags.cache.v4/)"
+    )
+    # said once, naming the files and the way to keep them out
+    notes = [line for line in result.stdout.lines if "files of its own into the worktree" in line]
+    assert len(notes) == 1, result.stdout.lines
+    assert "(.aider.chat.history.md, .aider.input.history, .aider.tags.cache.v4/)" in notes[0] and "{scratch}" in notes[0]
+
+    # the branch holds the model's edits and nothing else, in the loop's commits, not the tool's
+    assert project.git("diff", "--name-only", "main", "autoresearch/t") == "model.py"
+    for ref in ("autoresearch/t", "refs/autoresearch/t/trials/001", "refs/autoresearch/t/trials/002"):
+        assert project.git("ls-tree", "-r", "--name-only", ref).splitlines() == ["model.py", "pyproject.toml", "tests/test_fitness.py", "tests/test_gate.py"]
+    assert "aider: steeper slope" not in project.git("log", "--all", "--format=%s")  # the tool's commit is on no ref
+    # the user's checkout, index and every ref they had are as they were
+    assert project.snapshot() == before
+    refs_after = project.git("for-each-ref", "--format=%(refname) %(objectname)").splitlines()
+    assert [r for r in refs_after if "autoresearch/" not in r] == refs_before.splitlines()
+    assert not list(project.path.glob(".aider*"))
+
+    # one scratch folder for the session, outside the checkout, gone when the loop ends
+    facts = seen(project)
+    assert [f["before"] for f in facts] == [[], ["llm-history-1.txt"], ["llm-history-1.txt", "llm-history-2.txt"]]
+    scratch = Path(facts[0]["scratch"])
+    assert not scratch.resolve().is_relative_to(project.path.resolve()) and not scratch.exists()
+
+
+def test_a_tracked_file_with_a_tools_name_is_an_edit_like_any_other(project: Project) -> None:
+    project.init({**default_files(), ".aider.conf.yml": "auto-commits: false\n"})
+    option = agent(
+        project,
+        """
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        pathlib.Path(".aider.conf.yml").write_text("auto-commits: true\\n")
+        print("changed the model and the tool's settings")
+        """,
+    )
+    result = loop(project, option, "--autoresearch-trials=1")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"], rows
+    assert "outside the mutable surface" in rows[1]["reason"] and ".aider.conf.yml" in rows[1]["reason"]
+
+
+def test_a_tool_that_adds_its_files_to_gitignore_is_rejected_and_told_why(project: Project) -> None:
+    project.init({**default_files(), ".gitignore": "*.pyc\n"})
+    option = agent(
+        project,
+        """
+        edit("SCALE = 1.0", "SCALE = 2.5")
+        with open(".gitignore", "a") as f:
+            f.write(".aider*\\n")
+        pathlib.Path(".aider.chat.history.md").write_text("# chat\\n")
+        print("Applied edit to model.py")
+        """,
+    )
+    result = loop(project, option, "--autoresearch-trials=1")
+    assert result.ret == 0, output(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"], rows
+    assert "outside the mutable surface" in rows[1]["reason"] and ".gitignore" in rows[1]["reason"]
+    result.stdout.fnmatch_lines(["*trial 1: python* added its own files to .gitignore, which is outside the surface*--no-gitignore*"])
+
+
 # -- unit level ------------------------------------------------------------------------
 
 
@@ -276,15 +372,15 @@ def repo(tmp_path: Path) -> Path:
 
 def test_changes_are_rootdir_relative_and_nothing_outside_is_dropped(repo: Path) -> None:
     sub = repo / "sub"
-    assert worktree_changes(sub) == ({}, None)
+    assert worktree_changes(sub) == Changes({})
     (sub / "a.py").write_bytes(b"A = 2\r\n")  # line endings are kept as written
     (sub / "b.py").unlink()
     (sub / "pkg" / "new file.py").write_text("N = 'é'\n")
     (repo / "top.txt").write_text("changed\n")
     (repo / "stray.txt").write_text("new\n")
     git(repo, "mv", "sub/pkg/c.py", "sub/pkg/d.py")  # a rename is a deletion and an addition
-    files, error = worktree_changes(sub)
-    assert error is None
+    files, error, tool_files = worktree_changes(sub)
+    assert error is None and tool_files == ()
     assert files == {
         "a.py": "A = 2\r\n",
         "b.py": None,
@@ -302,13 +398,13 @@ def test_committed_changes_count_too(repo: Path) -> None:
     (sub / "a.py").write_text("A = 3\n")
     git(repo, "commit", "-q", "-am", "the agent committed")
     (sub / "b.py").write_text("B = 3\n")
-    assert worktree_changes(sub, since) == ({"a.py": "A = 3\n", "b.py": "B = 3\n"}, None)
+    assert worktree_changes(sub, since) == Changes({"a.py": "A = 3\n", "b.py": "B = 3\n"})
 
 
 @pytest.mark.parametrize("data", [b"\x00\x01binary", b"caf\xe9\n"])
 def test_a_file_that_is_not_text_is_an_error(repo: Path, data: bytes) -> None:
     (repo / "sub" / "pkg" / "blob.bin").write_bytes(data)
-    assert worktree_changes(repo / "sub") == ({}, "pkg/blob.bin is not UTF-8 text (binary files cannot be proposed)")
+    assert worktree_changes(repo / "sub") == Changes({}, "pkg/blob.bin is not UTF-8 text (binary files cannot be proposed)")
 
 
 @pytest.mark.parametrize(
@@ -325,3 +421,36 @@ def test_start_refuses_a_command_that_cannot_run(command: str, message: str) -> 
         CommandAgent(command, timeout=5).start(None)  # type: ignore[arg-type]
     assert message in (CommandAgent(command, timeout=5).preflight({}) or "")
     assert CommandAgent("git --version", timeout=5).preflight({}) is None
+
+
+def test_a_tools_own_new_files_are_set_apart_and_not_read(repo: Path) -> None:
+    """In a rootdir below the repository root, the tool's files at the root keep their ``../``
+    path; a binary cache is not read; a file the surface names is an edit, whatever its name."""
+    sub = repo / "sub"
+    (sub / "a.py").write_text("A = 2\n")
+    (repo / ".aider.chat.history.md").write_text("# chat\n")
+    (repo / ".aider.tags.cache.v4").mkdir()
+    (repo / ".aider.tags.cache.v4" / "cache.db").write_bytes(b"\x00\x01")
+    (sub / ".aider.input.history").write_text("+hi\n")
+    (sub / ".aider.notes").write_text("mine\n")
+    surface = Surface(["*.py", ".aider.notes"])
+    assert worktree_changes(sub, surface=surface) == Changes(
+        {"a.py": "A = 2\n", ".aider.notes": "mine\n"},
+        None,
+        ("../.aider.chat.history.md", "../.aider.tags.cache.v4/cache.db", ".aider.input.history"),
+    )
+    # without a surface nothing is set apart: the binary cache is what the proposal cannot hold
+    assert worktree_changes(sub).error == "../.aider.tags.cache.v4/cache.db is not UTF-8 text (binary files cannot be proposed)"
+
+
+def test_a_tools_name_on_a_file_the_project_tracks_is_not_set_apart(repo: Path) -> None:
+    sub = repo / "sub"
+    (sub / ".aider.conf.yml").write_text("x: 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "settings")
+    since = git(repo, "rev-parse", "HEAD")
+    (sub / ".aider.conf.yml").write_text("x: 2\n")
+    (sub / ".aider.input.history").write_text("+hi\n")
+    git(repo, "add", "sub/.aider.input.history")
+    git(repo, "commit", "-q", "-m", "the tool committed its history")
+    assert worktree_changes(sub, since, surface=Surface(["*.py"])) == Changes({".aider.conf.yml": "x: 2\n"}, None, (".aider.input.history",))

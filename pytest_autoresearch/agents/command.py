@@ -9,10 +9,19 @@ any other (:func:`pytest_autoresearch.proposals.proposal.check`), so an agent th
 outside the mutable files gets an ``invalid`` trial, never a changed checkout.
 The command runs in its own process group under the agent timeout, like a trial does, and
 its output goes to files, so neither a hung nor a chatty agent can hurt the loop.
+
+A coding tool keeps state of its own (chat histories, caches). The command is told of a scratch
+folder outside the worktree and the user's checkout (``{scratch}`` in an argument,
+``AUTORESEARCH_SCRATCH`` in its environment), the same for every trial of a session, for those
+files. A new file that git would otherwise report and that only a known tool writes (aider's
+``.aider.*``, see :data:`TOOL_STATE`) is left out of the proposal with a note instead of rejecting
+the trial: it is the tool's bookkeeping, not an edit, and it never reaches the candidate, since the
+worktree is reset after the command. A change to any file the project tracks is never left out.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import os
 import posixpath
@@ -22,14 +31,20 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from ..proposals.proposal import Proposal
+from ..proposals.surface import Surface
 from ..core.text import one_line
 from ..system.procs import kill_group, start_group, wait_unreaped
 from .base import Agent, AgentError, ProposalContext
 from .prompt import render_prompt
 
 PLACEHOLDER = "{prompt_file}"
+SCRATCH = "{scratch}"
+#: Names (of a file or of a folder on its path) that only coding tools write, as their own state:
+#: aider's chat, input and LLM histories and its repository-map cache.
+TOOL_STATE = (".aider.*",)
 TAIL_BYTES = 20_000
 DESCRIPTION_CHARS = 200
 ERROR_LINES = 5
@@ -56,28 +71,55 @@ def _git(workdir: Path, *args: str, git_env: Mapping[str, str] | None = None) ->
     return proc.stdout
 
 
-def worktree_changes(workdir: Path, since: str | None = None, git_env: Mapping[str, str] | None = None) -> tuple[dict[str, str | None], str | None]:
-    """What changed in ``workdir``'s worktree, as (rootdir-relative path -> new text or None, error).
+class Changes(NamedTuple):
+    """What a command changed in the worktree (see :func:`worktree_changes`)."""
+
+    files: dict[str, str | None]  # rootdir-relative path -> new text, or None for a deleted file
+    error: str | None = None  # why the changes cannot be a proposal
+    tool_files: tuple[str, ...] = ()  # a coding tool's own new files, left out of ``files``
+
+
+def is_tool_state(rel: str) -> bool:
+    """Whether a rootdir-relative path is named as only a coding tool's own files are (:data:`TOOL_STATE`)."""
+    return any(fnmatch.fnmatchcase(part, pattern) for part in rel.split("/") for pattern in TOOL_STATE)
+
+
+def worktree_changes(
+    workdir: Path, since: str | None = None, git_env: Mapping[str, str] | None = None, surface: Surface | None = None
+) -> Changes:
+    """What changed in ``workdir``'s worktree.
 
     Paths are relative to ``workdir`` (the rootdir's copy); a change elsewhere in the
     repository keeps a ``../`` path so that the surface check rejects it rather than it being
     lost. ``since`` is the commit the worktree started at: if the command committed anyway,
-    the committed changes count too. ``git_env`` names the worktree's git dirs.
+    the committed changes count too. ``git_env`` names the worktree's git dirs. Given the
+    ``surface``, a file outside it that ``since`` did not have and that is named as a coding
+    tool's own (:func:`is_tool_state`) goes to ``tool_files`` and is not read (a binary cache).
     """
     git = functools.partial(_git, workdir, git_env=git_env)
     status = git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=all")
-    paths = {entry[3:] for entry in status.split("\0") if entry}
+    paths = {entry[3:].rstrip("/") for entry in status.split("\0") if entry}  # an untracked nested repository shows as "dir/"
     if since is not None and git("rev-parse", "HEAD").strip() != since:
         paths |= {p for p in git("diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", since, "HEAD").split("\0") if p}
     root = Path(git("rev-parse", "--show-toplevel").strip())
     prefix = git("rev-parse", "--show-prefix").strip()
+
+    def rel_of(repo_path: str) -> str:
+        return repo_path[len(prefix):] if repo_path.startswith(prefix) else posixpath.relpath(repo_path, prefix)
+
+    tool: set[str] = set()
+    if surface is not None:
+        named = [p for p in paths if is_tool_state(rel_of(p)) and not surface.matches(rel_of(p))]
+        if named:
+            start = since if since is not None else "HEAD"
+            tracked = set(git("ls-tree", "-r", "-z", "--name-only", "--full-tree", start, "--", *named).split("\0"))
+            tool = {p for p in named if p not in tracked}
     files: dict[str, str | None] = {}
-    for repo_path in sorted(paths):
-        repo_path = repo_path.rstrip("/")  # an untracked nested repository shows as "dir/"
-        rel = repo_path[len(prefix):] if repo_path.startswith(prefix) else posixpath.relpath(repo_path, prefix)
+    for repo_path in sorted(paths - tool):
+        rel = rel_of(repo_path)
         target = root / repo_path
         if target.is_symlink() or (target.exists() and not target.is_file()):
-            return {}, f"{rel} is not a regular file"
+            return Changes({}, f"{rel} is not a regular file")
         if not target.exists():
             files[rel] = None
             continue
@@ -87,9 +129,35 @@ def worktree_changes(workdir: Path, since: str | None = None, git_env: Mapping[s
         except UnicodeDecodeError:
             text = "\0"
         if "\0" in text:
-            return {}, f"{rel} is not UTF-8 text (binary files cannot be proposed)"
+            return Changes({}, f"{rel} is not UTF-8 text (binary files cannot be proposed)")
         files[rel] = text
-    return files, None
+    return Changes(files, None, tuple(sorted(rel_of(p) for p in tool)))
+
+
+def _named(paths: tuple[str, ...]) -> list[str]:
+    """Tool files by the name that marks them: a cache folder once, not each file in it."""
+    names: list[str] = []
+    for rel in paths:
+        parts = rel.split("/")
+        end = next(i for i, part in enumerate(parts) if is_tool_state(part)) + 1
+        name = "/".join(parts[:end]) + ("/" if end < len(parts) else "")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _ignores_tool_state(gitignore: str) -> bool:
+    """Whether a .gitignore has a rule for a coding tool's own files (aider adds ``.aider*``)."""
+    stems = [pattern.split("*")[0].rstrip(".") for pattern in TOOL_STATE]  # ".aider.*" -> ".aider", as in ".aider*"
+    return any(line.strip().lstrip("/").startswith(stem) for line in gitignore.splitlines() for stem in stems)
+
+
+def _text_at(workdir: Path, commit: str, rel: str, git_env: Mapping[str, str]) -> str:
+    """A rootdir-relative file's text at ``commit``, empty where it had none."""
+    try:
+        return _git(workdir, "show", f"{commit}:./{rel}", git_env=git_env)
+    except AgentError:
+        return ""
 
 
 def _tail(path: Path, limit: int = TAIL_BYTES) -> str:
@@ -113,6 +181,8 @@ class CommandAgent(Agent):
         self.timeout = timeout
         self._argv: list[str] | None = None
         self._tmp: Path | None = None
+        self._noted_tool_state = False
+        self._noted_gitignore = False
 
     def describe(self) -> str:
         return f"cmd: {self.command}"
@@ -157,14 +227,17 @@ class CommandAgent(Agent):
         assert self._argv is not None
         if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="autoresearch-cmd-"))
+            (self._tmp / "scratch").mkdir()
+        scratch = self._tmp / "scratch"  # the command's own files, kept across the session's trials
         instructions = INSTRUCTIONS.format(files=", ".join(sorted(context.files)))
         prompt = render_prompt(context, instructions).text()
         prompt_file = self._tmp / "prompt.md"  # outside the worktree, so it is never a change
         prompt_file.write_text(prompt, encoding="utf-8")
         uses_file = any(PLACEHOLDER in arg for arg in self._argv)
-        argv = [arg.replace(PLACEHOLDER, str(prompt_file)) for arg in self._argv]
+        argv = [arg.replace(PLACEHOLDER, str(prompt_file)).replace(SCRATCH, str(scratch)) for arg in self._argv]
         env = dict(os.environ)
         env["AUTORESEARCH_PROMPT_FILE"] = str(prompt_file)
+        env["AUTORESEARCH_SCRATCH"] = str(scratch)
         env["AUTORESEARCH_TRIAL"] = str(context.trial)
         env.setdefault("PYTHONDONTWRITEBYTECODE", "1")  # an agent that runs Python leaves no __pycache__ behind
         since = _git(context.workdir, "rev-parse", "HEAD", git_env=context.git_env).strip()
@@ -198,11 +271,30 @@ class CommandAgent(Agent):
             tail = _last_lines(stderr, ERROR_LINES) or _last_lines(stdout, ERROR_LINES)
             how = f"exited with status {proc.returncode}" if proc.returncode > 0 else f"was killed by signal {-proc.returncode}"
             return failed(f"the command {how}" + (":\n" + "\n".join(tail) if tail else ""))
-        files, error = worktree_changes(context.workdir, since, context.git_env)
+        files, error, left_out = worktree_changes(context.workdir, since, context.git_env, context.surface)
         if error is not None:
             return failed(error)
+        if left_out and not self._noted_tool_state:
+            self._noted_tool_state = True
+            context.note(
+                f"trial {context.trial}: {self._program()} wrote files of its own into the worktree ({', '.join(_named(left_out))}):"
+                " they are not part of the proposal; give the tool the scratch folder for them ({scratch} in the"
+                " command, $AUTORESEARCH_SCRATCH in its environment; docs/agents.md)"
+            )
         if not files:
-            return failed("the command changed no file")
+            return failed("the command changed no file" + (f" (only files of its own: {', '.join(_named(left_out))})" if left_out else ""))
+        ignored = [
+            rel for rel, text in files.items()
+            if posixpath.basename(rel) == ".gitignore" and text is not None and not context.surface.matches(rel)
+            and _ignores_tool_state(text)
+            and not _ignores_tool_state(_text_at(context.workdir, since, rel, context.git_env))
+        ]
+        if ignored and not self._noted_gitignore:
+            self._noted_gitignore = True  # the surface check rejects the trial; this says why it happened
+            context.note(
+                f"trial {context.trial}: {self._program()} added its own files to {ignored[0]}, which is outside the surface,"
+                " so the trial is rejected: tell it not to (aider: --no-gitignore or --no-git; docs/agents.md)"
+            )
         return Proposal(description, files, prompt=prompt, answer=stdout)
 
     def close(self) -> None:
