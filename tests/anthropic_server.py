@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from llm_server import send_json
+
 
 def message(text: str, input_tokens: int = 100, output_tokens: int = 50, cache_read: int = 0, cache_creation: int = 0) -> dict[str, Any]:
     """A successful answer. As Anthropic counts them, ``input_tokens`` are the prompt tokens that
@@ -67,12 +69,7 @@ class AnthropicServer:
                     })
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -38,6 +38,30 @@ def delayed(step: dict[str, Any], seconds: float) -> dict[str, Any]:
     return {**step, "delay": seconds}
 
 
+#: an answer in the format the prompt asks for: one SEARCH/REPLACE block on the default project's model.py
+SEARCH_REPLACE = """The slope is too shallow; make it steeper.
+
+model.py
+<<<<<<< SEARCH
+SCALE = 1.0
+=======
+SCALE = 2.5
+>>>>>>> REPLACE
+"""
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    """Answer a request with ``payload`` as JSON (both scripted servers send this way)."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An HTTP error in the shape OpenAI sends."""
     return {"status": status, "message": message, "code": code, "headers": headers or {}}
@@ -99,14 +123,7 @@ class ScriptedServer:
                 )
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, payload, headers)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

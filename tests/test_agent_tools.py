@@ -9,19 +9,10 @@ from typing import Any
 
 import pytest
 from helpers import Project, default_files
-from llm_server import answer, delayed, error, scripted_server, tool_calls
+from llm_server import SEARCH_REPLACE, answer, delayed, error, scripted_server, tool_calls
 
 pytest.importorskip("litellm")  # at collection (see test_llm_agent.py)
 
-SEARCH_REPLACE = """The slope is too shallow; make it steeper.
-
-model.py
-<<<<<<< SEARCH
-SCALE = 1.0
-=======
-SCALE = 2.5
->>>>>>> REPLACE
-"""
 
 SECRET = "holdout points the agent never sees: forty to fifty"
 HOLDOUT_TEST = f'''import pytest

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import pytest
 from helpers import MODEL, Project
-from llm_server import answer, error, scripted_server
+from llm_server import SEARCH_REPLACE, answer, error, scripted_server
 
 # imported at collection, not in a test: litellm imported while a test runs leaves this process's
 # importlib.metadata finding no distribution, which the in-process pytester runs of later tests need
 pytest.importorskip("litellm")
 
-SEARCH_REPLACE = """The slope is too shallow; make it steeper.
-
-model.py
-<<<<<<< SEARCH
-SCALE = 1.0
-=======
-SCALE = 2.5
->>>>>>> REPLACE
-"""
 
 DIFF = """Add the missing offset.
 
