@@ -294,7 +294,10 @@ def test_a_file_without_final_newline_keeps_none() -> None:
             "<<<<<<< SEARCH\nepochs = 10\nepochs = 20\n>>>>>>> REPLACE\n",
             "SEARCH/REPLACE block 1 (config/train.toml) has no ======= line between its SEARCH and REPLACE parts",
         ),
-        ("<<<<<<< SEARCH\nepochs = 10\n=======\nepochs = 20\n", "SEARCH/REPLACE block 1 (config/train.toml) is not terminated: end it with >>>>>>> REPLACE"),
+        (
+            "<<<<<<< SEARCH\nepochs = 10\n=======\nepochs = 20\n",
+            "SEARCH/REPLACE block 1 (config/train.toml) is cut off: the answer ends before its >>>>>>> REPLACE line; keep the answer short",
+        ),
         ("<<<<<<< SEARCH\nepochs = 10\n", "SEARCH/REPLACE block 1 (config/train.toml) is cut off: it has no ======= line and no >>>>>>> REPLACE line"),
         (
             "<<<<<<< SEARCH\nepochs = 10\n=======\nepochs = 20\n<<<<<<< SEARCH\nbatch = 32\n=======\nbatch = 1\n>>>>>>> REPLACE\n",
@@ -513,11 +516,23 @@ def test_a_whole_frozen_file_stays_in_the_proposal() -> None:
 # --- the format and robustness -----------------------------------------------------------------
 
 
-def test_the_answer_format_example_is_itself_a_valid_answer() -> None:
+def test_the_answer_format_example_has_the_shape_of_a_valid_answer_and_no_real_path() -> None:
     assert "<<<<<<< SEARCH" in ANSWER_FORMAT and ">>>>>>> REPLACE" in ANSWER_FORMAT
     assert "exactly" in ANSWER_FORMAT and "mutable" in ANSWER_FORMAT and "whole new file" in ANSWER_FORMAT
-    current = {"src/model.py": "class M:\n    learning_rate = 0.1\n"}
-    assert parse(ANSWER_FORMAT, files=current, repo=current).files == {"src/model.py": "class M:\n    learning_rate = 0.05\n"}
+    assert "made up" in ANSWER_FORMAT and "must differ" in ANSWER_FORMAT
+    current = {"some/folder/example.py": "def run():\n    steps = 10\n"}
+    assert parse(ANSWER_FORMAT.replace("steps = 20", "steps = 30"), files=current, repo=current).files == {
+        "some/folder/example.py": "def run():\n    steps = 30\n"
+    }
+
+
+def test_an_answer_that_copies_the_format_example_is_told_so() -> None:
+    """Small models at low temperature copy the format's example word for word (seen with a 0.5B model)."""
+    example = ANSWER_FORMAT.split("lines instead:\n\n")[1].split("\n\n- Put")[0]
+    proposal = parse("I will increase the steps.\n\n" + example + "\n")
+    assert proposal.error == "SEARCH/REPLACE block 1 (some/folder/example.py) copies the answer format's example: write the real lines of config/train.toml, src/model.py"
+    only = {"denoise.py": "WINDOW = 3\n"}
+    assert "copies the answer format's example: write the real lines of denoise.py" in (parse(example, only, only).error or "")
 
 
 VALID_ANSWERS = [

@@ -15,27 +15,30 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, copies_example, loose_match, near_path, unchanged
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
 from .surface import normalize
 
-ANSWER_FORMAT = """\
+ANSWER_FORMAT = f"""\
 Answer format:
 First write one short paragraph describing the single idea you are trying. Then give the
-change as one or more SEARCH/REPLACE blocks, exactly like this:
+change as one or more SEARCH/REPLACE blocks. This one shows the shape only: its path and its
+lines are made up, so write your file's real path and real lines instead:
 
-src/model.py
+{EXAMPLE_PATH}
 <<<<<<< SEARCH
-    learning_rate = 0.1
+{chr(10).join(EXAMPLE_SEARCH)}
 =======
-    learning_rate = 0.05
+{chr(10).join(EXAMPLE_REPLACE)}
 >>>>>>> REPLACE
 
 - Put the file's path, exactly as this prompt's file headings give it, alone on the line above
   each block.
 - SEARCH must copy the current lines of the file exactly, indentation included, with just
-  enough lines to match one place in the file. REPLACE holds the new lines.
+  enough lines to match one place in the file. REPLACE holds the new lines, which must differ
+  from SEARCH. End every block with the >>>>>>> REPLACE line.
 - Blocks apply in order; use several small blocks rather than one big one. An empty SEARCH
   creates a new file.
 - Edit only the mutable files named in this prompt; an edit to any other file rejects the
@@ -103,12 +106,12 @@ class _Repo:
         return self.changed[path] if path in self.changed else self.original(path)
 
     def resolve(self, raw: str) -> str:
-        """A clean path; a bare name that is no file but ends exactly one surface path is that path."""
+        """A clean path; one that is no file but is near exactly one surface path (a folder
+        prefixed or dropped, the same file name elsewhere) is that path."""
         clean = normalize(raw)
-        if clean is None or self.original(clean) is not None:
+        if clean is None or self.original(clean) is not None or clean in self.changed:
             return clean or raw
-        ends = [p for p in self.surface if p.endswith("/" + clean)]
-        return ends[0] if len(ends) == 1 else clean
+        return near_path(clean, self.surface) or clean
 
 
 def parse_answer(text: str, files: Mapping[str, str], read: Callable[[str], str | None]) -> Proposal:
@@ -206,7 +209,7 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
         return None
     outcome = _Outcome(_path_above(lines, markers[0], repo)[1], {})
     path: str | None = None
-    i, number = markers[0], 0
+    i, number, unchanged_blocks = markers[0], 0, 0
     try:
         while i < len(lines):
             if not _SEARCH.match(lines[i]):
@@ -219,17 +222,43 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
                 raise _AnswerError(
                     f"SEARCH/REPLACE block {number} has no file path: put the path alone on the line above <<<<<<< SEARCH"
                 )
+            search, replace, i = _block_body(lines, i + 1, f"SEARCH/REPLACE block {number} ({path})")
+            path = _only_file_for(path, search, repo)
             where = f"SEARCH/REPLACE block {number} ({path})"
-            search, replace, i = _block_body(lines, i + 1, where)
-            repo.changed[path] = _apply_block(repo.current(path), search, replace, where, path)
+            if copies_example(search, replace):
+                raise _AnswerError(f"{where} copies the answer format's example: write the real lines of {_surface_names(repo)}")
+            if "".join(search).strip() and unchanged(search, replace):
+                unchanged_blocks += 1
+                continue  # it changes nothing; the answer's other blocks may
+            repo.changed[path] = _apply_block(repo.current(path), search, replace, where, path, repo)
+        if unchanged_blocks and not repo.changed:
+            one = "its REPLACE lines are" if number == 1 else "every block's REPLACE lines are"
+            raise _AnswerError(f"the answer changes nothing: {one} the same as its SEARCH lines; change at least one line")
     except _AnswerError as exc:
         outcome.error = f"{exc}; nothing in the answer was applied" if number > 1 else str(exc)
     outcome.files = dict(repo.changed)
     return outcome
 
 
+def _only_file_for(path: str, search: list[str], repo: _Repo) -> str:
+    """The path a block edits: a path that names no file, in an answer for a one-file surface,
+    is that file when the block's SEARCH lines are there (the model misnamed it)."""
+    if repo.only is None or path == repo.only or repo.current(path) is not None or not "".join(search).strip():
+        return path
+    text = repo.current(repo.only) or ""
+    found = find_matches(lines_of(text), search) or loose_match(lines_of(text), search)
+    return repo.only if found and (not isinstance(found, list) or len(found) == 1) else path
+
+
+def _surface_names(repo: _Repo) -> str:
+    return ", ".join(sorted(repo.surface)) or "the mutable files"
+
+
 def _block_body(lines: list[str], i: int, where: str) -> tuple[list[str], list[str], int]:
-    """The SEARCH and REPLACE lines of the block starting at ``i``, and the line after it."""
+    """The SEARCH and REPLACE lines of the block starting at ``i``, and the line after it.
+
+    A block whose >>>>>>> REPLACE line lost its word, or is missing while the block's code fence
+    closes (the model forgot it), ends there; one that runs off the end of the answer is cut off."""
     j = i
     while j < len(lines) and not _DIVIDER.match(lines[j]):
         if _REPLACE.match(lines[j]) or _SEARCH.match(lines[j]):
@@ -238,14 +267,19 @@ def _block_body(lines: list[str], i: int, where: str) -> tuple[list[str], list[s
     if j == len(lines):
         raise _AnswerError(f"{where} is cut off: it has no ======= line and no >>>>>>> REPLACE line")
     k = j + 1
-    while k < len(lines) and not _REPLACE.match(lines[k]) and not _SEARCH.match(lines[k]):
+    while k < len(lines) and not (_REPLACE.match(lines[k]) or LOOSE_REPLACE.match(lines[k])) and not _SEARCH.match(lines[k]):
         k += 1
-    if k == len(lines) or not _REPLACE.match(lines[k]):
-        raise _AnswerError(f"{where} is not terminated: end it with >>>>>>> REPLACE")
-    return lines[i:j], lines[j + 1 : k], k + 1
+    if k < len(lines) and not _SEARCH.match(lines[k]):
+        return lines[i:j], lines[j + 1 : k], k + 1
+    closing = next((n for n in range(j + 1, k) if _FENCE.match(lines[n]) and not _FENCE.match(lines[n]).group(3)), None)  # type: ignore[union-attr]
+    if closing is not None:
+        return lines[i:j], lines[j + 1 : closing], closing + 1
+    if k == len(lines):
+        raise _AnswerError(f"{where} is cut off: the answer ends before its >>>>>>> REPLACE line; keep the answer short")
+    raise _AnswerError(f"{where} is not terminated: end it with >>>>>>> REPLACE")
 
 
-def _apply_block(current: str | None, search: list[str], replace: list[str], where: str, path: str) -> str:
+def _apply_block(current: str | None, search: list[str], replace: list[str], where: str, path: str, repo: _Repo) -> str:
     if not "".join(search).strip():
         if current:
             raise _AnswerError(
@@ -253,17 +287,23 @@ def _apply_block(current: str | None, search: list[str], replace: list[str], whe
             )
         return "".join(line + "\n" for line in replace)
     if current is None:
-        raise _AnswerError(f"{where}: {path} does not exist (an empty SEARCH creates a new file)")
+        raise _AnswerError(f"{where}: {path} does not exist; the mutable files are {_surface_names(repo)} (an empty SEARCH creates a new file)")
     lines = lines_of(current)
     found = find_matches(lines, search)
+    eol = line_ending(current)
     if not found:
+        loose = loose_match(lines, search)
+        if isinstance(loose, tuple):  # the same lines, spaced differently
+            start, end, shift = loose
+            new = [reindent(line, shift) + eol for line in replace]
+            return keep_final_newline(current, "".join(lines[:start] + new + lines[end:]))
         first = next(line.strip() for line in search if line.strip())
         first_line = f"its first line: {first[:80]!r}"
         raise _AnswerError(f"{where}: the SEARCH text is not in {path} ({first_line}); copy the current lines exactly")
     if len(found) > 1:
         places = f"matches {len(found)} places in {path}"
         raise _AnswerError(f"{where}: the SEARCH text {places}; include more context so that it matches one")
-    match, eol = found[0], line_ending(current)
+    match = found[0]
     new = [reindent(line, match.shift) + eol for line in replace]
     return keep_final_newline(current, "".join(lines[: match.start] + new + lines[match.start + len(search) :]))
 
