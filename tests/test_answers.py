@@ -579,3 +579,88 @@ def test_a_huge_answer_is_handled_quickly() -> None:
         "SEARCH/REPLACE block 2 (config/train.toml): the SEARCH text is not in config/train.toml "
         "(its first line: 'epochs = 10'); copy the current lines exactly; nothing in the answer was applied"
     )
+
+
+# --- small models' near misses -----------------------------------------------------------------
+# Shapes seen from Qwen2.5-Coder 0.5B and 1.5B served by llama.cpp on the quickstart (denoise.py)
+
+DENOISE = "WINDOW = 3\nALPHA = 0.9\nPASSES = 1\n\n\ndef denoise(xs):\n    ys = list(xs)\n    for _ in range(PASSES):\n        ys = smooth(ys, WINDOW)\n    return ys\n"
+ONE = {"denoise.py": DENOISE}
+WINDOW_5 = DENOISE.replace("WINDOW = 3", "WINDOW = 5")
+
+
+def parse_one(answer: str) -> Proposal:
+    return parse_answer(answer, ONE, {**ONE, "signal_data.py": "NOISY = []\n"}.get)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["examples/quickstart/denoise.py", "quickstart/denoise.py", "src/denoise.py", "path/to/file.py", "denoise"],
+)
+def test_a_misnamed_path_in_an_answer_for_a_one_file_surface_is_that_file(path: str) -> None:
+    answer = f"Widen the window.\n\n{path}\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 5\n>>>>>>> REPLACE\n"
+    assert parse_one(answer) == Proposal("Widen the window.", {"denoise.py": WINDOW_5})
+
+
+def test_a_path_under_a_folder_prefix_is_the_surface_file_it_ends_with() -> None:
+    answer = "Clip.\n\nrepo/src/model.py\n<<<<<<< SEARCH\n        self.steps += 1\n=======\n        self.steps += 2\n>>>>>>> REPLACE\n"
+    assert parse(answer).files == {"src/model.py": MODEL.replace("self.steps += 1", "self.steps += 2")}
+
+
+def test_a_misnamed_path_is_kept_when_the_search_text_is_not_in_the_only_file() -> None:
+    answer = "Widen.\n\nsrc/model.py\n<<<<<<< SEARCH\nlearning_rate = 0.1\n=======\nlearning_rate = 0.05\n>>>>>>> REPLACE\n"
+    assert parse_one(answer).error == (
+        "SEARCH/REPLACE block 1 (src/model.py): src/model.py does not exist; the mutable files are denoise.py "
+        "(an empty SEARCH creates a new file)"
+    )
+
+
+def test_a_frozen_file_named_by_an_answer_is_never_taken_for_the_surface_file() -> None:
+    answer = "Less noise.\n\nsignal_data.py\n<<<<<<< SEARCH\nNOISY = []\n=======\nNOISY = [0]\n>>>>>>> REPLACE\n"
+    assert parse_one(answer).files == {"signal_data.py": "NOISY = [0]\n"}  # check() rejects it by name
+
+
+def test_search_lines_spaced_differently_match_the_one_place_they_mean() -> None:
+    # inner spaces changed and the blank lines between the constants and the function dropped
+    answer = (
+        "Two passes.\n\ndenoise.py\n<<<<<<< SEARCH\nPASSES=1\ndef denoise(xs):\n=======\nPASSES = 2\n\n\n"
+        "def denoise(xs):\n>>>>>>> REPLACE\n"
+    )
+    assert parse_one(answer).files == {"denoise.py": DENOISE.replace("PASSES = 1", "PASSES = 2")}
+
+
+def test_search_lines_spaced_differently_and_indented_differently_keep_the_files_indentation() -> None:
+    answer = "Clip.\n\nsrc/model.py\n<<<<<<< SEARCH\nself.steps  +=  1\nreturn self.lr*grad\n=======\nself.steps += 1\nreturn 0.5 * self.lr * grad\n>>>>>>> REPLACE\n"
+    assert parse(answer).files == {"src/model.py": MODEL.replace("return self.lr * grad", "return 0.5 * self.lr * grad")}
+
+
+def test_a_loose_match_in_two_places_is_refused() -> None:
+    text = "A=1\nB = 2\n\nA = 1\nB=2\n"
+    answer = "x\n\nf.py\n<<<<<<< SEARCH\nA = 1\nB = 2\n=======\nA = 3\nB = 2\n>>>>>>> REPLACE\n"
+    proposal = parse_answer(answer, {"f.py": text}, {"f.py": text}.get)
+    assert proposal.error == "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'A = 1'); copy the current lines exactly"
+
+
+@pytest.mark.parametrize("marker", [">>>>>>>", ">>>>>>> REPL", ">>>>>>> replace", ">>>>>>> UPDATED", ">>>>>>> R"])
+def test_a_replace_marker_that_lost_its_word_ends_the_block(marker: str) -> None:
+    answer = f"Widen the window.\n\ndenoise.py\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 5\n{marker}"
+    assert parse_one(answer) == Proposal("Widen the window.", {"denoise.py": WINDOW_5})
+
+
+def test_a_forgotten_replace_marker_before_the_closing_fence_ends_the_block() -> None:
+    answer = "Widen the window.\n\n```python\ndenoise.py\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 5\n```\n\nThis smooths more.\n"
+    assert parse_one(answer) == Proposal("Widen the window.", {"denoise.py": WINDOW_5})
+
+
+def test_an_answer_cut_off_inside_its_replace_part_is_refused_not_applied_half() -> None:
+    answer = "Rewrite denoise.\n\ndenoise.py\n<<<<<<< SEARCH\ndef denoise(xs):\n    ys = list(xs)\n=======\ndef denoise(xs):\n    ys = [x for x in"
+    assert parse_one(answer).error == (
+        "SEARCH/REPLACE block 1 (denoise.py) is cut off: the answer ends before its >>>>>>> REPLACE line; keep the answer short"
+    )
+
+
+def test_a_block_that_changes_nothing_is_named_and_the_others_apply() -> None:
+    same = "Tune.\n\ndenoise.py\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 3\n>>>>>>> REPLACE\n"
+    assert parse_one(same).error == "the answer changes nothing: its REPLACE lines are the same as its SEARCH lines; change at least one line"
+    both = same + "\ndenoise.py\n<<<<<<< SEARCH\nALPHA = 0.9\n=======\nALPHA = 0.7\n>>>>>>> REPLACE\n"
+    assert parse_one(both).files == {"denoise.py": DENOISE.replace("ALPHA = 0.9", "ALPHA = 0.7")}
