@@ -46,13 +46,13 @@ kit = _load("autoresearch_local_model_kit", REPO / "tests" / "local_model.py")
 examples = _load("autoresearch_examples_run", REPO / "examples" / "run.py")
 
 
-def run_loop(example: str, url: str, trials: int, tools: bool, timeout: float) -> dict[str, object]:
+def run_loop(example: str, url: str, trials: int, tools: bool, timeout: float, checkout: Path = REPO) -> dict[str, object]:
     """One loop on a fresh copy of ``example``; its rows, reasons and timings."""
     copy = examples.prepare(example)
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--autoresearch", f"--autoresearch-tag={TAG}"]
     args += [f"--autoresearch-trials={trials}", f"--autoresearch-agent={kit.AGENT}", f"--autoresearch-api-base={url}"]
     args += ["-o", "autoresearch_agent_tools=on"] if tools else []
-    env = {**os.environ, "OPENAI_API_KEY": "none", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "OPENAI_API_KEY": "none", "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))}
     start = time.monotonic()
     try:
         proc = subprocess.run(args, cwd=copy, capture_output=True, text=True, env=env, timeout=timeout)
@@ -129,6 +129,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per loop")
     parser.add_argument("--keep", type=Path, help="copy each trial's prompt and answer into this folder")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
+    parser.add_argument("--checkout", type=Path, default=REPO, help="the checkout whose plugin the loop imports (another branch, for a before/after)")
     options = parser.parse_args(argv)
 
     from tabulate import tabulate
@@ -144,7 +145,7 @@ def main(argv: list[str]) -> int:
                 with kit.serve(size, tools=tools, n_ctx=options.n_ctx) as server:
                     for example in options.examples:
                         print(f"{size} tools={'on' if tools else 'off'} {example}: {options.trials} trials ...", flush=True)
-                        result = run_loop(example, server.url, options.trials, tools, options.timeout)
+                        result = run_loop(example, server.url, options.trials, tools, options.timeout, options.checkout.resolve())
                         result["size"] = size
                         results.append(result)
                         rows.append(table(size, result))

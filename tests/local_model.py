@@ -123,7 +123,10 @@ def serve(size: str, *, tools: bool = False, n_ctx: int = 8192, log_dir: Path | 
     started = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "N_CTX": str(n_ctx)}, timeout=180)
     if started.returncode != 0 or not started.stdout.strip().isdigit():
         tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
-        raise ServerProblem(f"the {size} model server did not start: {started.stderr.strip() or ' / '.join(tail)}")
+        said = " ".join((started.stderr.strip() or " / ".join(tail)).split())
+        if "Illegal instruction" in said:
+            said = f"{kit.python}'s llama-cpp-python was built for instructions this CPU lacks; build it from source (see get-model.sh): {said}"
+        raise ServerProblem(f"the {size} model server did not start: {said}")
     pid = int(started.stdout.strip())
     try:
         yield Server(size, f"http://127.0.0.1:{port}/v1", n_ctx, tools, log)

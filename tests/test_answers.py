@@ -664,3 +664,33 @@ def test_a_block_that_changes_nothing_is_named_and_the_others_apply() -> None:
     assert parse_one(same).error == "the answer changes nothing: its REPLACE lines are the same as its SEARCH lines; change at least one line"
     both = same + "\ndenoise.py\n<<<<<<< SEARCH\nALPHA = 0.9\n=======\nALPHA = 0.7\n>>>>>>> REPLACE\n"
     assert parse_one(both).files == {"denoise.py": DENOISE.replace("ALPHA = 0.9", "ALPHA = 0.7")}
+
+
+def test_an_answer_that_echoes_the_prompt_is_told_so() -> None:
+    """The 1.5B model's second answer on the quickstart: the prompt's context and files, repeated as they are."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "local_model"
+    denoise = (Path(__file__).parent.parent / "examples" / "quickstart" / "denoise.py").read_text()
+    fitness = (Path(__file__).parent.parent / "examples" / "quickstart" / "tests" / "test_fitness.py").read_text()
+    files = {"denoise.py": denoise}
+    proposal = parse_answer((data / "1.5b-before-002.answer.md").read_text(), files, {**files, "tests/test_fitness.py": fitness}.get)
+    assert proposal.error == (
+        "the answer repeats denoise.py, tests/test_fitness.py from the prompt unchanged; "
+        "use SEARCH/REPLACE blocks with the file path on the line above <<<<<<< SEARCH"
+    )
+    # a file repeated beside a real change is left out, and the change applies
+    echo_and_change = f"More smoothing.\n\n### tests/test_fitness.py\n```python\n{fitness}```\n\n### denoise.py\n```python\n{denoise.replace('PASSES = 1', 'PASSES = 2')}```\n"
+    assert parse_answer(echo_and_change, files, {**files, "tests/test_fitness.py": fitness}.get).files == {
+        "denoise.py": denoise.replace("PASSES = 1", "PASSES = 2")
+    }
+
+
+def test_the_first_real_answer_applies_despite_the_folder_and_indentation_copied_from_the_example() -> None:
+    """The 1.5B model's first answer on the quickstart: ``src/denoise.py`` and four spaces, as the old example had."""
+    from pathlib import Path
+
+    denoise = (Path(__file__).parent.parent / "examples" / "quickstart" / "denoise.py").read_text()
+    answer = (Path(__file__).parent / "data" / "local_model" / "1.5b-before-001.answer.md").read_text()
+    proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise}.get)
+    assert proposal == Proposal("Reduce the number of passes from 1 to 0.", {"denoise.py": denoise.replace("PASSES = 1", "PASSES = 0")})

@@ -71,7 +71,7 @@ def test_the_users_budget_is_kept_and_a_server_that_reports_no_window_keeps_the_
     with scripted_server(answer(EDIT.format(2.5)), models=["test-model"], model_info={"owned_by": "me"}) as server:
         silent = _loop(project, server.url, "--autoresearch-trials=1", "--autoresearch-tag=b")
     assert silent.ret == 0, silent.stdout.str() + silent.stderr.str()
-    assert "(prompt budget 32000 tokens)" in _header(silent)
+    assert "(prompt budget 32000 tokens; the server does not report its context window: set autoresearch_max_prompt_tokens to fit it)" in _header(silent)
     assert server.gets == ["/v1/models"]  # llama-cpp-python's server ("owned_by": "me") has no /props
 
 

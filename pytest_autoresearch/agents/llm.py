@@ -149,6 +149,8 @@ class LitellmAgent(Agent):
         """Fit the prompt budget to the context window the server reports, if it reports one."""
         window = served_window(endpoint, served, self.bare_model, key)
         if window is None:
+            if endpoint.host in ("127.0.0.1", "localhost", "::1"):  # a local server's window is often small
+                self.budget_source = "; the server does not report its context window: set autoresearch_max_prompt_tokens to fit it"
             return
         asked = self.model_args.get("max_tokens") or self.model_args.get("max_completion_tokens")
         room = asked if isinstance(asked, int) and asked > 0 else min(ANSWER_TOKENS, window // 4)

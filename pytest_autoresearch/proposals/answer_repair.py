@@ -71,6 +71,12 @@ def unchanged(search: list[str], replace: list[str]) -> bool:
     return [_key(s) for s in search if s.strip()] == [_key(r) for r in replace if r.strip()]
 
 
+def echoes(body: list[str], current: str | None) -> bool:
+    """A code block that repeats a file of the prompt as it is (small models echo the prompt's
+    file sections before, or instead of, their change)."""
+    return current is not None and [_key(b) for b in body if b.strip()] == [_key(c) for c in current.splitlines() if c.strip()]
+
+
 def copies_example(search: list[str], replace: list[str]) -> bool:
     return [s.strip() for s in search if s.strip()] == [e.strip() for e in EXAMPLE_SEARCH] and [
         r.strip() for r in replace if r.strip()

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, copies_example, loose_match, near_path, unchanged
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, copies_example, echoes, loose_match, near_path, unchanged
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -42,7 +42,7 @@ lines are made up, so write your file's real path and real lines instead:
 - Blocks apply in order; use several small blocks rather than one big one. An empty SEARCH
   creates a new file.
 - Edit only the mutable files named in this prompt; an edit to any other file rejects the
-  whole answer.
+  whole answer. Do not repeat this prompt or its files: write your paragraph and your blocks.
 - For a small file you may instead give the whole new file in a fenced code block with its
   path on the line above the fence (or as ```python path/to/file.py).
 """
@@ -52,7 +52,7 @@ _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\b")
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*?)\s*$")
 _PATH_CHARS = re.compile(r"[\w.\-/\\+@]+")
-_LABEL = re.compile(r"^(?:idea|description|summary|change|hypothesis|proposal|plan)\s*(?::\s*|$)", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:(?:single|main|one|my|the)\s+)?(?:idea|description|summary|change|hypothesis|proposal|plan)\s*(?::\s*|$)", re.IGNORECASE)
 _LANGUAGES = {  # file suffix -> fence languages that fit it (besides the suffix itself)
     "py": {"python", "python3"}, "js": {"javascript"}, "ts": {"typescript"}, "sh": {"bash", "shell", "zsh"},
     "md": {"markdown"}, "yml": {"yaml"}, "yaml": {"yml"}, "txt": {"text", "plain", "plaintext"}, "rs": {"rust"},
@@ -380,6 +380,10 @@ def _whole_files(lines: list[str], fences: list[_Fence], repo: _Repo) -> _Outcom
         if isinstance(chosen, str):
             return _Outcome(fences[0].open, {}, chosen)
         named = [(chosen, repo.only or "", chosen.open)]
+    repeated = sorted({path for fence, path, _ in named if echoes(fence.body, repo.original(path))})
+    if repeated and len(repeated) == len({path for _, path, _ in named}):
+        return _Outcome(named[0][2], {}, f"the answer repeats {', '.join(repeated)} from the prompt unchanged; {_FORMAT_HINT}")
+    named = [n for n in named if n[1] not in repeated]  # the echoes of the prompt around a real change
     outcome = _Outcome(min(at for _, _, at in named), {})
     try:
         for fence, path, _ in named:
