@@ -520,10 +520,9 @@ def test_the_answer_format_example_has_the_shape_of_a_valid_answer_and_no_real_p
     assert "<<<<<<< SEARCH" in ANSWER_FORMAT and ">>>>>>> REPLACE" in ANSWER_FORMAT
     assert "exactly" in ANSWER_FORMAT and "mutable" in ANSWER_FORMAT and "whole new file" in ANSWER_FORMAT
     assert "made up" in ANSWER_FORMAT and "must differ" in ANSWER_FORMAT
-    current = {"some/folder/example.py": "def run():\n    steps = 10\n"}
-    assert parse(ANSWER_FORMAT.replace("steps = 20", "steps = 30"), files=current, repo=current).files == {
-        "some/folder/example.py": "def run():\n    steps = 30\n"
-    }
+    current = {"pkg/run.py": "def run():\n    steps = 10\n"}
+    shaped = ANSWER_FORMAT.replace("steps = 20", "steps = 30").replace("some/folder/example.py", "pkg/run.py")
+    assert parse(shaped, files=current, repo=current).files == {"pkg/run.py": "def run():\n    steps = 30\n"}
 
 
 def test_an_answer_that_copies_the_format_example_is_told_so() -> None:
@@ -694,3 +693,11 @@ def test_the_first_real_answer_applies_despite_the_folder_and_indentation_copied
     answer = (Path(__file__).parent / "data" / "local_model" / "1.5b-before-001.answer.md").read_text()
     proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise}.get)
     assert proposal == Proposal("Reduce the number of passes from 1 to 0.", {"denoise.py": denoise.replace("PASSES = 1", "PASSES = 0")})
+
+
+def test_the_format_examples_made_up_path_with_other_lines_is_told_so() -> None:
+    """The 0.5B model's second answer: the format's example again, its numbers changed after being told."""
+    answer = "some/folder/example.py\n<<<<<<< SEARCH\n    steps = 20\n=======\n    steps = 30\n>>>>>>> REPLACE\n"
+    assert parse_one(answer).error == (
+        "SEARCH/REPLACE block 1 (some/folder/example.py) copies the answer format's example: write the real lines of denoise.py"
+    )

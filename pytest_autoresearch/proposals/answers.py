@@ -225,7 +225,7 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
             search, replace, i = _block_body(lines, i + 1, f"SEARCH/REPLACE block {number} ({path})")
             path = _only_file_for(path, search, repo)
             where = f"SEARCH/REPLACE block {number} ({path})"
-            if copies_example(search, replace):
+            if copies_example(search, replace) or path == EXAMPLE_PATH:
                 raise _AnswerError(f"{where} copies the answer format's example: write the real lines of {_surface_names(repo)}")
             if "".join(search).strip() and unchanged(search, replace):
                 unchanged_blocks += 1
