@@ -701,3 +701,9 @@ def test_the_format_examples_made_up_path_with_other_lines_is_told_so() -> None:
     assert parse_one(answer).error == (
         "SEARCH/REPLACE block 1 (some/folder/example.py) copies the answer format's example: write the real lines of denoise.py"
     )
+
+
+@pytest.mark.parametrize("label", ["Change 1: ", "Single idea: ", "**Idea:** ", "### Change 2: "])
+def test_a_numbered_or_qualified_label_is_not_part_of_the_description(label: str) -> None:
+    answer = f"{label}Widen the window.\n\ndenoise.py\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 5\n>>>>>>> REPLACE\n"
+    assert parse_one(answer).description == "Widen the window."

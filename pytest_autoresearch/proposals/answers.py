@@ -52,7 +52,7 @@ _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\b")
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*?)\s*$")
 _PATH_CHARS = re.compile(r"[\w.\-/\\+@]+")
-_LABEL = re.compile(r"^(?:(?:single|main|one|my|the)\s+)?(?:idea|description|summary|change|hypothesis|proposal|plan)\s*(?::\s*|$)", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:(?:single|main|one|my|the)\s+)?(?:idea|description|summary|change|hypothesis|proposal|plan)(?:\s+\d+)?\s*(?::\s*|$)", re.IGNORECASE)
 _LANGUAGES = {  # file suffix -> fence languages that fit it (besides the suffix itself)
     "py": {"python", "python3"}, "js": {"javascript"}, "ts": {"typescript"}, "sh": {"bash", "shell", "zsh"},
     "md": {"markdown"}, "yml": {"yaml"}, "yaml": {"yml"}, "txt": {"text", "plain", "plaintext"}, "rs": {"rust"},
