@@ -500,11 +500,14 @@ def test_two_whole_files_for_one_path_are_refused() -> None:
 
 def test_a_fragment_is_not_taken_for_a_whole_long_file() -> None:
     long = "".join(f"x{n} = {n}\n" for n in range(40))
-    answer = "src/consts.py\n```python\nx3 = 30\n```\n"
+    answer = "src/consts.py\n```python\nx3 = 30\nprint(x3)\n```\n"  # not only definitions: no fragment edit either
     assert parse(answer, files={"src/consts.py": long}).error == (
-        "the code block for src/consts.py (1 of the file's 40 lines) looks like a fragment, not the whole file; "
+        "the code block for src/consts.py (2 of the file's 40 lines) looks like a fragment, not the whole file; "
         "use SEARCH/REPLACE blocks with the file path on the line above <<<<<<< SEARCH"
     )
+    # a block of definitions the file has once is put in their place
+    restated = parse("src/consts.py\n```python\nx3 = 30\n```\n", files={"src/consts.py": long})
+    assert restated.files == {"src/consts.py": long.replace("x3 = 3\n", "x3 = 30\n")}
 
 
 def test_a_whole_frozen_file_stays_in_the_proposal() -> None:
@@ -707,3 +710,22 @@ def test_the_format_examples_made_up_path_with_other_lines_is_told_so() -> None:
 def test_a_numbered_or_qualified_label_is_not_part_of_the_description(label: str) -> None:
     answer = f"{label}Widen the window.\n\ndenoise.py\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 5\n>>>>>>> REPLACE\n"
     assert parse_one(answer).description == "Widen the window."
+
+
+def test_code_blocks_that_restate_definitions_of_the_one_file_replace_them() -> None:
+    """The 1.5B model's fifth answer: a constant and a whole function, each in a block of its own, no path."""
+    from pathlib import Path
+
+    denoise = (Path(__file__).parent.parent / "examples" / "quickstart" / "denoise.py").read_text()
+    answer = (Path(__file__).parent / "data" / "local_model" / "1.5b-before-005.answer.md").read_text()
+    proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise}.get)
+    new = proposal.files["denoise.py"]
+    assert "PASSES = 0\n" in new and "        pass  # This is a placeholder" in new and "ys = moving_average(ys, WINDOW)" not in new
+    assert new.count("def denoise(") == 1 and new.startswith(denoise.split("WINDOW")[0])  # the docstring stays
+    assert "def moving_average(xs, window):" in new and "def exponential(xs, alpha):" in new
+
+
+def test_code_blocks_with_a_statement_the_file_does_not_define_are_not_taken_as_fragments() -> None:
+    answer = "Use scipy.\n\n```python\nfrom scipy.signal import lfilter\n```\n\n```python\nPASSES = 2\n```\n"
+    proposal = parse_one(answer)
+    assert proposal.error and proposal.files == {}

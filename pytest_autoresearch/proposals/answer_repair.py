@@ -10,6 +10,7 @@ means is unambiguous, and otherwise gets a reason that says what to write instea
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable
 
@@ -81,3 +82,54 @@ def copies_example(search: list[str], replace: list[str]) -> bool:
     return [s.strip() for s in search if s.strip()] == [e.strip() for e in EXAMPLE_SEARCH] and [
         r.strip() for r in replace if r.strip()
     ] == [e.strip() for e in EXAMPLE_REPLACE]
+
+
+def _defines(node: ast.stmt) -> list[str]:
+    """The top-level names a statement defines: a function, a class, or plain assignments."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
+def _spans(tree: ast.Module) -> dict[str, tuple[int, int] | None]:
+    spans: dict[str, tuple[int, int] | None] = {}
+    for node in tree.body:
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+        for name in _defines(node):
+            spans[name] = None if name in spans else (start, node.end_lineno or node.lineno)
+    return spans
+
+
+def apply_fragments(bodies: list[list[str]], current: str) -> str | None:
+    """A Python file with code blocks that each restate some of its top-level definitions
+    (``PASSES = 0``, a whole ``def denoise``) put in place of those definitions: how small models
+    write a change when they write no SEARCH/REPLACE. None when any statement of the blocks is
+    not a definition the file has exactly once, or nothing changes."""
+    try:
+        spans = _spans(ast.parse(current))
+    except SyntaxError:
+        return None
+    edits: dict[tuple[int, int], str] = {}
+    for body in bodies:
+        text = "".join(line + "\n" for line in body)
+        try:
+            fragment = ast.parse(text)
+        except SyntaxError:
+            return None
+        rows = text.splitlines(keepends=True)
+        for node in fragment.body:
+            names = _defines(node)
+            places = {spans.get(name) for name in names}
+            if not names or len(places) != 1 or None in places:
+                return None
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+            edits[places.pop()] = "".join(rows[start : node.end_lineno or node.lineno])  # type: ignore[index]
+    lines = current.splitlines(keepends=True)
+    for (start, end), new in sorted(edits.items(), reverse=True):
+        lines[start:end] = [new if new.endswith("\n") else new + "\n"]
+    result = "".join(lines)
+    return result if edits and result != current else None

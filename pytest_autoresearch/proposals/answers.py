@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, copies_example, echoes, loose_match, near_path, unchanged
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, loose_match, near_path, unchanged
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -127,6 +127,11 @@ def _parse(text: str, files: Mapping[str, str], read: Callable[[str], str | None
     repo = _Repo(files, read)
     fences = _fences(lines)
     outcome = _blocks(lines, repo) or _diff(lines, fences, repo) or _whole_files(lines, fences, repo)
+    only, closed = repo.only, fences and all(f.closed for f in fences)
+    if outcome and outcome.error and not repo.changed and only and only.endswith(".py") and closed:  # definitions restated
+        mine = [f for f in fences if _fits(_language(f.info), only)]
+        if mine and (new := apply_fragments([f.body for f in mine], repo.original(only) or "")) is not None:
+            outcome = _Outcome(mine[0].open, {only: new})
     if outcome is None:
         return Proposal(_describe(lines, {}), error=f"the answer contains no edit: {_FORMAT_HINT}")
     description = _describe(lines[: outcome.start], outcome.files)
