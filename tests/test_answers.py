@@ -729,3 +729,14 @@ def test_code_blocks_with_a_statement_the_file_does_not_define_are_not_taken_as_
     answer = "Use scipy.\n\n```python\nfrom scipy.signal import lfilter\n```\n\n```python\nPASSES = 2\n```\n"
     proposal = parse_one(answer)
     assert proposal.error and proposal.files == {}
+
+
+def test_a_frozen_file_named_in_passing_is_not_taken_for_the_whole_file_below_it() -> None:
+    """The 0.5B model's fourth answer: the sentence above the block names `tests/test_fitness.py`; the block is denoise.py."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "examples" / "quickstart"
+    denoise, fitness = (root / "denoise.py").read_text(), (root / "tests" / "test_fitness.py").read_text()
+    answer = (Path(__file__).parent / "data" / "local_model" / "0.5b-after-004.answer.md").read_text()
+    proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise, "tests/test_fitness.py": fitness}.get)
+    assert list(proposal.files) == ["denoise.py"] and "out, level = xs[0], xs[1]" in proposal.files["denoise.py"]

@@ -14,6 +14,8 @@ import ast
 import re
 from collections.abc import Iterable
 
+from .diffs import find_matches
+
 #: the example of the answer format; an answer that copies it is told so
 EXAMPLE_PATH = "some/folder/example.py"
 EXAMPLE_SEARCH = ["    steps = 10"]
@@ -82,6 +84,20 @@ def copies_example(search: list[str], replace: list[str]) -> bool:
     return [s.strip() for s in search if s.strip()] == [e.strip() for e in EXAMPLE_SEARCH] and [
         r.strip() for r in replace if r.strip()
     ] == [e.strip() for e in EXAMPLE_REPLACE]
+
+
+def in_text(search: list[str], text: str) -> bool:
+    """Whether SEARCH lines occur once in ``text``, exactly or with their whitespace ignored."""
+    lines = text.splitlines(keepends=True)
+    found = find_matches(lines, search)
+    return len(found) == 1 if found else isinstance(loose_match(lines, search), tuple)
+
+
+def resembles(body: list[str], surface: str | None, named: str | None) -> bool:
+    """Whether a code block shares more lines with the surface file than with the file its prose
+    named (a frozen file mentioned in passing: "... against the clean signal (`tests/test_fitness.py`)")."""
+    mine = {_key(b) for b in body if b.strip()}
+    return len(mine & {_key(x) for x in (surface or "").splitlines()}) > len(mine & {_key(x) for x in (named or "").splitlines()})
 
 
 def _defines(node: ast.stmt) -> list[str]:

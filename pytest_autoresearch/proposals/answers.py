@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, loose_match, near_path, unchanged
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, in_text, resembles, loose_match, near_path, unchanged
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -228,7 +228,8 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
                     f"SEARCH/REPLACE block {number} has no file path: put the path alone on the line above <<<<<<< SEARCH"
                 )
             search, replace, i = _block_body(lines, i + 1, f"SEARCH/REPLACE block {number} ({path})")
-            path = _only_file_for(path, search, repo)
+            if repo.only and path != repo.only and repo.current(path) is None and "".join(search).strip():
+                path = repo.only if in_text(search, repo.current(repo.only) or "") else path  # a misnamed path
             where = f"SEARCH/REPLACE block {number} ({path})"
             if copies_example(search, replace) or path == EXAMPLE_PATH:
                 raise _AnswerError(f"{where} copies the answer format's example: write the real lines of {_surface_names(repo)}")
@@ -243,16 +244,6 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
         outcome.error = f"{exc}; nothing in the answer was applied" if number > 1 else str(exc)
     outcome.files = dict(repo.changed)
     return outcome
-
-
-def _only_file_for(path: str, search: list[str], repo: _Repo) -> str:
-    """The path a block edits: a path that names no file, in an answer for a one-file surface,
-    is that file when the block's SEARCH lines are there (the model misnamed it)."""
-    if repo.only is None or path == repo.only or repo.current(path) is not None or not "".join(search).strip():
-        return path
-    text = repo.current(repo.only) or ""
-    found = find_matches(lines_of(text), search) or loose_match(lines_of(text), search)
-    return repo.only if found and (not isinstance(found, list) or len(found) == 1) else path
 
 
 def _surface_names(repo: _Repo) -> str:
@@ -378,8 +369,10 @@ def _whole_files(lines: list[str], fences: list[_Fence], repo: _Repo) -> _Outcom
         if path is None:
             path, at = _path_above(lines, fence.open + 1, repo)
             path = path if path and (_fits(_language(fence.info), path) or _language(fence.info) not in _KNOWN) else None
+        if path is not None and (path := repo.resolve(path)) not in repo.surface and repo.only:
+            path = repo.only if resembles(fence.body, repo.original(repo.only), repo.original(path)) else path
         if path is not None:
-            named.append((fence, repo.resolve(path), min(at, fence.open)))
+            named.append((fence, path, min(at, fence.open)))
     if not named:
         chosen = _unnamed_fence(fences, repo)
         if isinstance(chosen, str):
