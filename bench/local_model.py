@@ -21,6 +21,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,9 +95,9 @@ def keep_answers(result: dict[str, object], size: str, into: Path) -> None:
 
 
 def _reason_class(reason: str) -> str:
-    """A reason without its particulars (block numbers, paths, quoted lines), to count alike ones."""
-    head = reason.split(" (its first line")[0].split(": ")
-    return ": ".join(head[1:] if head[0].startswith("SEARCH/REPLACE block") else head)[:90]
+    """A reason without its particulars (the block's number, the quoted line), to count alike ones."""
+    reason = re.sub(r"^SEARCH/REPLACE block \d+ ", "", reason.split(" (its first line")[0])
+    return reason[:110]
 
 
 def table(size: str, result: dict[str, object]) -> list[object]:
