@@ -148,11 +148,14 @@ class LitellmAgent(Agent):
     def _fit_window(self, endpoint: Endpoint, served: Served, key: str | None) -> None:
         """Fit the prompt budget to the context window the server reports, if it reports one."""
         window = served_window(endpoint, served, self.bare_model, key)
+        asked = self.model_args.get("max_tokens") or self.model_args.get("max_completion_tokens")
+        local = endpoint.host in ("127.0.0.1", "localhost", "::1")
+        if local and not asked:  # a small local model can ramble to the end of its window, for many minutes
+            self.model_args["max_tokens"] = min(ANSWER_TOKENS, window // 4) if window else ANSWER_TOKENS
         if window is None:
-            if endpoint.host in ("127.0.0.1", "localhost", "::1"):  # a local server's window is often small
+            if local:  # a local server's window is often small
                 self.budget_source = "; the server does not report its context window: set autoresearch_max_prompt_tokens to fit it"
             return
-        asked = self.model_args.get("max_tokens") or self.model_args.get("max_completion_tokens")
         room = asked if isinstance(asked, int) and asked > 0 else min(ANSWER_TOKENS, window // 4)
         room = min(room, window // 2)  # a max_tokens near the window would leave no room for a prompt
         self.prompt_budget = window - room
