@@ -3,7 +3,9 @@
 Each test starts one, queues the answers it should give (chat completions, completions that call
 tools, or HTTP errors), points the loop at it, and reads back the requests it received. ``models`` set, it lists them at
 ``GET /v1/models`` (the agent's check before the baseline); ``close_after_models`` makes it stop
-listening right after that, a server that goes away once the run has started.
+listening right after that, a server that goes away once the run has started. ``model_info``
+adds fields to each listed model (vLLM's ``max_model_len``, say) and ``props`` answers llama.cpp's
+``GET /props``: how a server reports its context window.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class ScriptedServer:
         self.lock = threading.Lock()
         self.models: list[str] | None = None
         self.close_after_models = False
+        self.model_info: dict[str, Any] = {}
+        self.props: dict[str, Any] | None = None
         self.gets: list[str] = []
         server = self
 
@@ -83,10 +87,13 @@ class ScriptedServer:
 
             def do_GET(self) -> None:
                 server.gets.append(self.path)
+                if self.path == "/props" and server.props is not None:
+                    self._send(200, server.props, {})
+                    return
                 if server.models is None or not self.path.endswith("/models"):
                     self._send(404, {"error": {"message": "not found", "type": "error", "code": None}}, {})
                     return
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}, {})
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model", **server.model_info} for m in server.models]}, {})
                 if server.close_after_models:
                     threading.Thread(target=server.stop, daemon=True).start()
 
@@ -152,8 +159,16 @@ def _text(content: object) -> str:
 
 
 @contextmanager
-def scripted_server(*script: dict[str, Any], models: list[str] | None = None, close_after_models: bool = False) -> Iterator[ScriptedServer]:
+def scripted_server(
+    *script: dict[str, Any],
+    models: list[str] | None = None,
+    close_after_models: bool = False,
+    model_info: dict[str, Any] | None = None,
+    props: dict[str, Any] | None = None,
+) -> Iterator[ScriptedServer]:
     server = ScriptedServer()
+    server.model_info = dict(model_info or {})
+    server.props = props
     server.script.extend(script)
     server.models = models
     server.close_after_models = close_after_models

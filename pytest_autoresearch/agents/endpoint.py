@@ -4,7 +4,8 @@ it is called.
 A mistyped ``autoresearch_api_base`` or a server that is not running used to show up only after
 the baseline, as "InternalServerError" retried for ten minutes. This module lets the agent check
 the endpoint with one cheap request before anything runs, and name a dead one the way a person
-would ("connection refused to 127.0.0.1:9"). Stdlib only (``socket``, ``urllib``): it must not
+would ("connection refused to 127.0.0.1:9"). It also asks a local server how large a context
+window it was started with (:func:`served_window`), so that the prompt budget fits it. Stdlib only (``socket``, ``urllib``): it must not
 wait for litellm's import to say that nothing listens.
 """
 
@@ -99,25 +100,85 @@ def connect_problem(endpoint: Endpoint, timeout: float = PROBE_TIMEOUT) -> str |
         return f"cannot connect to {endpoint.address}: {exc.strerror or exc}"
 
 
-def served_models(endpoint: Endpoint, provider: str, api_key: str | None, timeout: float = PROBE_TIMEOUT) -> list[str] | None:
-    """The model names the server lists (OpenAI's ``/models``, Ollama's ``/api/tags``), or None
-    when it lists none (no such endpoint, another format, an error): then nothing is known."""
-    path = "/api/tags" if provider in ("ollama", "ollama_chat") else "/models"
-    request = urllib.request.Request(endpoint.url + path, headers={"Accept": "application/json"})
+def _get_json(url: str, api_key: str | None, timeout: float) -> object:
+    """The JSON a GET returns, or None on any failure (no such route, another format, an error)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            payload = json.loads(response.read(4 << 20))
+            return json.loads(response.read(4 << 20))
     except (OSError, ValueError):  # HTTPError and URLError are OSErrors
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """What a server's models list says: each model's entry as sent."""
+
+    entries: list[dict[str, object]]
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n in map(_name, self.entries) if n and n != "None"]
+
+    def entry(self, model: str) -> dict[str, object] | None:
+        """The entry for ``model``; a server listing one model serves it under any name (llama.cpp)."""
+        mine = [e for e in self.entries if lists([_name(e)], model)]
+        return mine[0] if mine else self.entries[0] if len(self.entries) == 1 else None
+
+
+def _name(entry: dict[str, object]) -> str:
+    return str(entry.get("id") or entry.get("name") or entry.get("model"))
+
+
+def served_models(endpoint: Endpoint, provider: str, api_key: str | None, timeout: float = PROBE_TIMEOUT) -> Served | None:
+    """The models the server lists (OpenAI's ``/models``, Ollama's ``/api/tags``), or None when
+    it lists none (no such endpoint, another format, an error): then nothing is known."""
+    path = "/api/tags" if provider in ("ollama", "ollama_chat") else "/models"
+    payload = _get_json(endpoint.url + path, api_key, timeout)
     entries = payload.get("data") if isinstance(payload, dict) else None
     if entries is None and isinstance(payload, dict):
         entries = payload.get("models")
-    if not isinstance(entries, list):
+    return Served([e for e in entries if isinstance(e, dict)]) if isinstance(entries, list) else None
+
+
+#: where servers put the context window they run with: vLLM's ``max_model_len``, OpenRouter's and
+#: LM Studio's ``context_length`` / ``loaded_context_length``, llama.cpp's ``n_ctx`` (under
+#: ``default_generation_settings`` in its ``/props``). Not ``n_ctx_train``: a server may run with a
+#: smaller window than the model was trained for.
+WINDOW_KEYS = ("loaded_context_length", "max_model_len", "n_ctx", "context_length", "context_window", "max_context_length")
+
+
+def _window_in(data: object) -> int | None:
+    if not isinstance(data, dict):
         return None
-    names = [str(e.get("id") or e.get("name") or e.get("model")) for e in entries if isinstance(e, dict)]
-    return [n for n in names if n and n != "None"]
+    for key in WINDOW_KEYS:
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    for nested in ("meta", "default_generation_settings"):
+        if (found := _window_in(data.get(nested))) is not None:
+            return found
+    return None
+
+
+def served_window(
+    endpoint: Endpoint, served: Served, model: str, api_key: str | None, timeout: float = PROBE_TIMEOUT
+) -> int | None:
+    """The context window in tokens the server runs ``model`` with, or None when it does not say.
+
+    Read from the model's entry in the models list; for llama.cpp's own server (its entries are
+    ``owned_by: llamacpp``) from ``GET /props`` at its root. llama-cpp-python's server reports
+    none: its window is the ``--n_ctx`` it was started with."""
+    entry = served.entry(model)
+    if entry is None:
+        return None
+    if (window := _window_in(entry)) is not None:
+        return window
+    if entry.get("owned_by") == "llamacpp":
+        return _window_in(_get_json(endpoint.url.removesuffix("/v1") + "/props", api_key, timeout))
+    return None
 
 
 def lists(names: list[str], model: str) -> bool:

@@ -29,12 +29,15 @@ from ..proposals.proposal import Proposal
 from ..core.records import Usage
 from .base import Agent, AgentError, ProposalContext
 from .conversation import Caps, ToolsRejected, converse, instructions
-from .endpoint import PROBE_TIMEOUT, connect_problem, endpoint_for, lists, served_models, unreachable
+from .endpoint import PROBE_TIMEOUT, Endpoint, Served, connect_problem, endpoint_for, lists, served_models, served_window, unreachable
 from .fitting import Fitted, fit_prompt
 from .prompt import Prompt
 from .tools import Toolbox
 
 DEFAULT_PROMPT_TOKENS = defaults.PROMPT_TOKENS
+#: tokens of a server's context window kept for the answer when the request sets no ``max_tokens``
+#: (at most a quarter of the window)
+ANSWER_TOKENS = 2048
 MAX_TRANSPORT_WAIT = 600.0
 #: attempts before a refused connection (or a host that does not resolve) ends the run: a server
 #: that is down does not come back within a backoff, unlike one that sends 429 or 5xx
@@ -89,11 +92,14 @@ class LitellmAgent(Agent):
         self.provider = provider
         # litellm names the base of a local provider (Ollama's localhost:11434) when none is given
         self.endpoint = endpoint_for(provider, api_base or served_at)
+        self.budget_given = max_prompt_tokens is not None  # the user's budget is never second-guessed
         self.prompt_budget = max_prompt_tokens or self._model_limit() or DEFAULT_PROMPT_TOKENS
+        self.budget_source = ""  # where a budget learned from the server came from, for describe()
         if provider == "openai" and api_base and "api_key" not in self.model_args and not os.environ.get("OPENAI_API_KEY"):
             # a local OpenAI-compatible server needs no key, but the OpenAI client insists on one
             self.model_args["api_key"] = "no-key"
         self.tools = tools == "on" or (tools == "auto" and self._supports_tools())
+        self.tokens_given = max_tokens is not None
         self.caps = Caps(
             turns=turns,
             tokens=max_tokens or defaults.AGENT_TOKENS_FACTOR * self.prompt_budget,
@@ -110,7 +116,7 @@ class LitellmAgent(Agent):
     def describe(self) -> str:
         where = f" at {self.api_base}" if self.api_base else ""
         tools = f", tools: up to {self.caps.turns} requests a trial" if self.tools else ""
-        return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens{tools})"
+        return f"litellm {self.model}{where} (prompt budget {self.prompt_budget} tokens{self.budget_source}{tools})"
 
     def preflight(self, files: Mapping[str, str]) -> str | None:
         """Why this agent cannot work, found with one cheap request before the baseline, or None:
@@ -119,7 +125,11 @@ class LitellmAgent(Agent):
 
         A connection that is refused, a host that does not resolve, or no answer is a reason. A
         server named by ``api_base`` is asked for its models; only when it lists others is the
-        model asked for one token, since some servers (llama.cpp) answer for any name."""
+        model asked for one token, since some servers (llama.cpp) answer for any name.
+
+        A local server's context window is fixed when it starts; when the server reports it and
+        the user set no ``autoresearch_max_prompt_tokens``, the prompt budget becomes that window
+        less room for the answer, so no prompt overflows it."""
         if self.endpoint is None:
             return None
         endpoint = self.endpoint
@@ -130,8 +140,13 @@ class LitellmAgent(Agent):
         if not endpoint.given:
             return None
         key = self.model_args.get("api_key") or (os.environ.get("OPENAI_API_KEY") if self.provider == "openai" else None)
-        names = served_models(endpoint, self.provider, str(key) if key else None)
-        if names is None or lists(names, self.bare_model):
+        served = served_models(endpoint, self.provider, str(key) if key else None)
+        if served is None:
+            return None
+        if not self.budget_given:
+            self._fit_window(endpoint, served, str(key) if key else None)
+        names = served.names
+        if lists(names, self.bare_model):
             return None
         try:
             self.litellm.completion(
@@ -152,6 +167,24 @@ class LitellmAgent(Agent):
         except Exception:  # anything else is for the first trial's request to tell
             return None
         return None
+
+    def _fit_window(self, endpoint: Endpoint, served: Served, key: str | None) -> None:
+        """Fit the prompt budget to the context window the server reports, if it reports one."""
+        window = served_window(endpoint, served, self.bare_model, key)
+        asked = self.model_args.get("max_tokens") or self.model_args.get("max_completion_tokens")
+        local = endpoint.host in ("127.0.0.1", "localhost", "::1")
+        if local and not asked:  # a small local model can ramble to the end of its window, for many minutes
+            self.model_args["max_tokens"] = min(ANSWER_TOKENS, window // 4) if window else ANSWER_TOKENS
+        if window is None:
+            if local:  # a local server's window is often small
+                self.budget_source = "; the server does not report its context window: set autoresearch_max_prompt_tokens to fit it"
+            return
+        room = asked if isinstance(asked, int) and asked > 0 else min(ANSWER_TOKENS, window // 4)
+        room = min(room, window // 2)  # a max_tokens near the window would leave no room for a prompt
+        self.prompt_budget = window - room
+        if not self.tokens_given:  # the conversation's cap follows the budget it was derived from
+            self.caps = dataclasses.replace(self.caps, tokens=defaults.AGENT_TOKENS_FACTOR * self.prompt_budget)
+        self.budget_source = f": the server's {window}-token context window less {room} for the answer"
 
     def _model_limit(self) -> int | None:
         try:

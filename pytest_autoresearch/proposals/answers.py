@@ -15,31 +15,34 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, in_text, resembles, loose_match, near_path, unchanged
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
 from .surface import normalize
 
-ANSWER_FORMAT = """\
+ANSWER_FORMAT = f"""\
 Answer format:
 First write one short paragraph describing the single idea you are trying. Then give the
-change as one or more SEARCH/REPLACE blocks, exactly like this:
+change as one or more SEARCH/REPLACE blocks. This one shows the shape only: its path and its
+lines are made up, so write your file's real path and real lines instead:
 
-src/model.py
+{EXAMPLE_PATH}
 <<<<<<< SEARCH
-    learning_rate = 0.1
+{chr(10).join(EXAMPLE_SEARCH)}
 =======
-    learning_rate = 0.05
+{chr(10).join(EXAMPLE_REPLACE)}
 >>>>>>> REPLACE
 
 - Put the file's path, exactly as this prompt's file headings give it, alone on the line above
   each block.
 - SEARCH must copy the current lines of the file exactly, indentation included, with just
-  enough lines to match one place in the file. REPLACE holds the new lines.
+  enough lines to match one place in the file. REPLACE holds the new lines, which must differ
+  from SEARCH. End every block with the >>>>>>> REPLACE line.
 - Blocks apply in order; use several small blocks rather than one big one. An empty SEARCH
   creates a new file.
 - Edit only the mutable files named in this prompt; an edit to any other file rejects the
-  whole answer.
+  whole answer. Do not repeat this prompt or its files: write your paragraph and your blocks.
 - For a small file you may instead give the whole new file in a fenced code block with its
   path on the line above the fence (or as ```python path/to/file.py).
 """
@@ -49,7 +52,7 @@ _DIVIDER = re.compile(r"^\s*={5,9}\s*$")
 _REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\b")
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*?)\s*$")
 _PATH_CHARS = re.compile(r"[\w.\-/\\+@]+")
-_LABEL = re.compile(r"^(?:idea|description|summary|change|hypothesis|proposal|plan)\s*(?::\s*|$)", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:(?:single|main|one|my|the)\s+)?(?:idea|description|summary|change|hypothesis|proposal|plan)(?:\s+\d+)?\s*(?::\s*|$)", re.IGNORECASE)
 _LANGUAGES = {  # file suffix -> fence languages that fit it (besides the suffix itself)
     "py": {"python", "python3"}, "js": {"javascript"}, "ts": {"typescript"}, "sh": {"bash", "shell", "zsh"},
     "md": {"markdown"}, "yml": {"yaml"}, "yaml": {"yml"}, "txt": {"text", "plain", "plaintext"}, "rs": {"rust"},
@@ -103,12 +106,12 @@ class _Repo:
         return self.changed[path] if path in self.changed else self.original(path)
 
     def resolve(self, raw: str) -> str:
-        """A clean path; a bare name that is no file but ends exactly one surface path is that path."""
+        """A clean path; one that is no file but is near exactly one surface path (a folder
+        prefixed or dropped, the same file name elsewhere) is that path."""
         clean = normalize(raw)
-        if clean is None or self.original(clean) is not None:
+        if clean is None or self.original(clean) is not None or clean in self.changed:
             return clean or raw
-        ends = [p for p in self.surface if p.endswith("/" + clean)]
-        return ends[0] if len(ends) == 1 else clean
+        return near_path(clean, self.surface) or clean
 
 
 def parse_answer(text: str, files: Mapping[str, str], read: Callable[[str], str | None]) -> Proposal:
@@ -124,6 +127,11 @@ def _parse(text: str, files: Mapping[str, str], read: Callable[[str], str | None
     repo = _Repo(files, read)
     fences = _fences(lines)
     outcome = _blocks(lines, repo) or _diff(lines, fences, repo) or _whole_files(lines, fences, repo)
+    only, closed = repo.only, fences and all(f.closed for f in fences)
+    if outcome and outcome.error and not repo.changed and only and only.endswith(".py") and closed:  # definitions restated
+        mine = [f for f in fences if _fits(_language(f.info), only)]
+        if mine and (new := apply_fragments([f.body for f in mine], repo.original(only) or "")) is not None:
+            outcome = _Outcome(mine[0].open, {only: new})
     if outcome is None:
         return Proposal(_describe(lines, {}), error=f"the answer contains no edit: {_FORMAT_HINT}")
     description = _describe(lines[: outcome.start], outcome.files)
@@ -206,7 +214,7 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
         return None
     outcome = _Outcome(_path_above(lines, markers[0], repo)[1], {})
     path: str | None = None
-    i, number = markers[0], 0
+    i, number, unchanged_blocks = markers[0], 0, 0
     try:
         while i < len(lines):
             if not _SEARCH.match(lines[i]):
@@ -219,17 +227,34 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
                 raise _AnswerError(
                     f"SEARCH/REPLACE block {number} has no file path: put the path alone on the line above <<<<<<< SEARCH"
                 )
+            search, replace, i = _block_body(lines, i + 1, f"SEARCH/REPLACE block {number} ({path})")
+            if repo.only and path != repo.only and repo.current(path) is None and "".join(search).strip():
+                path = repo.only if in_text(search, repo.current(repo.only) or "") else path  # a misnamed path
             where = f"SEARCH/REPLACE block {number} ({path})"
-            search, replace, i = _block_body(lines, i + 1, where)
-            repo.changed[path] = _apply_block(repo.current(path), search, replace, where, path)
+            if copies_example(search, replace) or path == EXAMPLE_PATH:
+                raise _AnswerError(f"{where} copies the answer format's example: write the real lines of {_surface_names(repo)}")
+            if "".join(search).strip() and unchanged(search, replace):
+                unchanged_blocks += 1
+                continue  # it changes nothing; the answer's other blocks may
+            repo.changed[path] = _apply_block(repo.current(path), search, replace, where, path, repo)
+        if unchanged_blocks and not repo.changed:
+            one = "its REPLACE lines are" if number == 1 else "every block's REPLACE lines are"
+            raise _AnswerError(f"the answer changes nothing: {one} the same as its SEARCH lines; change at least one line")
     except _AnswerError as exc:
         outcome.error = f"{exc}; nothing in the answer was applied" if number > 1 else str(exc)
     outcome.files = dict(repo.changed)
     return outcome
 
 
+def _surface_names(repo: _Repo) -> str:
+    return ", ".join(sorted(repo.surface)) or "the mutable files"
+
+
 def _block_body(lines: list[str], i: int, where: str) -> tuple[list[str], list[str], int]:
-    """The SEARCH and REPLACE lines of the block starting at ``i``, and the line after it."""
+    """The SEARCH and REPLACE lines of the block starting at ``i``, and the line after it.
+
+    A block whose >>>>>>> REPLACE line lost its word, or is missing while the block's code fence
+    closes (the model forgot it), ends there; one that runs off the end of the answer is cut off."""
     j = i
     while j < len(lines) and not _DIVIDER.match(lines[j]):
         if _REPLACE.match(lines[j]) or _SEARCH.match(lines[j]):
@@ -238,14 +263,19 @@ def _block_body(lines: list[str], i: int, where: str) -> tuple[list[str], list[s
     if j == len(lines):
         raise _AnswerError(f"{where} is cut off: it has no ======= line and no >>>>>>> REPLACE line")
     k = j + 1
-    while k < len(lines) and not _REPLACE.match(lines[k]) and not _SEARCH.match(lines[k]):
+    while k < len(lines) and not (_REPLACE.match(lines[k]) or LOOSE_REPLACE.match(lines[k])) and not _SEARCH.match(lines[k]):
         k += 1
-    if k == len(lines) or not _REPLACE.match(lines[k]):
-        raise _AnswerError(f"{where} is not terminated: end it with >>>>>>> REPLACE")
-    return lines[i:j], lines[j + 1 : k], k + 1
+    if k < len(lines) and not _SEARCH.match(lines[k]):
+        return lines[i:j], lines[j + 1 : k], k + 1
+    closing = next((n for n in range(j + 1, k) if _FENCE.match(lines[n]) and not _FENCE.match(lines[n]).group(3)), None)  # type: ignore[union-attr]
+    if closing is not None:
+        return lines[i:j], lines[j + 1 : closing], closing + 1
+    if k == len(lines):
+        raise _AnswerError(f"{where} is cut off: the answer ends before its >>>>>>> REPLACE line; keep the answer short")
+    raise _AnswerError(f"{where} is not terminated: end it with >>>>>>> REPLACE")
 
 
-def _apply_block(current: str | None, search: list[str], replace: list[str], where: str, path: str) -> str:
+def _apply_block(current: str | None, search: list[str], replace: list[str], where: str, path: str, repo: _Repo) -> str:
     if not "".join(search).strip():
         if current:
             raise _AnswerError(
@@ -253,17 +283,23 @@ def _apply_block(current: str | None, search: list[str], replace: list[str], whe
             )
         return "".join(line + "\n" for line in replace)
     if current is None:
-        raise _AnswerError(f"{where}: {path} does not exist (an empty SEARCH creates a new file)")
+        raise _AnswerError(f"{where}: {path} does not exist; the mutable files are {_surface_names(repo)} (an empty SEARCH creates a new file)")
     lines = lines_of(current)
     found = find_matches(lines, search)
+    eol = line_ending(current)
     if not found:
+        loose = loose_match(lines, search)
+        if isinstance(loose, tuple):  # the same lines, spaced differently
+            start, end, shift = loose
+            new = [reindent(line, shift) + eol for line in replace]
+            return keep_final_newline(current, "".join(lines[:start] + new + lines[end:]))
         first = next(line.strip() for line in search if line.strip())
         first_line = f"its first line: {first[:80]!r}"
         raise _AnswerError(f"{where}: the SEARCH text is not in {path} ({first_line}); copy the current lines exactly")
     if len(found) > 1:
         places = f"matches {len(found)} places in {path}"
         raise _AnswerError(f"{where}: the SEARCH text {places}; include more context so that it matches one")
-    match, eol = found[0], line_ending(current)
+    match = found[0]
     new = [reindent(line, match.shift) + eol for line in replace]
     return keep_final_newline(current, "".join(lines[: match.start] + new + lines[match.start + len(search) :]))
 
@@ -333,13 +369,19 @@ def _whole_files(lines: list[str], fences: list[_Fence], repo: _Repo) -> _Outcom
         if path is None:
             path, at = _path_above(lines, fence.open + 1, repo)
             path = path if path and (_fits(_language(fence.info), path) or _language(fence.info) not in _KNOWN) else None
+        if path is not None and (path := repo.resolve(path)) not in repo.surface and repo.only:
+            path = repo.only if resembles(fence.body, repo.original(repo.only), repo.original(path)) else path
         if path is not None:
-            named.append((fence, repo.resolve(path), min(at, fence.open)))
+            named.append((fence, path, min(at, fence.open)))
     if not named:
         chosen = _unnamed_fence(fences, repo)
         if isinstance(chosen, str):
             return _Outcome(fences[0].open, {}, chosen)
         named = [(chosen, repo.only or "", chosen.open)]
+    repeated = sorted({path for fence, path, _ in named if echoes(fence.body, repo.original(path))})
+    if repeated and len(repeated) == len({path for _, path, _ in named}):
+        return _Outcome(named[0][2], {}, f"the answer repeats {', '.join(repeated)} from the prompt unchanged; {_FORMAT_HINT}")
+    named = [n for n in named if n[1] not in repeated]  # the echoes of the prompt around a real change
     outcome = _Outcome(min(at for _, _, at in named), {})
     try:
         for fence, path, _ in named:

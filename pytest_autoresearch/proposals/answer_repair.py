@@ -1,0 +1,151 @@
+"""The near misses of small models' answers, repaired where only one repair fits.
+
+A 0.5B or 1.5B model served on a laptop gets the idea and the format roughly right and the
+details wrong: it prefixes the file's folder or drops it, copies SEARCH lines with their inner
+spacing or blank lines changed, writes ``>>>>>>> REPLACE`` half or not at all when its answer
+ends, copies the answer format's example, or repeats the SEARCH lines unchanged as REPLACE.
+:mod:`.answers` asks here before it gives up on a block, so such an answer applies when what it
+means is unambiguous, and otherwise gets a reason that says what to write instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+from .diffs import find_matches
+
+#: the example of the answer format; an answer that copies it is told so
+EXAMPLE_PATH = "some/folder/example.py"
+EXAMPLE_SEARCH = ["    steps = 10"]
+EXAMPLE_REPLACE = ["    steps = 20"]
+
+#: a REPLACE marker that lost its word or part of it (``>>>>>>>``, ``>>>>>>> REPL``), or says
+#: UPDATED as older aider prompts taught
+LOOSE_REPLACE = re.compile(r"^\s*>{5,9}\s*(?:R(?:E(?:P(?:L(?:A(?:C(?:E)?)?)?)?)?)?|UPDATED)?\s*$", re.IGNORECASE)
+
+
+def near_path(raw: str, surface: Iterable[str]) -> str | None:
+    """The one surface path a path that names no file means: the same path under a folder
+    prefix (``examples/quickstart/denoise.py`` for ``denoise.py``), without one, or the same
+    file name elsewhere; None when no surface path or more than one fits."""
+    paths = list(surface)
+    for fits in (
+        lambda p: raw.endswith("/" + p) or p.endswith("/" + raw),
+        lambda p: p.rpartition("/")[2] == raw.rpartition("/")[2],
+    ):
+        found = [p for p in paths if fits(p)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            return None
+    return None
+
+
+def _key(line: str) -> str:
+    return "".join(line.split())
+
+
+def loose_match(lines: list[str], search: list[str]) -> tuple[int, int, tuple[str, str]] | int:
+    """Where ``search`` occurs in ``lines`` once its whitespace is ignored (inside lines and
+    blank lines alike): (start, end, indentation shift) of the one place, or the number of
+    places (0 or several) when there is not exactly one."""
+    wanted = [_key(s) for s in search if s.strip()]
+    if not wanted:
+        return 0
+    kept = [i for i, line in enumerate(lines) if line.strip()]
+    keys = [_key(lines[i]) for i in kept]
+    starts = [k for k in range(len(keys) - len(wanted) + 1) if keys[k : k + len(wanted)] == wanted]
+    if len(starts) != 1:
+        return len(starts)
+    first, last = kept[starts[0]], kept[starts[0] + len(wanted) - 1]
+    pattern_line = next(s for s in search if s.strip())
+    shift = (_indent(pattern_line), _indent(lines[first]))
+    return first, last + 1, shift
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def unchanged(search: list[str], replace: list[str]) -> bool:
+    """A block whose REPLACE repeats its SEARCH (whitespace aside): it changes nothing."""
+    return [_key(s) for s in search if s.strip()] == [_key(r) for r in replace if r.strip()]
+
+
+def echoes(body: list[str], current: str | None) -> bool:
+    """A code block that repeats a file of the prompt as it is (small models echo the prompt's
+    file sections before, or instead of, their change)."""
+    return current is not None and [_key(b) for b in body if b.strip()] == [_key(c) for c in current.splitlines() if c.strip()]
+
+
+def copies_example(search: list[str], replace: list[str]) -> bool:
+    return [s.strip() for s in search if s.strip()] == [e.strip() for e in EXAMPLE_SEARCH] and [
+        r.strip() for r in replace if r.strip()
+    ] == [e.strip() for e in EXAMPLE_REPLACE]
+
+
+def in_text(search: list[str], text: str) -> bool:
+    """Whether SEARCH lines occur once in ``text``, exactly or with their whitespace ignored."""
+    lines = text.splitlines(keepends=True)
+    found = find_matches(lines, search)
+    return len(found) == 1 if found else isinstance(loose_match(lines, search), tuple)
+
+
+def resembles(body: list[str], surface: str | None, named: str | None) -> bool:
+    """Whether a code block shares more lines with the surface file than with the file its prose
+    named (a frozen file mentioned in passing: "... against the clean signal (`tests/test_fitness.py`)")."""
+    mine = {_key(b) for b in body if b.strip()}
+    return len(mine & {_key(x) for x in (surface or "").splitlines()}) > len(mine & {_key(x) for x in (named or "").splitlines()})
+
+
+def _defines(node: ast.stmt) -> list[str]:
+    """The top-level names a statement defines: a function, a class, or plain assignments."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+        return [t.id for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return [node.target.id]
+    return []
+
+
+def _spans(tree: ast.Module) -> dict[str, tuple[int, int] | None]:
+    spans: dict[str, tuple[int, int] | None] = {}
+    for node in tree.body:
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+        for name in _defines(node):
+            spans[name] = None if name in spans else (start, node.end_lineno or node.lineno)
+    return spans
+
+
+def apply_fragments(bodies: list[list[str]], current: str) -> str | None:
+    """A Python file with code blocks that each restate some of its top-level definitions
+    (``PASSES = 0``, a whole ``def denoise``) put in place of those definitions: how small models
+    write a change when they write no SEARCH/REPLACE. None when any statement of the blocks is
+    not a definition the file has exactly once, or nothing changes."""
+    try:
+        spans = _spans(ast.parse(current))
+    except SyntaxError:
+        return None
+    edits: dict[tuple[int, int], str] = {}
+    for body in bodies:
+        text = "".join(line + "\n" for line in body)
+        try:
+            fragment = ast.parse(text)
+        except SyntaxError:
+            return None
+        rows = text.splitlines(keepends=True)
+        for node in fragment.body:
+            names = _defines(node)
+            places = {spans.get(name) for name in names}
+            if not names or len(places) != 1 or None in places:
+                return None
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+            edits[places.pop()] = "".join(rows[start : node.end_lineno or node.lineno])  # type: ignore[index]
+    lines = current.splitlines(keepends=True)
+    for (start, end), new in sorted(edits.items(), reverse=True):
+        lines[start:end] = [new if new.endswith("\n") else new + "\n"]
+    result = "".join(lines)
+    return result if edits and result != current else None
