@@ -39,13 +39,13 @@ def test_a_window_in_the_models_list_sets_the_budget_and_every_prompt_fits_it(pr
 
     project.init()
     worse = [answer(EDIT.format(v)) for v in (0.5, 0.6, 0.7)]
-    with scripted_server(*worse, models=["test-model"], model_info={"max_model_len": 1320}) as server:
+    with scripted_server(*worse, models=["test-model"], model_info={"max_model_len": 1500}) as server:
         result = _loop(project, server.url, "--autoresearch-trials=3", timeout=400)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
-    assert "prompt budget 990 tokens: the server's 1320-token context window less 330 for the answer" in _header(result)
+    assert "prompt budget 1125 tokens: the server's 1500-token context window less 375 for the answer" in _header(result)
     assert project.statuses()[1:] == ["discard"] * 3
     sizes = [litellm.token_counter(model="openai/test-model", messages=r["body"]["messages"]) for r in server.requests]
-    assert max(sizes) <= 990
+    assert max(sizes) <= 1125
     assert "are summarised" in server.prompts()[-1]  # the third prompt in full would not fit
 
 
