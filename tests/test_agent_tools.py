@@ -102,6 +102,25 @@ def test_the_model_reads_a_range_then_an_edit_applies_and_is_kept(project: Proje
     assert audit[1]["conversation_sha256"] in audit[1]["files"].values()
 
 
+def test_a_tool_named_without_its_arguments_is_asked_for_by_name(project: Project) -> None:
+    """llama-cpp-python's function-calling format answers "functions.read:" when the model picks a
+    tool, with no call and no arguments; asked for that tool by name, it sends them."""
+    project.init()
+    with scripted_server(
+        answer("functions.read:"),
+        tool_calls(("read", {"path": "model.py", "start_line": 3, "end_line": 3})),
+        answer(SEARCH_REPLACE),
+    ) as server:
+        result = _loop(project, server.url, "--autoresearch-trials=1")
+    assert result.ret == 0, _out(result)
+    assert project.statuses() == ["baseline", "keep"]
+    choices = [r["body"]["tool_choice"] for r in server.requests]
+    assert choices == ["auto", {"type": "function", "function": {"name": "read"}}, "auto"]
+    assert _tool_results(server.requests[2]) == {"call_0_read": "model.py lines 3-3 of 8 (the exact text, to copy into SEARCH blocks):\nSCALE = 1.0\n"}
+    conversation = json.loads((_trials(project) / "001.conversation.json").read_text())
+    assert [r.get("asked_for") for r in conversation["requests"]] == [None, "read", None]
+
+
 def test_malformed_tool_calls_get_an_error_result_and_the_conversation_goes_on(project: Project) -> None:
     project.init()
     with scripted_server(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,6 +133,17 @@ def converse(
         message = response.choices[0].message
         calls = list(getattr(message, "tool_calls", None) or [])
         requests.append({"turn": turn, "seconds": round(took, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
+        named = None if calls or final else lost_call(message.content)
+        if named:  # asked for that tool by name, such a server sends the arguments
+            began = clock()
+            response = request(messages, {"tools": SCHEMAS, "tool_choice": {"type": "function", "function": {"name": named}}}, max(deadline - began, 1.0))
+            if response is None:
+                return ended(None, "the model's content filter refused the request")
+            usage = usage_of(response)
+            used = add(used, usage)
+            message = response.choices[0].message
+            calls = list(getattr(message, "tool_calls", None) or [])
+            requests.append({"turn": turn, "asked_for": named, "seconds": round(clock() - began, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
         if not calls:
             messages.append({"role": "assistant", "content": message.content or ""})
             return ended(message.content or "", None)
@@ -157,6 +169,14 @@ def converse(
         elif deadline - clock() < longest:
             final = "seconds"
     raise AssertionError("unreachable: the last turn always ends the conversation")
+
+
+def lost_call(content: str | None) -> str | None:
+    """The tool a reply names without calling it: ``functions.read:`` and nothing more, as
+    llama-cpp-python's ``chatml-function-calling`` format answers when the model chooses a tool
+    itself (the server ends the text at the colon and drops the arguments)."""
+    match = re.fullmatch(r"\s*functions\.(\w+):?\s*", content or "")
+    return match.group(1) if match and match.group(1) in NAMES else None
 
 
 def tokens(usage: Usage) -> int:
