@@ -148,7 +148,8 @@ def converse(
             messages.append({"role": "assistant", "content": message.content or ""})
             return ended(message.content or "", None)
         entries = [_call_entry(call, turn, i) for i, call in enumerate(calls)]
-        messages.append({"role": "assistant", "content": message.content, "tool_calls": entries})
+        # content "" rather than null: chat templates that read every message's content (llama-cpp-python's) fail on null
+        messages.append({"role": "assistant", "content": message.content or "", "tool_calls": entries})
         if final is not None:
             return ended(
                 message.content,
