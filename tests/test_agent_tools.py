@@ -11,6 +11,8 @@ import pytest
 from helpers import Project, default_files
 from llm_server import SEARCH_REPLACE, answer, delayed, error, scripted_server, tool_calls
 
+from pytest_autoresearch.agents.conversation import EMPTY_REPLY
+
 pytest.importorskip("litellm")  # at collection (see test_llm_agent.py)
 
 
@@ -121,6 +123,18 @@ def test_a_tool_named_without_its_arguments_is_asked_for_by_name(project: Projec
     assert _tool_results(server.requests[2]) == {"call_0_read": "model.py lines 3-3 of 8 (the exact text, to copy into SEARCH blocks):\nSCALE = 1.0\n"}
     conversation = json.loads((_trials(project) / "001.conversation.json").read_text())
     assert [r.get("asked_for") for r in conversation["requests"]] == [None, "read", None]
+
+
+def test_an_empty_reply_is_asked_again_with_tools_off(project: Project) -> None:
+    """The same format lets the model answer only with a tool or nothing: an empty reply is
+    asked once more with tools off, and that answer is the trial's."""
+    project.init()
+    with scripted_server(answer(""), answer(SEARCH_REPLACE)) as server:
+        result = _loop(project, server.url, "--autoresearch-trials=1")
+    assert result.ret == 0, _out(result)
+    assert project.statuses() == ["baseline", "keep"]
+    assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "none"]
+    assert server.requests[1]["body"]["messages"][-1] == {"role": "user", "content": EMPTY_REPLY}
 
 
 def test_malformed_tool_calls_get_an_error_result_and_the_conversation_goes_on(project: Project) -> None:

@@ -84,6 +84,10 @@ def last_call(cap: str) -> str:
     )
 
 
+#: what the model is told after an empty reply to a request that offered tools
+EMPTY_REPLY = "Your reply was empty. Answer now, without tool calls: your change as SEARCH/REPLACE blocks, in the answer format."
+
+
 def converse(
     messages: list[dict[str, Any]],
     toolbox: Toolbox,
@@ -134,16 +138,20 @@ def converse(
         calls = list(getattr(message, "tool_calls", None) or [])
         requests.append({"turn": turn, "seconds": round(took, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
         named = None if calls or final else lost_call(message.content)
-        if named:  # asked for that tool by name, such a server sends the arguments
+        empty = not (calls or final or named or (message.content or "").strip())
+        if empty:  # llama-cpp-python's function-calling format allows no text beside tools: ask with tools off
+            messages.append({"role": "user", "content": EMPTY_REPLY})
+        if named or empty:  # asked for that tool by name, such a server sends the arguments
             began = clock()
-            response = request(messages, {"tools": SCHEMAS, "tool_choice": {"type": "function", "function": {"name": named}}}, max(deadline - began, 1.0))
+            choice = "none" if empty else {"type": "function", "function": {"name": named}}
+            response = request(messages, {"tools": SCHEMAS, "tool_choice": choice}, max(deadline - began, 1.0))
             if response is None:
                 return ended(None, "the model's content filter refused the request")
             usage = usage_of(response)
             used = add(used, usage)
             message = response.choices[0].message
             calls = list(getattr(message, "tool_calls", None) or [])
-            requests.append({"turn": turn, "asked_for": named, "seconds": round(clock() - began, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
+            requests.append({"turn": turn, "asked_for": named or "answer", "seconds": round(clock() - began, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
         if not calls:
             messages.append({"role": "assistant", "content": message.content or ""})
             return ended(message.content or "", None)
