@@ -146,7 +146,7 @@ def test_a_long_history_is_summarised_to_fit_the_prompt_budget(project: Project)
     project.init()
     import litellm
 
-    budget = 1000  # the first prompt takes about 860 tokens; five trials of history push it past 1000
+    budget = 1300  # the first prompt takes about 1,150 tokens; five trials of history push it past 1,300
     worse = [answer(SEARCH_REPLACE.replace("SCALE = 2.5", f"SCALE = {v}")) for v in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)]
     with scripted_server(*worse) as server:
         result = _loop(project, server.url, "--autoresearch-trials=6", "-o", f"autoresearch_max_prompt_tokens={budget}")
@@ -156,8 +156,8 @@ def test_a_long_history_is_summarised_to_fit_the_prompt_budget(project: Project)
     assert "are summarised" not in prompts[0]
     assert "Trials 1-5 are summarised: 5 discard." in prompts[-1]
     assert "SCALE = 1.0" in prompts[-1]  # the mutable file is never cut
-    for request in server.requests:
-        assert litellm.token_counter(model="openai/test-model", messages=request["body"]["messages"]) <= budget
+    sizes = [litellm.token_counter(model="openai/test-model", messages=r["body"]["messages"]) for r in server.requests]
+    assert max(sizes) <= budget, sizes
 
 
 def test_a_context_window_error_shrinks_the_history_and_tries_once_more(project: Project) -> None:

@@ -85,16 +85,16 @@ def _forms(context: ProposalContext, instructions: str, count: Callable[[Prompt]
             yield form(limit, True)
         yield whole
         return
-    large = sorted((p for p, t in context.files.items() if t.count("\n") >= OUTLINE_MIN_LINES), key=lambda p: -len(context.files[p]))
-    every = sorted(context.files, key=lambda p: -len(context.files[p]))
+    # a small file is never outlined: its outline saves little and hides the text a SEARCH must copy
+    large = tuple(sorted((p for p, t in context.files.items() if t.count("\n") >= OUTLINE_MIN_LINES), key=lambda p: -len(context.files[p])))
+    if not large:
+        yield whole
+        return
     for k in range(1, len(large) + 1):
-        yield form(OUTLINED_HISTORY, True, tuple(large[:k]))
-    chosen = tuple(large) or tuple(every)
+        yield form(OUTLINED_HISTORY, True, large[:k])
     for level in range(1, len(LEVELS)):
-        yield form(OUTLINED_HISTORY if level < 3 else 0, True, chosen, level)
-    if chosen != tuple(every):
-        yield form(0, True, tuple(every), len(LEVELS) - 1)
-    yield form(0, False, tuple(every), len(LEVELS) - 1)
+        yield form(OUTLINED_HISTORY if level < 3 else 0, True, large, level)
+    yield form(0, False, large, len(LEVELS) - 1)
 
 
 # -- which parts of an outlined file to show -------------------------------------------------
