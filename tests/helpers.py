@@ -201,14 +201,22 @@ def results_of(copy: Path, tag: str = "t") -> list[dict[str, str]]:
 TRIAL_STATUSES = {"keep", "discard", "review", "crash", "timeout", "invalid"}
 
 
-def mutate_trials(name: str, dest: Path, *args: str, env: dict[str, str] | None = None, trials: int = 2) -> list[dict[str, str]]:
+def mutate_trials(
+    name: str, dest: Path, *args: str, env: dict[str, str] | None = None, trials: int = 2, timed: bool = False
+) -> list[dict[str, str]]:
     """Run ``trials`` mutate trials on a fresh copy of ``examples/<name>``, as a user starting from
-    it would; check the run ended normally with a baseline and whole trials; return the rows."""
+    it would; check the run ended normally with a baseline and whole trials; return the rows.
+
+    ``timed``: the example scores a timing, and on a machine busy with other tests a kept trial's
+    gain can vanish when the final best is scored again outside the run; the loop then warns and
+    exits 1, which is what it should do, so that ending counts as normal too."""
     copy = example_copy(name, dest)
     result = run_pytest(
         copy, "--autoresearch", "--autoresearch-agent=mutate", f"--autoresearch-trials={trials}", "--autoresearch-tag=t", *args, env=env
     )
-    assert result.ret == 0, "\n".join(result.outlines + result.errlines)
+    output = "\n".join(result.outlines + result.errlines)
+    unreproduced = timed and result.ret == 1 and "WARNING: the final best did not reproduce" in output
+    assert result.ret == 0 or unreproduced, output
     rows = results_of(copy)
     assert len(rows) == trials + 1 and rows[0]["status"] == "baseline", rows
     assert {r["status"] for r in rows[1:]} <= TRIAL_STATUSES, rows

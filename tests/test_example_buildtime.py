@@ -77,5 +77,5 @@ def test_without_gcc_the_build_tests_skip_with_the_reason(tmp_path: Path) -> Non
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_mutate_trials(tmp_path: Path) -> None:
-    rows = mutate_trials(NAME, tmp_path)
+    rows = mutate_trials(NAME, tmp_path, timed=True)
     assert all(float(r["score"]) > 0 for r in rows if r["score"]), rows  # a timing, measured on every scored trial

@@ -93,5 +93,5 @@ def test_a_pragma_that_changes_answers_fails_the_gate(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_mutate_trials(tmp_path: Path) -> None:
-    rows = mutate_trials(NAME, tmp_path)
+    rows = mutate_trials(NAME, tmp_path, timed=True)
     assert all(float(r["score"]) > 0 for r in rows if r["score"]), rows  # a timing, measured on every scored trial
