@@ -14,6 +14,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# test modules import litellm at collection; without this it fetches its price list from the
+# network first (three tries, seconds each, on a machine that has none), as the plugin never lets it
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 #: End-to-end tests of a few seconds or more (whole loops, interrupted and resumed runs, several
 #: workers, the model agent's conversations, the examples' plain runs), measured with
 #: ``--durations``: each file keeps a quicker test in the default run, and all of them run with --slow.
@@ -78,6 +82,8 @@ LONG_RUNS = (
     "tests/test_agent_tools.py::test_the_time_cap_makes_the_next_request_the_last",
     "tests/test_agent_tools.py::test_a_model_without_tool_support_gets_the_one_shot_prompt",
     "tests/test_agent_tools.py::test_a_server_rejecting_tools_gets_the_one_shot_prompt_for_the_rest_of_the_run",
+    "tests/test_agent_tools.py::test_a_model_that_repeats_a_call_gets_the_results_as_text_and_answers",
+    "tests/test_agent_tools.py::test_a_last_request_answered_with_a_call_written_as_text_is_invalid",
     "tests/test_prompt_defaults.py::test_a_deterministic_evaluator_and_a_baseline_timed_budget_are_said_plainly",
     # 3.5 s or more in a CI run (-n 2 --slow --durations); each file keeps its quickest test in the default run
     "tests/test_agent_seam.py::test_a_plugin_agent_that_edits_its_workdir",

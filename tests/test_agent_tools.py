@@ -133,7 +133,7 @@ def test_an_empty_reply_is_asked_again_with_tools_off(project: Project) -> None:
         result = _loop(project, server.url, "--autoresearch-trials=1")
     assert result.ret == 0, _out(result)
     assert project.statuses() == ["baseline", "keep"]
-    assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "none"]
+    assert [r["body"].get("tool_choice") for r in server.requests] == ["auto", "none"]
     assert server.requests[1]["body"]["messages"][-1] == {"role": "user", "content": EMPTY_REPLY}
 
 
@@ -187,8 +187,8 @@ def test_paths_outside_the_surface_and_holdout_files_are_refused_by_rule(project
 
 def test_running_out_of_turns_asks_for_the_answer_without_tools_then_the_trial_is_invalid(project: Project) -> None:
     project.init()
-    read = ("read", {"path": "model.py"})
-    with scripted_server(tool_calls(read), tool_calls(read), tool_calls(read)) as server:
+    reads = [("read", {"path": "model.py", "start_line": n, "end_line": n + 1}) for n in (1, 2, 3)]
+    with scripted_server(*(tool_calls(read) for read in reads)) as server:
         result = _loop(project, server.url, "--autoresearch-trials=1", "-o", "autoresearch_agent_turns=3")
     assert result.ret == 0, _out(result)
     rows = project.rows()
@@ -196,9 +196,16 @@ def test_running_out_of_turns_asks_for_the_answer_without_tools_then_the_trial_i
     assert "the cap on turns, autoresearch_agent_turns, was reached after 3 requests" in rows[1]["reason"]
     assert rows[1]["tokens_in"] == "300"
     assert len(server.requests) == 3
-    assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "auto", "none"]
-    last = server.requests[2]["body"]["messages"][-1]
-    assert last["role"] == "user" and last["content"].startswith("No more tool calls: this is the conversation's last request")
+    assert [r["body"].get("tool_choice") for r in server.requests] == ["auto", "auto", None]
+    # the last request offers no tools and holds no tool-call turns: the results are text in it
+    last = server.requests[2]["body"]
+    assert "tools" not in last and not any(m.get("tool_calls") or m["role"] == "tool" for m in last["messages"])
+    told = last["messages"][-1]["content"]
+    assert told.startswith('What your tool calls returned:\n\n### read(path="model.py", start_line=1, end_line=2)\n')
+    assert "### read(path=\"model.py\", start_line=2, end_line=3)" in told and told.endswith(
+        "No more tool calls: this is the conversation's last request (its turns are almost used up). "
+        "Answer now with your change as SEARCH/REPLACE blocks, in the answer format."
+    )
     conversation = json.loads((_trials(project) / "001.conversation.json").read_text())
     assert "autoresearch_agent_turns" in conversation["ended"]
 
@@ -217,7 +224,7 @@ def test_the_token_cap_makes_the_next_request_the_last(project: Project) -> None
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "keep", "invalid"]
     assert "the cap on tokens, autoresearch_agent_tokens, was reached after 2 requests" in rows[2]["reason"]
-    assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "none", "auto", "none"]
+    assert [r["body"].get("tool_choice") for r in server.requests] == ["auto", None, "auto", None]
     assert "its tokens are almost used up" in server.requests[1]["body"]["messages"][-1]["content"]
 
 
@@ -233,7 +240,7 @@ def test_the_time_cap_makes_the_next_request_the_last(project: Project) -> None:
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "invalid"]
     assert "the cap on seconds, autoresearch_agent_seconds, was reached after 2 requests" in rows[1]["reason"]
-    assert [r["body"]["tool_choice"] for r in server.requests] == ["auto", "none"]
+    assert [r["body"].get("tool_choice") for r in server.requests] == ["auto", None]
 
 
 def test_a_model_without_tool_support_gets_the_one_shot_prompt(project: Project) -> None:
@@ -269,3 +276,34 @@ def test_a_bad_tools_setting_is_a_usage_error(project: Project) -> None:
     assert result.ret != 0
     assert "autoresearch_agent_tools from ini autoresearch_agent_tools must be auto, on or off, got 'sometimes'" in _out(result)
     assert not (project.path / ".autoresearch").exists()
+
+
+def test_a_model_that_repeats_a_call_gets_the_results_as_text_and_answers(project: Project) -> None:
+    """llama-cpp-python's function-calling format shows the model no tool result, so a small model
+    asks for the same read again and again: the repeat ends the tool phase, and the last request
+    carries what the calls returned as text, with no tool-call turns for the model to copy."""
+    project.init()
+    read = ("read", {"path": "model.py"})
+    with scripted_server(tool_calls(read), tool_calls(("read", '{ "path" : "model.py" }')), answer(SEARCH_REPLACE)) as server:
+        result = _loop(project, server.url, "--autoresearch-trials=1")
+    assert result.ret == 0, _out(result)
+    assert project.statuses() == ["baseline", "keep"]
+    assert len(server.requests) == 3
+    last = server.requests[2]["body"]
+    assert "tools" not in last and [m["role"] for m in last["messages"]] == ["system", "user", "user"]
+    told = last["messages"][-1]["content"]
+    assert told.count("### read(") == 1 and "SCALE = 1.0" in told
+    assert told.endswith("(you asked again for what you were given). Answer now with your change as SEARCH/REPLACE blocks, in the answer format.")
+    conversation = json.loads((_trials(project) / "001.conversation.json").read_text())
+    assert conversation["ended"] == "answer" and conversation["requests"][-1]["condensed"] is True
+
+
+def test_a_last_request_answered_with_a_call_written_as_text_is_invalid(project: Project) -> None:
+    project.init()
+    read = ("read", {"path": "model.py"})
+    with scripted_server(tool_calls(read), tool_calls(read), answer("functions.list:\n{ }")) as server:
+        result = _loop(project, server.url, "--autoresearch-trials=1")
+    assert result.ret == 0, _out(result)
+    rows = project.rows()
+    assert [r["status"] for r in rows] == ["baseline", "invalid"]
+    assert "the model called tools on the conversation's last request instead of answering (it asked again for what it was given after 3 requests)" in rows[1]["reason"]

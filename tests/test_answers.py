@@ -740,3 +740,35 @@ def test_a_frozen_file_named_in_passing_is_not_taken_for_the_whole_file_below_it
     answer = (Path(__file__).parent / "data" / "local_model" / "0.5b-after-004.answer.md").read_text()
     proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise, "tests/test_fitness.py": fitness}.get)
     assert list(proposal.files) == ["denoise.py"] and "out, level = xs[0], xs[1]" in proposal.files["denoise.py"]
+
+
+def test_an_answer_in_html_entities_with_a_constant_in_lower_case_applies() -> None:
+    """The 1.5B model's third answer with tools: llama-cpp-python's function-calling format showed it
+    every message HTML-escaped, so it wrote ``&lt;`` for ``<``; and it spelt ``ALPHA`` in lower case."""
+    from pathlib import Path
+
+    denoise = (Path(__file__).parent.parent / "examples" / "quickstart" / "denoise.py").read_text().replace("ALPHA = 0.9", "ALPHA = 0.8")
+    answer = (Path(__file__).parent / "data" / "local_model" / "1.5b-tools-003.answer.md").read_text()
+    assert "&lt;&lt;&lt;&lt;&lt;&lt;&lt; SEARCH" in answer
+    proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise}.get)
+    assert proposal.error is None, proposal.error
+    assert proposal.files == {"denoise.py": denoise.replace("ALPHA = 0.8", "ALPHA = 1.0")}
+
+
+def test_entities_in_a_file_that_holds_entities_are_left_as_written() -> None:
+    page = '<p title="a &amp; b">x</p>\n'
+    answer = 'page.html\n<<<<<<< SEARCH\n<p title="a &amp; b">x</p>\n=======\n<p title="a &amp; b">y</p>\n>>>>>>> REPLACE\n'
+    assert parse_answer(answer, {"page.html": page}, {"page.html": page}.get).files == {"page.html": '<p title="a &amp; b">y</p>\n'}
+
+
+def test_a_search_in_another_case_is_refused_when_it_fits_two_places_or_no_name_maps_one_way() -> None:
+    text = "RATE = 1\nrate = 1\n"
+    answer = "f.py\n<<<<<<< SEARCH\nRate = 1\n=======\nRate = 2\n>>>>>>> REPLACE\n"
+    assert parse_answer(answer, {"f.py": text}, {"f.py": text}.get).error == (
+        "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'Rate = 1'); copy the current lines exactly"
+    )
+    text = "A = a\n"
+    answer = "f.py\n<<<<<<< SEARCH\na = a\n=======\na = b\n>>>>>>> REPLACE\n"  # `a` would be both `A` and `a`
+    assert parse_answer(answer, {"f.py": text}, {"f.py": text}.get).error == (
+        "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'a = a'); copy the current lines exactly"
+    )

@@ -3,13 +3,20 @@
 A model that reads what it needs can work on a surface larger than its prompt, but a
 conversation left alone can run for ever and cost without limit. So it is capped per trial on
 requests (turns), tokens (prompt and completion of all its requests) and seconds. When the next
-request would pass a cap, it is the last: the model is told no more tool calls are allowed and
-the tools are switched off (``tool_choice`` none). A model that still calls a tool then has given
-no answer, and the trial is invalid with a reason naming the cap.
+request would pass a cap, it is the last: it offers no tools and tells the model to answer now.
+A model that still calls a tool then has given no answer, and the trial is invalid with a reason
+naming the cap.
 
 A tool call that cannot be carried out (arguments that are not JSON, an unknown tool, a missing
 argument, a path the rules refuse) is answered with a tool result that explains the error, and
-the conversation goes on. Everything is kept for the trial's record: the messages, each tool call
+the conversation goes on.
+
+Some servers never show the model a tool result (llama-cpp-python's ``chatml-function-calling``
+format renders no ``tool`` message), and a small model then asks for the same call again and
+again, or goes on writing calls as text when told to answer, copying its own earlier turns. So a
+turn that only repeats earlier calls ends the tool phase too, and the last request is always
+*condensed*: the opening messages (the cacheable prefix), then everything the calls returned as
+plain text, and the request to answer, with no tool-call turns to copy. Everything is kept for the trial's record: the messages, each tool call
 and result, and each request's usage.
 
 Nothing here knows litellm: the agent passes the request (its retries included) and the reading
@@ -78,14 +85,29 @@ def instructions(caps: Caps) -> str:
 
 
 def last_call(cap: str) -> str:
+    """What ends the last request: why it is the last, and what to answer."""
+    why = "you asked again for what you were given" if cap == "repeat" else f"its {cap} are almost used up"
     return (
-        f"No more tool calls: this is the conversation's last request (its {cap} are almost used up). "
+        f"No more tool calls: this is the conversation's last request ({why}). "
         "Answer now with your change as SEARCH/REPLACE blocks, in the answer format."
     )
 
 
 #: what the model is told after an empty reply to a request that offered tools
 EMPTY_REPLY = "Your reply was empty. Answer now, without tool calls: your change as SEARCH/REPLACE blocks, in the answer format."
+
+
+def condensed(opening: list[dict[str, Any]], results: dict[str, str], cap: str) -> list[dict[str, Any]]:
+    """The last request: the opening messages, what the tool calls returned (each distinct call
+    once, in order) as text, and why this request is the last and what to answer."""
+    shown = "".join(f"### {call}\n{result}\n\n" for call, result in results.items())
+    told = f"What your tool calls returned:\n\n{shown}" if results else ""
+    return [*opening, {"role": "user", "content": told + last_call(cap)}]
+
+
+def written_call(content: str | None) -> bool:
+    """Whether a reply writes a tool call as text (``functions.list:\n{ }``) instead of answering."""
+    return re.match(r"\s*functions\.\w+:", content or "") is not None
 
 
 def converse(
@@ -104,6 +126,8 @@ def converse(
     requests: list[dict[str, Any]] = []
     longest = 0.0
     final: str | None = None  # the cap that makes the next request the last
+    opening = list(messages)
+    results: dict[str, str] = {}  # each distinct call ("read(...)") -> what it returned
 
     def ended(answer: str | None, error: str | None) -> Outcome:
         transcript = {
@@ -118,6 +142,27 @@ def converse(
         }
         return Outcome(answer, error, used, transcript)
 
+    def last_request(turn: int, cap: str, remaining: float) -> Outcome:
+        """The last request, condensed (see the module's docstring)."""
+        nonlocal used
+        sent = condensed(opening, results, cap)
+        messages.append({**sent[-1], "condensed": True})  # the transcript says what this request held
+        began = clock()
+        response = request(sent, {}, remaining)
+        if response is None:
+            return ended(None, "the model's content filter refused the request")
+        usage = usage_of(response)
+        used = add(used, usage)
+        message = response.choices[0].message
+        content = message.content or ""
+        calls = len(getattr(message, "tool_calls", None) or [])
+        requests.append({"turn": turn, "condensed": True, "seconds": round(clock() - began, 3), "usage": dataclasses.asdict(usage), "tool_calls": calls})
+        messages.append({"role": "assistant", "content": content})
+        if calls or written_call(content):
+            why = "it asked again for what it was given" if cap == "repeat" else f"the cap on {cap}, {CAP_SETTINGS[cap]}, was reached"
+            return ended(content or None, f"the model called tools on the conversation's last request instead of answering ({why} after {turn} requests)")
+        return ended(content, None)
+
     for turn in range(1, caps.turns + 1):
         if final is None and turn == caps.turns:
             final = "turns"
@@ -125,9 +170,9 @@ def converse(
         if remaining <= 0:
             return ended(None, f"the conversation took its {caps.seconds:g} seconds ({CAP_SETTINGS['seconds']}) without an answer")
         if final is not None:
-            messages.append({"role": "user", "content": last_call(final)})
+            return last_request(turn, final, remaining)
         began = clock()
-        response = request(messages, {"tools": SCHEMAS, "tool_choice": "none" if final else "auto"}, remaining)
+        response = request(messages, {"tools": SCHEMAS, "tool_choice": "auto"}, remaining)
         took = clock() - began
         longest = max(longest, took)
         if response is None:
@@ -137,8 +182,8 @@ def converse(
         message = response.choices[0].message
         calls = list(getattr(message, "tool_calls", None) or [])
         requests.append({"turn": turn, "seconds": round(took, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
-        named = None if calls or final else lost_call(message.content)
-        empty = not (calls or final or named or (message.content or "").strip())
+        named = None if calls else lost_call(message.content)
+        empty = not (calls or named or (message.content or "").strip())
         if empty:  # llama-cpp-python's function-calling format allows no text beside tools: ask with tools off
             messages.append({"role": "user", "content": EMPTY_REPLY})
         if named or empty:  # asked for that tool by name, such a server sends the arguments
@@ -158,19 +203,21 @@ def converse(
         entries = [_call_entry(call, turn, i) for i, call in enumerate(calls)]
         # content "" rather than null: chat templates that read every message's content (llama-cpp-python's) fail on null
         messages.append({"role": "assistant", "content": message.content or "", "tool_calls": entries})
-        if final is not None:
-            return ended(
-                message.content,
-                f"the model called tools on the conversation's last request instead of answering "
-                f"(the cap on {final}, {CAP_SETTINGS[final]}, was reached after {turn} requests)",
-            )
         added = errors = 0
+        repeats = True
         for entry in entries:
-            result, failed = toolbox.call(entry["function"]["name"], entry["function"]["arguments"])
+            name, arguments = entry["function"]["name"], entry["function"]["arguments"]
+            result, failed = toolbox.call(name, arguments)
             messages.append({"role": "tool", "tool_call_id": entry["id"], "content": result})
+            key = f"{name}({_arguments_text(arguments)})"
+            repeats = repeats and key in results
+            results.setdefault(key, result)
             added += len(result)
             errors += failed
         requests[-1]["tool_errors"] = errors
+        if repeats:  # it did not see the results, or does not use them: ask for the answer, condensed
+            final = "repeat"
+            continue
         # the next request carries this one's prompt, its completion and the tool results
         estimate = usage.prompt_tokens + usage.completion_tokens + added // 3
         if tokens(used) + estimate > caps.tokens:
@@ -199,6 +246,17 @@ def add(total: Usage, more: Usage) -> Usage:
         a, b = getattr(total, field.name), getattr(more, field.name)
         values[field.name] = b if a is None else a if b is None else a + b
     return Usage(**values)
+
+
+def _arguments_text(arguments: str) -> str:
+    """A call's arguments as one line, the same for the same arguments however they were spaced."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return " ".join(str(arguments).split())
+    if isinstance(parsed, dict):
+        return ", ".join(f"{k}={json.dumps(v)}" for k, v in parsed.items())
+    return json.dumps(parsed)
 
 
 def _call_entry(call: Any, turn: int, index: int) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 A 0.5B or 1.5B model served on a laptop gets the idea and the format roughly right and the
 details wrong: it prefixes the file's folder or drops it, copies SEARCH lines with their inner
-spacing or blank lines changed, writes ``>>>>>>> REPLACE`` half or not at all when its answer
-ends, copies the answer format's example, or repeats the SEARCH lines unchanged as REPLACE.
+spacing, blank lines or the case of names changed, writes ``>>>>>>> REPLACE`` half or not at all
+when its answer ends, copies the answer format's example, repeats the SEARCH lines unchanged as
+REPLACE, or writes HTML entities that a chat template put into what it read.
 :mod:`.answers` asks here before it gives up on a block, so such an answer applies when what it
 means is unambiguous, and otherwise gets a reason that says what to write instead.
 """
@@ -11,8 +12,9 @@ means is unambiguous, and otherwise gets a reason that says what to write instea
 from __future__ import annotations
 
 import ast
+import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .diffs import find_matches
 
@@ -41,6 +43,47 @@ def near_path(raw: str, surface: Iterable[str]) -> str | None:
         if found:
             return None
     return None
+
+
+#: an answer whose markers or quotes are HTML entities: the model copied a template's escaping
+_ESCAPED = re.compile(r"(?:&lt;){5,}|(?:&gt;){5,}|&#3[49];|&quot;")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|apos|#\d+|#x[0-9a-fA-F]+);")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def unescaped(text: str, files: Mapping[str, str]) -> str:
+    """The answer as the model meant it when a chat template escaped HTML in all it read:
+    llama-cpp-python's ``chatml-function-calling`` format renders every message with HTML
+    autoescape, so the model sees, and copies, ``&lt;&lt;&lt;&lt;&lt;&lt;&lt; SEARCH`` and
+    ``&#34;``. The entities are decoded unless the mutable files hold entities themselves."""
+    if not _ESCAPED.search(text) or any(_ENTITY.search(t) for t in files.values()):
+        return text
+    return html.unescape(text)
+
+
+def respelled(lines: list[str], search: list[str], replace: list[str]) -> tuple[list[str], list[str]] | None:
+    """SEARCH and REPLACE with names spelled as the file spells them, when SEARCH occurs in one
+    place only once case (and whitespace) is ignored: small models write ``alpha = 0.8`` for
+    ``ALPHA = 0.8``, and a REPLACE of ``alpha = 1.0`` means the file's ``ALPHA``. None when it
+    occurs nowhere or in several places, or a name would take two spellings."""
+    wanted = [s for s in search if s.strip()]
+    kept = [i for i, line in enumerate(lines) if line.strip()]
+    keys, keys_wanted = [_key(lines[i]).lower() for i in kept], [_key(s).lower() for s in wanted]
+    starts = [k for k in range(len(keys) - len(keys_wanted) + 1) if keys[k : k + len(keys_wanted)] == keys_wanted]
+    if not wanted or len(starts) != 1:
+        return None
+    spelling: dict[str, str] = {}
+    for mine, theirs in zip(wanted, (lines[i] for i in kept[starts[0] : starts[0] + len(wanted)])):
+        for a, b in zip(_NAME.findall(mine), _NAME.findall(theirs)):
+            if spelling.setdefault(a, b) != b:
+                return None
+    if all(a == b for a, b in spelling.items()):
+        return None
+
+    def fix(line: str) -> str:
+        return _NAME.sub(lambda m: spelling.get(m.group(0), m.group(0)), line)
+
+    return [fix(s) for s in search], [fix(r) for r in replace]
 
 
 def _key(line: str) -> str:

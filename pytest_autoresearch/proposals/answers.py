@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, in_text, resembles, loose_match, near_path, unchanged
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, in_text, resembles, loose_match, near_path, respelled, unchanged, unescaped
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -123,7 +123,7 @@ def parse_answer(text: str, files: Mapping[str, str], read: Callable[[str], str 
 
 
 def _parse(text: str, files: Mapping[str, str], read: Callable[[str], str | None]) -> Proposal:
-    lines = _clean(text).split("\n")
+    lines = _clean(unescaped(str(text), files)).split("\n")
     repo = _Repo(files, read)
     fences = _fences(lines)
     outcome = _blocks(lines, repo) or _diff(lines, fences, repo) or _whole_files(lines, fences, repo)
@@ -289,6 +289,8 @@ def _apply_block(current: str | None, search: list[str], replace: list[str], whe
     eol = line_ending(current)
     if not found:
         loose = loose_match(lines, search)
+        if not isinstance(loose, tuple) and (spelled := respelled(lines, search, replace)) is not None:
+            (search, replace), loose = spelled, loose_match(lines, spelled[0])  # names in another case
         if isinstance(loose, tuple):  # the same lines, spaced differently
             start, end, shift = loose
             new = [reindent(line, shift) + eol for line in replace]
