@@ -21,6 +21,7 @@ from typing import TypeVar
 import pytest
 
 from .core import defaults
+from .core.choices import Choice, parse_setting
 from .options import OPTION
 
 T = TypeVar("T")
@@ -75,6 +76,8 @@ class Settings:
     trim_plugins: bool = defaults.TRIM_PLUGINS
     backend: str = defaults.BACKEND  # "local", or "ray" / "ray:ADDRESS"
     remote: str | None = None  # the shared bare repository distributed workers use
+    #: autoresearch_choices: (path, NAME) -> the alternatives declared for that setting
+    choices: dict[tuple[str, str], tuple[Choice, ...]] = dataclasses.field(default_factory=dict)
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -294,6 +297,7 @@ def load_settings(config: pytest.Config) -> Settings:
         target=_optional(config, "autoresearch_target", lambda r, w: _number(r, w, "target score")),
         patience=_optional(config, "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
         **_throughput(config),
+        **_search(config),
     )
 
 
@@ -333,6 +337,15 @@ def _throughput(config: pytest.Config) -> dict[str, object]:
         "backend": backend,
         "remote": config.getini("autoresearch_remote") or None,
     }
+
+
+def _search(config: pytest.Config) -> dict[str, object]:
+    """Declared choices: what the offline operators may search besides what they find."""
+    try:
+        choices = parse_setting(config.getini("autoresearch_choices"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"autoresearch: {exc}") from None
+    return {"choices": choices}
 
 
 def _default(value: T | None, default: T) -> T:

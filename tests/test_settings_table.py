@@ -112,7 +112,7 @@ def test_the_table_names_each_setting_once_and_only_known_kinds() -> None:
     for option in OPTIONS:
         assert option.name.startswith("autoresearch"), option
         assert option.cli is not None or option.ini is not None, f"{option.name} is neither a flag nor an ini key"
-        assert option.ini in (None, "string", "args", "bool"), option
+        assert option.ini in (None, "string", "args", "linelist", "bool"), option
         assert option.help and option.help == option.help.strip(), option.name
         if option.cli == "":
             assert option.ini is None and option.default is False, f"the switch {option.name} defaults to False"
