@@ -82,6 +82,7 @@ LONG_RUNS = (
     "tests/test_optuna_agent.py::test_a_run_keeps_its_study_in_the_run_folder",
     "tests/test_optuna_agent.py::test_a_resumed_run_resumes_its_study",
     "tests/test_optuna_agent.py::test_two_workers_ask_two_trials_and_each_is_told_its_own_row",
+    "tests/test_hybrid_agent.py::test_a_real_run_against_the_model_server",
 )
 
 #: The attack tests run each attack without and with the sandbox; the quick check runs the first

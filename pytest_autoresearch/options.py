@@ -63,8 +63,9 @@ OPTIONS: tuple[Option, ...] = (
         "the agent that proposes changes: 'mutate[:SEED]' (offline, perturbs numeric constants), "
         "'optuna[:tpe|cmaes|random][:SEED]' (offline, an Optuna study over the same constants; the optuna extra), "
         "'litellm:MODEL' (any model litellm knows, e.g. openai/gpt-5-mini, ollama/qwen2.5-coder), "
-        "'cmd:COMMAND' (an external coding agent run in the worktree) or 'replay:PATH' (JSON Lines "
-        f"of proposals); default: {d.AGENT}",
+        "'cmd:COMMAND' (an external coding agent run in the worktree), 'replay:PATH' (JSON Lines "
+        "of proposals) or 'hybrid:SPEC' (the agent SPEC every Nth trial, a tuner between); "
+        f"default: {d.AGENT}",
         cli="SPEC",
         ini="string",
         default=d.AGENT,
@@ -77,6 +78,20 @@ OPTIONS: tuple[Option, ...] = (
         "\"a\", \"b\" (or # autoresearch-range: LOW, HIGH for a number)",
         ini="linelist",
         default=(),
+    ),
+    Option(
+        "autoresearch_hybrid_every",
+        f"with --autoresearch-agent=hybrid:SPEC, the agent SPEC proposes trial 1 and every Nth trial after it "
+        f"(default {stated(d.HYBRID_EVERY)}); the tuner proposes the others",
+        ini="string",
+        default=d.HYBRID_EVERY,
+    ),
+    Option(
+        "autoresearch_hybrid_tuner",
+        f"with --autoresearch-agent=hybrid:SPEC, the agent that tunes the constants between SPEC's proposals "
+        f"(default: {d.HYBRID_TUNER}; any optuna or mutate spec)",
+        ini="string",
+        default=d.HYBRID_TUNER,
     ),
     Option(
         "autoresearch_trials",

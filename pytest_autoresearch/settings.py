@@ -78,6 +78,8 @@ class Settings:
     remote: str | None = None  # the shared bare repository distributed workers use
     #: autoresearch_choices: (path, NAME) -> the alternatives declared for that setting
     choices: dict[tuple[str, str], tuple[Choice, ...]] = dataclasses.field(default_factory=dict)
+    hybrid_every: int = defaults.HYBRID_EVERY
+    hybrid_tuner: str = defaults.HYBRID_TUNER
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -340,12 +342,20 @@ def _throughput(config: pytest.Config) -> dict[str, object]:
 
 
 def _search(config: pytest.Config) -> dict[str, object]:
-    """Declared choices: what the offline operators may search besides what they find."""
+    """Declared choices and the hybrid agent's schedule: what the offline operators search."""
     try:
         choices = parse_setting(config.getini("autoresearch_choices"))
     except ValueError as exc:
         raise pytest.UsageError(f"autoresearch: {exc}") from None
-    return {"choices": choices}
+    tuner, where = _raw(config, "autoresearch_hybrid_tuner")
+    tuner = (tuner or OPTION["autoresearch_hybrid_tuner"].default).strip()
+    if tuner.partition(":")[0] not in ("optuna", "mutate"):
+        raise pytest.UsageError(f"autoresearch: autoresearch_hybrid_tuner from {where} must be an optuna or mutate spec, got {tuner!r}")
+    return {
+        "choices": choices,
+        "hybrid_every": _setting(config, "autoresearch_hybrid_every", lambda r, w: _count(r, w, "hybrid interval", 1)),
+        "hybrid_tuner": tuner,
+    }
 
 
 def _default(value: T | None, default: T) -> T:

@@ -37,6 +37,8 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
         from .tuner import OptunaAgent
 
         return OptunaAgent(sampler, seed=seed, choices=choices)
+    if name == "hybrid":
+        return _hybrid(config, settings, arg)
     if name in ("litellm", "cmd"):
         settings = config.stash[SETTINGS_KEY]
         if not arg:
@@ -85,3 +87,25 @@ def _is_int(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _hybrid(config: pytest.Config, settings: Settings | None, inner: str) -> Agent:
+    """``hybrid:SPEC``: the agent SPEC (a model, usually) every Nth trial, the tuner between."""
+    from ..core import defaults
+    from .hybrid import HybridAgent
+
+    if not inner or inner.partition(":")[0] == "hybrid":
+        raise pytest.UsageError("autoresearch: agent 'hybrid:SPEC' needs the spec of another agent, e.g. hybrid:litellm:openai/gpt-5-mini")
+    every = settings.hybrid_every if settings is not None else defaults.HYBRID_EVERY
+    tuner_spec = settings.hybrid_tuner if settings is not None else defaults.HYBRID_TUNER
+    return HybridAgent(_made(config, inner), _made(config, tuner_spec), every=every, tuner_spec=tuner_spec)
+
+
+def _made(config: pytest.Config, spec: str) -> Agent:
+    """The agent for ``spec`` as the hook makes it (a plugin's first); this module's when the
+    caller passed no plugin manager (a benchmark's in-process loop)."""
+    hook = getattr(config, "hook", None)
+    agent = hook.pytest_autoresearch_make_agent(config=config, spec=spec) if hook is not None else pytest_autoresearch_make_agent(config, spec)
+    if agent is None:
+        raise pytest.UsageError(f"autoresearch: unknown agent {spec!r} in a hybrid")
+    return agent

@@ -19,8 +19,8 @@ What a study is told, from the trial's row (:func:`.studies.scored`):
   A study is never told a score for values that did not run.
 
 Versions the study knows already (the current best included) are not proposed again: a draw that
-repeats one is told as a failed duplicate and drawn again. Trials of other agents (a resumed run's
-earlier agent) that only changed values are added to the study of their program, read from their
+repeats one is told as a failed duplicate and drawn again. Trials of other agents (a model's, in a
+``hybrid``) that only changed values are added to the study of their program, read from their
 commits. The study lives in the run folder (``optuna.db``, Optuna's SQLite storage), so a resumed
 run resumes it; a trial asked but never logged (the driver was killed) fails when it resumes.
 Optuna is an optional extra, imported only when this agent is made.
