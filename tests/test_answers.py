@@ -772,3 +772,27 @@ def test_a_search_in_another_case_is_refused_when_it_fits_two_places_or_no_name_
     assert parse_answer(answer, {"f.py": text}, {"f.py": text}.get).error == (
         "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'a = a'); copy the current lines exactly"
     )
+
+
+def test_a_file_of_the_prompt_echoed_under_a_search_marker_is_left_out_and_the_real_block_applies() -> None:
+    """The 1.5B model's fourth one-shot answer: a real block, then the fitness test and the
+    denoiser's functions repeated under SEARCH markers with no ======= line."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "examples" / "quickstart"
+    denoise, fitness = (root / "denoise.py").read_text(), (root / "tests" / "test_fitness.py").read_text()
+    answer = (Path(__file__).parent / "data" / "local_model" / "1.5b-oneshot-004.answer.md").read_text()
+    proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise, "tests/test_fitness.py": fitness}.get)
+    assert proposal.error is None, proposal.error
+    assert proposal.files == {"denoise.py": denoise.replace("PASSES = 1", "PASSES = 2")}
+
+
+def test_an_answer_that_only_echoes_under_search_markers_is_told_so() -> None:
+    answer = "denoise.py\n<<<<<<< SEARCH\nWINDOW = 3\nALPHA = 0.9\n```\n"
+    assert parse_one(answer).error == (
+        "the answer repeats denoise.py from the prompt unchanged; use SEARCH/REPLACE blocks with the file path on the line above <<<<<<< SEARCH"
+    )
+    # lines that are not the file's stay a broken block, with the reason
+    assert parse_one("denoise.py\n<<<<<<< SEARCH\nWINDOW = 4\n").error == (
+        "SEARCH/REPLACE block 1 (denoise.py) is cut off: it has no ======= line and no >>>>>>> REPLACE line"
+    )

@@ -214,7 +214,7 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
         return None
     outcome = _Outcome(_path_above(lines, markers[0], repo)[1], {})
     path: str | None = None
-    i, number, unchanged_blocks = markers[0], 0, 0
+    i, number, unchanged_blocks, echoed = markers[0], 0, 0, []
     try:
         while i < len(lines):
             if not _SEARCH.match(lines[i]):
@@ -227,6 +227,10 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
                 raise _AnswerError(
                     f"SEARCH/REPLACE block {number} has no file path: put the path alone on the line above <<<<<<< SEARCH"
                 )
+            if (end := _echo_end(lines, i + 1, path, repo)) is not None:
+                echoed.append(path)  # a file of the prompt repeated under a SEARCH marker: no edit
+                i = end
+                continue
             search, replace, i = _block_body(lines, i + 1, f"SEARCH/REPLACE block {number} ({path})")
             if repo.only and path != repo.only and repo.current(path) is None and "".join(search).strip():
                 path = repo.only if in_text(search, repo.current(repo.only) or "") else path  # a misnamed path
@@ -237,6 +241,8 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
                 unchanged_blocks += 1
                 continue  # it changes nothing; the answer's other blocks may
             repo.changed[path] = _apply_block(repo.current(path), search, replace, where, path, repo)
+        if echoed and not repo.changed and not unchanged_blocks:
+            raise _AnswerError(f"the answer repeats {', '.join(sorted(set(echoed)))} from the prompt unchanged; {_FORMAT_HINT}")
         if unchanged_blocks and not repo.changed:
             one = "its REPLACE lines are" if number == 1 else "every block's REPLACE lines are"
             raise _AnswerError(f"the answer changes nothing: {one} the same as its SEARCH lines; change at least one line")
@@ -248,6 +254,23 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
 
 def _surface_names(repo: _Repo) -> str:
     return ", ".join(sorted(repo.surface)) or "the mutable files"
+
+
+def _echo_end(lines: list[str], i: int, path: str, repo: _Repo) -> int | None:
+    """Where a SEARCH part without ``=======`` that is no edit ends (at the next marker or a
+    closing fence; one that runs to the end of the answer was cut off): small models echo a file
+    of the prompt under a SEARCH marker beside their real block. It is no edit when it repeats
+    lines of the mutable file it names, or names a file the agent may not change at all (a frozen
+    test, say, which no edit could change). None for anything else."""
+    j = i
+    while j < len(lines) and not (_DIVIDER.match(lines[j]) or _SEARCH.match(lines[j]) or _REPLACE.match(lines[j]) or _FENCE.match(lines[j])):
+        j += 1
+    if j == len(lines) or _DIVIDER.match(lines[j]) or not "".join(lines[i:j]).strip():
+        return None
+    current = repo.current(path)
+    if current is None or path in repo.surface and not in_text(lines[i:j], current):
+        return None
+    return j + 1 if _FENCE.match(lines[j]) else j
 
 
 def _block_body(lines: list[str], i: int, where: str) -> tuple[list[str], list[str], int]:
