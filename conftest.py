@@ -79,6 +79,7 @@ LONG_RUNS = (
     "tests/test_agent_tools.py::test_a_model_without_tool_support_gets_the_one_shot_prompt",
     "tests/test_agent_tools.py::test_a_server_rejecting_tools_gets_the_one_shot_prompt_for_the_rest_of_the_run",
     "tests/test_prompt_defaults.py::test_a_deterministic_evaluator_and_a_baseline_timed_budget_are_said_plainly",
+    "tests/test_bench_search.py::test_a_model_operator_asks_the_server_that_api_base_names",
 )
 
 #: The attack tests run each attack without and with the sandbox; the quick check runs the first

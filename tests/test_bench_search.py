@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -101,3 +103,36 @@ def test_a_quick_run_prints_one_row_per_problem_and_operator_and_keeps_every_run
 def test_an_unknown_operator_is_named_with_the_known_ones() -> None:
     with pytest.raises(SystemExit, match="unknown operator 'anneal'; known: random, mutate"):
         search.parse_operators(["anneal"])
+
+
+MOVE_X = """Move X towards the valley.
+
+point.py
+<<<<<<< SEARCH
+X = 1.8
+=======
+X = 1.9
+>>>>>>> REPLACE
+"""
+
+
+def test_a_model_operator_asks_the_server_that_api_base_names(tmp_path: Path) -> None:
+    """In a process of its own: litellm imported into this one would confuse later in-process pytest runs."""
+    if importlib.util.find_spec("litellm") is None:
+        pytest.skip("litellm is not installed")
+    from llm_server import answer, scripted_server
+
+    out = tmp_path / "runs.json"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    with scripted_server(answer(MOVE_X), answer("No edit this time.")) as server:
+        argv = ["--problems", "rosenbrock", "--operators", "model=litellm:openai/scripted", "--seeds", "1", "--trials", "2"]
+        argv += ["--api-base", server.url, "--json", str(out)]
+        proc = subprocess.run([sys.executable, str(BENCH / "search.py"), *argv], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["error"] == "", run["error"]
+    assert len(server.requests) == 2 and server.requests[0]["body"]["model"] == "scripted"
+    assert "X = 1.8" in server.prompts()[0] and "Minimise the score" in server.prompts()[0]
+    assert run["statuses"] == ["baseline", "keep", "invalid"]
+    assert run["best"][1] == pytest.approx(problems.rosenbrock(1.9, 4.0))
+    assert "| rosenbrock (min, target 1) | model | 2 |" in proc.stdout
