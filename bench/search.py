@@ -1,6 +1,6 @@
 """Search operators side by side: the same problems, the same trial budgets, several seeds each.
 
-    .venv/bin/python bench/search.py [--problems rosenbrock kmodule quickstart sqlite]
+    .venv/bin/python bench/search.py [--problems rosenbrock kmodule quickstart clinical [sqlite]]
         [--operators random mutate tpe cmaes] [--seeds N] [--trials N] [--jobs N]
         [--json out.json] [--plot bench/search.png] [--api-base URL] [--quick]
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import search_harness  # noqa: E402
 from search_harness import RunLog  # noqa: E402
-from search_problems import PROBLEMS, Problem  # noqa: E402
+from search_problems import DEFAULT, PROBLEMS, Problem  # noqa: E402
 
 OPERATORS = {
     "random": "optuna:random:{seed}",
@@ -274,7 +274,7 @@ def plot(problems: Sequence[Problem], logs: list[RunLog], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=list(PROBLEMS))
+    parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=list(DEFAULT))
     parser.add_argument("--operators", nargs="+", default=list(OPERATORS), help="built-in names or NAME=SPEC ({seed} is replaced)")
     parser.add_argument("--seeds", type=int, help="seeds per problem (default: each problem's own, 10 or 5)")
     parser.add_argument("--trials", type=int, help="trials per run (default: each problem's budget and checkpoints)")
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"a tiny run: {QUICK}")
     args = parser.parse_args(argv)
     if args.quick:
-        args.problems = [p for p in args.problems if p in QUICK["problems"]] if args.problems != list(PROBLEMS) else QUICK["problems"]
+        args.problems = [p for p in args.problems if p in QUICK["problems"]] if args.problems != list(DEFAULT) else QUICK["problems"]
         args.seeds = args.seeds or QUICK["seeds"]
         args.trials = args.trials or QUICK["trials"]
     problems = [PROBLEMS[name] for name in args.problems]
