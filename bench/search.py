@@ -313,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     print(f"\n{len(logs)} runs in {wall:.0f} s wall, load average {os.getloadavg()[0]:.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"wall_seconds": wall, "rows": rows, "runs": [log.to_json() for log in logs]}, indent=1, default=str) + "\n")
+        finite = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in row.items()} for row in rows]  # never reached: null
+        data = {"command": ["bench/search.py", *(sys.argv[1:] if argv is None else argv)], "wall_seconds": wall, "rows": finite, "runs": [log.to_json() for log in logs]}
+        args.json.write_text(json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
     if args.plot:
         plot(problems, logs, args.plot)
         print(f"plot: {args.plot}")
