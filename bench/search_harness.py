@@ -7,9 +7,10 @@ reading), its proposal is checked with the loop's own
 :func:`~pytest_autoresearch.proposals.proposal.check`, the changed files are scored by the
 problem's Python evaluator, and the verdict is the loop's own
 (:func:`~pytest_autoresearch.core.verdict.assess` with the built-in keep rule). The surface lives
-in a real git repository in a temporary folder, and each kept trial is committed there, so the
-agent's working copy is the current best as in a run; the other trials get no commit (their
-rows carry none), which only an agent reading old trials' files from git would notice.
+in a real git repository in a temporary folder: every trial that ran gets a commit on its parent
+(what an agent reading earlier trials' files from git finds, as in a run), and a keep moves the
+branch and the working copy to it, so the agent's ``workdir`` is the current best. The agent hears
+of each logged row (``Agent.logged``, where the agent has it) as the loop's recorder tells it.
 
 An example problem runs ``python -m pytest --autoresearch`` on a fresh copy of the example (as
 ``examples/run.py`` makes it) and reads its results.tsv.
@@ -107,8 +108,11 @@ def make_agent(spec: str, rootdir: Path, globs: tuple[str, ...], api_base: str |
     return agent
 
 
-def _git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=root, capture_output=True, text=True, check=True)
+def _git(root: Path, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        ["git", *GIT_IDENTITY, *args], cwd=root, input=stdin, capture_output=True, text=True, check=True,
+        env={**os.environ, **env} if env else None,
+    )
     return proc.stdout.strip()
 
 
@@ -141,11 +145,20 @@ class FunctionRun:
         _git(self.root, "add", "-A")
         _git(self.root, "commit", "-q", "-m", "start")
 
-    def commit_best(self, trial: int) -> str:
+    def commit_trial(self, trial: int, parent: str, changes: Mapping[str, str]) -> str:
+        """A commit of the candidate on its parent, made without touching the working copy."""
+        index = {"GIT_INDEX_FILE": str(self.root / ".git" / "bench-index")}
+        entries = "".join(f"100644 {_git(self.root, 'hash-object', '-w', '--stdin', stdin=text)}\t{path}\n" for path, text in sorted(changes.items()))
+        _git(self.root, "read-tree", parent, env=index)
+        _git(self.root, "update-index", "--index-info", stdin=entries, env=index)
+        tree = _git(self.root, "write-tree", env=index)
+        return _git(self.root, "commit-tree", tree, "-p", parent, "-m", f"trial {trial}")
+
+    def move_best(self, commit: str) -> None:
+        """The branch and the working copy at the kept trial: slot 0 after a keep."""
         for path, text in self.files.items():
             (self.root / path).write_text(text, encoding="utf-8")
-        _git(self.root, "commit", "-q", "-a", "-m", f"trial {trial}")
-        return _git(self.root, "rev-parse", "HEAD")
+        _git(self.root, "reset", "-q", commit)
 
     def context(self, trial: int, trials: int) -> ProposalContext:
         git_dir = str(self.root / ".git")
@@ -202,11 +215,20 @@ class FunctionRun:
             assert outcome.record is not None  # a deterministic evaluator never asks for confirmation runs
             record, self.last_failure = outcome.record, outcome.failure
             record.usage = proposal.usage
+            record.commit = self.commit_trial(number, best.commit, {p: candidate[p] for p in changes})
             if record.status == Status.KEEP:
                 self.files = candidate
-                record.commit = self.commit_best(number)
+                self.move_best(record.commit)
         self.history.append(record)
         self._logged(record)
+        self.tell(agent, record)
+
+    @staticmethod
+    def tell(agent: Agent, record: TrialRecord) -> None:
+        """The row is logged: an agent that learns from outcomes hears of it (an older agent class has no such hook)."""
+        logged = getattr(agent, "logged", None)
+        if logged is not None:
+            logged(record)
 
 
 def run_function(problem: Problem, operator: str, spec: str, seed: int, trials: int, api_base: str | None = None) -> RunLog:
@@ -227,6 +249,7 @@ def run_function(problem: Problem, operator: str, spec: str, seed: int, trials: 
             if reason := agent.preflight(dict(run.files)):
                 run.log.error = reason
                 return run.log
+            run.tell(agent, run.history.baseline)  # the baseline's row is logged before the agent starts
             agent.start(run.context(1, trials))
             for number in range(1, trials + 1):
                 try:
