@@ -20,7 +20,7 @@ class Option(NamedTuple):
     help: str
     #: the flag's metavar; "" for a switch (store_true); None: no command-line flag
     cli: str | None = None
-    #: the ini key's type: "string", "args" or "bool"; None: no ini key
+    #: the ini key's type: "string", "args", "linelist" or "bool"; None: no ini key
     ini: str | None = None
     #: the value when neither the command line nor the ini file sets it
     default: object = None
@@ -32,7 +32,7 @@ class Option(NamedTuple):
     @property
     def ini_default(self) -> object:
         """What ``config.getini`` answers when the ini file does not set the key."""
-        return {"args": [], "bool": self.default}.get(self.ini or "", "")
+        return {"args": [], "linelist": [], "bool": self.default}.get(self.ini or "", "")
 
 
 def stated(value: object) -> str:
@@ -61,12 +61,37 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "autoresearch_agent",
         "the agent that proposes changes: 'mutate[:SEED]' (offline, perturbs numeric constants), "
+        "'optuna[:tpe|cmaes|random][:SEED]' (offline, an Optuna study over the same constants; the optuna extra), "
         "'litellm:MODEL' (any model litellm knows, e.g. openai/gpt-5-mini, ollama/qwen2.5-coder), "
-        "'cmd:COMMAND' (an external coding agent run in the worktree) or 'replay:PATH' (JSON Lines "
-        f"of proposals); default: {d.AGENT}",
+        "'cmd:COMMAND' (an external coding agent run in the worktree), 'replay:PATH' (JSON Lines "
+        "of proposals) or 'hybrid:SPEC' (the agent SPEC every Nth trial, a tuner between); "
+        f"default: {d.AGENT}",
         cli="SPEC",
         ini="string",
         default=d.AGENT,
+    ),
+    Option(
+        "autoresearch_choices",
+        "declared choices for settings of the surface, one per line: path.py:NAME = \"a\", \"b\" (Python "
+        "literals); the offline agents (mutate, optuna) move such a setting only among them, and a string "
+        "constant becomes a setting. The same as a comment on the constant's line: # autoresearch-choices: "
+        "\"a\", \"b\" (or # autoresearch-range: LOW, HIGH for a number)",
+        ini="linelist",
+        default=(),
+    ),
+    Option(
+        "autoresearch_hybrid_every",
+        f"with --autoresearch-agent=hybrid:SPEC, the agent SPEC proposes trial 1 and every Nth trial after it "
+        f"(default {stated(d.HYBRID_EVERY)}); the tuner proposes the others",
+        ini="string",
+        default=d.HYBRID_EVERY,
+    ),
+    Option(
+        "autoresearch_hybrid_tuner",
+        f"with --autoresearch-agent=hybrid:SPEC, the agent that tunes the constants between SPEC's proposals "
+        f"(default: {d.HYBRID_TUNER}; any optuna or mutate spec)",
+        ini="string",
+        default=d.HYBRID_TUNER,
     ),
     Option(
         "autoresearch_trials",

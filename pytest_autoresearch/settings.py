@@ -21,6 +21,7 @@ from typing import TypeVar
 import pytest
 
 from .core import defaults
+from .core.choices import Choice, parse_setting
 from .options import OPTION
 
 T = TypeVar("T")
@@ -75,6 +76,10 @@ class Settings:
     trim_plugins: bool = defaults.TRIM_PLUGINS
     backend: str = defaults.BACKEND  # "local", or "ray" / "ray:ADDRESS"
     remote: str | None = None  # the shared bare repository distributed workers use
+    #: autoresearch_choices: (path, NAME) -> the alternatives declared for that setting
+    choices: dict[tuple[str, str], tuple[Choice, ...]] = dataclasses.field(default_factory=dict)
+    hybrid_every: int = defaults.HYBRID_EVERY
+    hybrid_tuner: str = defaults.HYBRID_TUNER
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -294,6 +299,7 @@ def load_settings(config: pytest.Config) -> Settings:
         target=_optional(config, "autoresearch_target", lambda r, w: _number(r, w, "target score")),
         patience=_optional(config, "autoresearch_patience", lambda r, w: _count(r, w, "patience", 1)),
         **_throughput(config),
+        **_search(config),
     )
 
 
@@ -332,6 +338,23 @@ def _throughput(config: pytest.Config) -> dict[str, object]:
         "trim_plugins": bool(config.getini("autoresearch_trim_plugins")),
         "backend": backend,
         "remote": config.getini("autoresearch_remote") or None,
+    }
+
+
+def _search(config: pytest.Config) -> dict[str, object]:
+    """Declared choices and the hybrid agent's schedule: what the offline operators search."""
+    try:
+        choices = parse_setting(config.getini("autoresearch_choices"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"autoresearch: {exc}") from None
+    tuner, where = _raw(config, "autoresearch_hybrid_tuner")
+    tuner = (tuner or OPTION["autoresearch_hybrid_tuner"].default).strip()
+    if tuner.partition(":")[0] not in ("optuna", "mutate"):
+        raise pytest.UsageError(f"autoresearch: autoresearch_hybrid_tuner from {where} must be an optuna or mutate spec, got {tuner!r}")
+    return {
+        "choices": choices,
+        "hybrid_every": _setting(config, "autoresearch_hybrid_every", lambda r, w: _count(r, w, "hybrid interval", 1)),
+        "hybrid_tuner": tuner,
     }
 
 

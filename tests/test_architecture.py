@@ -374,7 +374,7 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-HEAVY = ("litellm", "torch", "git", "tabulate", "ray", "matplotlib")
+HEAVY = ("litellm", "torch", "git", "tabulate", "ray", "matplotlib", "optuna", "sqlalchemy")
 
 
 def test_plugin_loads_light() -> None:

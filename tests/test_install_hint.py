@@ -122,7 +122,9 @@ def test_no_hint_in_the_package_names_an_index_package() -> None:
     offenders = [f"{p.relative_to(REPO)}:{n}" for p in sources for n, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert offenders == []
     users = [p.relative_to(REPO).as_posix() for p in sources if "install_hint import pip_install" in p.read_text()]
-    assert sorted(users) == ["pytest_autoresearch/agents/llm.py", "pytest_autoresearch/engine/ray_backend.py", "pytest_autoresearch/ui/plot.py"]
+    assert sorted(users) == [
+        "pytest_autoresearch/agents/llm.py", "pytest_autoresearch/agents/tuner.py", "pytest_autoresearch/engine/ray_backend.py", "pytest_autoresearch/ui/plot.py",
+    ]
 
 
 def test_a_missing_litellm_is_one_line_with_a_hint_that_installs_it(project) -> None:  # noqa: ANN001 (the conftest fixture)

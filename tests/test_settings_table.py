@@ -39,6 +39,8 @@ FIELDS = {
     "autoresearch_trim_plugins": "trim_plugins",
     "autoresearch_sandbox": "sandbox",
     "autoresearch_allow_delete": "allow_delete",
+    "autoresearch_hybrid_every": "hybrid_every",
+    "autoresearch_hybrid_tuner": "hybrid_tuner",
 }
 
 #: options whose help states a default -> the defaults.py constants it states
@@ -61,6 +63,8 @@ STATED = {
     "autoresearch_workers": ["WORKERS"],
     "autoresearch_backend": ["BACKEND"],
     "autoresearch_trim_plugins": ["TRIM_PLUGINS"],
+    "autoresearch_hybrid_every": ["HYBRID_EVERY"],
+    "autoresearch_hybrid_tuner": ["HYBRID_TUNER"],
 }
 
 #: odd values for a run with changed defaults (none equal to a real default or to each other)
@@ -85,6 +89,8 @@ CHANGED = {
     "WORKERS": 6,
     "BACKEND": "ray",
     "TRIM_PLUGINS": False,
+    "HYBRID_EVERY": 7,
+    "HYBRID_TUNER": "optuna:random",
 }
 
 def squeezed(text: str) -> str:
@@ -112,7 +118,7 @@ def test_the_table_names_each_setting_once_and_only_known_kinds() -> None:
     for option in OPTIONS:
         assert option.name.startswith("autoresearch"), option
         assert option.cli is not None or option.ini is not None, f"{option.name} is neither a flag nor an ini key"
-        assert option.ini in (None, "string", "args", "bool"), option
+        assert option.ini in (None, "string", "args", "linelist", "bool"), option
         assert option.help and option.help == option.help.strip(), option.name
         if option.cli == "":
             assert option.ini is None and option.default is False, f"the switch {option.name} defaults to False"

@@ -103,6 +103,12 @@ class Agent:
     def propose(self, context: ProposalContext) -> Proposal:
         raise NotImplementedError
 
+    def logged(self, record: TrialRecord) -> None:
+        """Called after each trial's row is written (the baseline's too, before :meth:`start`),
+        with the final record: an agent that learns from outcomes (a tuner's study) hears of
+        each as it comes, the last trials of a run included, which no later :meth:`propose`
+        would show it. Every proposal's context still carries the whole history."""
+
     def close(self) -> None:
         """Called once when the loop ends, however it ends."""
 

@@ -7,6 +7,10 @@ types, and says where and what it changed (``model.py:12 LR 0.1 -> 0.05``). It r
 that was just kept and adapts a step size per constant, so it finds real gains on small
 hyperparameter problems: it is the baseline every LLM agent has to beat.
 
+Declared choices (:mod:`..core.choices`) steer it: a setting with listed alternatives moves to
+another of them, never elsewhere (a string constant is a setting only when it has them), and a
+number with a declared range stays inside it.
+
 It never proposes a version of the surface it proposed before in the run (a resumed run's
 earlier trials included, read from their commits): a repeat costs a whole trial and can only
 tell what the log already says. When every change within its reach was tried it says so and
@@ -15,17 +19,17 @@ the run ends.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
-import os
 import random
-import subprocess
 from collections.abc import Mapping
 
+from ..core.choices import FORMS, same
 from ..proposals.proposal import Proposal
 from .base import Agent, AgentError, AgentExhausted, ProposalContext
-from .targets import Target, Value, find_targets
+from .commits import ReadError, digest, tried_versions
+from .edits import Change, apply_changes, describe_changes, format_value, render
+from .targets import Setting, Target, Value, declared_problems, find_targets, within
 
 __all__ = ["MutateAgent", "Target", "find_targets", "format_value", "perturb", "repeat"]
 
@@ -33,25 +37,14 @@ _LN2 = math.log(2.0)
 _SCALE_RANGE = (0.25, 3.0)
 _DRAWS = 50  # random draws before the neighbours are enumerated
 _ENUMERATED = 2000  # neighbouring versions checked before the space counts as exhausted
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX")
 WHAT_IT_CHANGES = (
     "it changes numeric and boolean constants at module or class level (`LR = 0.01`, `USE_BIAS = True`), "
-    "in a Python file without such constants its numeric keyword arguments (`lr=0.01`), and `key = 12` "
-    "lines of config files; it leaves seeds, versions, dunders, typing and debug flags (`TYPE_CHECKING`), "
-    "guarded blocks (`if TYPE_CHECKING:`, `sys.version_info`, `__main__`) and literals that steer control "
-    "flow (`range()` bounds, `step=`, comparisons, slices) alone"
+    "in a Python file without such constants its numeric keyword arguments (`lr=0.01`), `key = 12` "
+    "lines of config files, and constants with declared choices (`LOSS = \"mse\"  # autoresearch-choices: "
+    "\"mse\", \"huber\"`, or the autoresearch_choices setting); it leaves seeds, versions, dunders, typing "
+    "and debug flags (`TYPE_CHECKING`), guarded blocks (`if TYPE_CHECKING:`, `sys.version_info`, `__main__`) "
+    "and literals that steer control flow (`range()` bounds, `step=`, comparisons, slices) alone"
 )
-
-
-def format_value(value: Value) -> str:
-    """Source text for a value; a float always shows '.' so every format reads it as a float."""
-    if isinstance(value, int):  # bools too
-        return repr(value)
-    text = repr(value)
-    if "e" in text and "." not in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}.0e{exponent}"
-    return text
 
 
 def _round3(x: float) -> float:
@@ -143,6 +136,26 @@ def repeat(value: Value, old: Value, rng: random.Random) -> Value | None:
     return new if _differs(new, value) else None
 
 
+def move(target: Target, rng: random.Random, scale: float = 1.0) -> Value | None:
+    """A random change of one target: another of its declared choices, or a nearby value
+    (inside its declared range)."""
+    if target.choices:
+        others = [c for c in target.choices if not same(c, target.value)]
+        return rng.choice(others) if others else None
+    for _ in range(10):
+        new = perturb(target.value, rng, scale)
+        if new is None or within(new, target.bounds):
+            return new
+    return None
+
+
+def alternatives(target: Target) -> list[Value]:
+    """A target's nearest moves (:func:`neighbours`), or its other declared choices."""
+    if target.choices:
+        return [c for c in target.choices if not same(c, target.value)]
+    return [v for v in neighbours(target.value) if within(v, target.bounds)]
+
+
 def neighbours(value: Value) -> list[Value]:
     """A value's nearest moves, a finite list: what is left to try once random draws only find
     versions proposed before (a boolean's one flip, a count's steps, a factor of 2 either way)."""
@@ -161,17 +174,15 @@ def neighbours(value: Value) -> list[Value]:
     return out
 
 
-Change = tuple[Target, Value]
-
-
 class MutateAgent(Agent):
     """A (1+1) search: perturb one to three constants, repeat what was kept, and widen or
     narrow each constant's step by how often changing it helped (the 1/5th success rule)."""
 
     name = "mutate"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, choices: Setting | None = None) -> None:
         self.seed = seed
+        self.declared = dict(choices or {})  # what autoresearch_choices declares
         self._moves: dict[int, list[tuple[str, str, Value, Value]]] = {}  # trial -> (path, name, old, new)
         self._learned: set[int] = set()
         self._scale: dict[tuple[str, str], float] = {}
@@ -182,7 +193,9 @@ class MutateAgent(Agent):
         return f"mutate (seed {self.seed})"
 
     def preflight(self, files: Mapping[str, str]) -> str | None:
-        if find_targets(files):
+        if problems := declared_problems(files, self.declared):
+            return "declared choices that cannot be used: " + "; ".join(problems) + f" (write them as {FORMS})"
+        if find_targets(files, self.declared):
             return None
         names = ", ".join(sorted(files)) or "the surface (it has no files yet)"
         return (
@@ -199,10 +212,10 @@ class MutateAgent(Agent):
     def propose(self, context: ProposalContext) -> Proposal:
         self._learn(context)
         self._remember_log(context)
-        targets = find_targets(context.files)
+        targets = find_targets(context.files, self.declared)
         if not targets:
             return Proposal("mutate: nothing to perturb", error="mutate: the surface files have no numeric constants left")
-        self._seen.add(_digest(context.files))
+        self._seen.add(digest(context.files))
         rng = random.Random(f"{self.seed}:{context.trial}")
         last = context.history[-1] if context.history else None
         first: list[Change] = []
@@ -216,17 +229,17 @@ class MutateAgent(Agent):
                 f"{context.best.trial}) was tried already ({_settings(targets)}; {len(self._seen)} versions of the "
                 "surface seen); widen autoresearch_mutable or use another agent to go on"
             )
-        files = _apply(context.files, changes)
-        self._seen.add(_digest({**context.files, **files}))
+        files = apply_changes(context.files, changes)
+        self._seen.add(digest({**context.files, **files}))
         self._moves[context.trial] = [(t.path, t.name, t.value, new) for t, new in changes]
-        return Proposal(_describe(changes), files)
+        return Proposal(describe_changes(changes), files)
 
     def _new(self, files: Mapping[str, str], changes: list[Change]) -> bool:
-        return _digest({**files, **_apply(files, changes)}) not in self._seen
+        return digest({**files, **apply_changes(files, changes)}) not in self._seen
 
     def _untried(self, targets: list[Target], files: Mapping[str, str], rng: random.Random) -> list[Change] | None:
         """The first neighbour of the current best not proposed yet: one setting's, then two's."""
-        options = [[(t, v) for v in neighbours(t.value)] for t in rng.sample(targets, len(targets))]
+        options = [[(t, v) for v in alternatives(t)] for t in rng.sample(targets, len(targets))]
         singles = ([change] for option in options for change in option)
         pairs = (list(pair) for a, b in itertools.combinations(options, 2) for pair in itertools.product(a, b))
         for changes in itertools.islice(itertools.chain(singles, pairs), _ENUMERATED):
@@ -241,7 +254,7 @@ class MutateAgent(Agent):
         self._read_log = True
         try:
             self._seen |= tried_versions(context)
-        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        except ReadError as exc:
             context.note(f"mutate: could not read the earlier trials' files ({exc}); it may propose a version tried before")
 
     def _learn(self, context: ProposalContext) -> None:
@@ -260,10 +273,10 @@ class MutateAgent(Agent):
         changes: list[Change] = []
         for path, name, old, new in self._moves[trial]:
             target = by_key.get((path, name))
-            if target is None or format_value(target.value) != format_value(new):
+            if target is None or target.choices or render(target, target.value) != render(target, new):
                 continue
             again = repeat(target.value, old, rng)
-            if again is not None:
+            if again is not None and within(again, target.bounds):
                 changes.append((target, again))
         return changes
 
@@ -272,7 +285,7 @@ class MutateAgent(Agent):
         count = min(len(targets), 1 if r < 0.7 else 2 if r < 0.9 else 3)
         changes: list[Change] = []
         for target in sorted(_sample(targets, count, rng), key=lambda t: (t.path, t.start)):
-            new = perturb(target.value, rng, self._scale.get(target.key, 1.0))
+            new = move(target, rng, self._scale.get(target.key, 1.0))
             if new is not None:
                 changes.append((target, new))
         return changes
@@ -288,78 +301,7 @@ def _sample(targets: list[Target], count: int, rng: random.Random) -> list[Targe
     return rng.sample(targets, count)
 
 
-def _apply(files: Mapping[str, str], changes: list[Change]) -> dict[str, str]:
-    """The new text of each changed file: only the literals' spans are replaced."""
-    out: dict[str, str] = {}
-    for target, new in sorted(changes, key=lambda c: (c[0].path, -c[0].start)):
-        text = out.get(target.path, files[target.path])
-        out[target.path] = text[: target.start] + format_value(new) + text[target.end :]
-    return out
-
-
 def _settings(targets: list[Target]) -> str:
     """``2 settings: model.py:3 EXACT, model.py:4 DEPTH``; only the count when there are many."""
     count = f"{len(targets)} setting{'s' if len(targets) != 1 else ''}"
     return count if len(targets) > 5 else f"{count}: " + ", ".join(t.place for t in targets)
-
-
-def _describe(changes: list[Change]) -> str:
-    """``model.py:12 LR 0.1 -> 0.05, model.py:14 DEPTH 2 -> 3``: where, what, from and to."""
-    ordered = sorted(changes, key=lambda c: (c[0].path, c[0].start))
-    return ", ".join(f"{t.place} {''.join(t.text.split())} -> {format_value(new)}" for t, new in ordered)
-
-
-def tried_versions(context: ProposalContext) -> set[str]:
-    """Digests of the surface as each logged trial's commit has it: what a resumed run tried.
-
-    One ``git cat-file --batch`` for all of them, in the current best's worktree with its git
-    dirs named (``context.git_env``), so nothing of the trials' own checkout is trusted.
-    """
-    commits = sorted({r.commit for r in context.history if r.commit})
-    paths = sorted(context.files)
-    if not commits or not paths:
-        return set()
-    prefix = _git(context, "rev-parse", "--show-prefix").decode().strip()
-    wanted = "".join(f"{commit}:{prefix}{path}\n" for commit in commits for path in paths)
-    blobs = _batch(_git(context, "cat-file", "--batch", stdin=wanted.encode()))
-    if len(blobs) != len(commits) * len(paths):
-        raise ValueError(f"git cat-file answered {len(blobs)} of {len(commits) * len(paths)} requests")
-    rows = [blobs[i : i + len(paths)] for i in range(0, len(blobs), len(paths))]
-    return {_digest({path: text for path, text in zip(paths, row) if text is not None}) for row in rows}
-
-
-def _git(context: ProposalContext, *args: str, stdin: bytes | None = None) -> bytes:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
-    env.update({**context.git_env, "GIT_OPTIONAL_LOCKS": "0"})
-    proc = subprocess.run(["git", *args], cwd=context.workdir, env=env, input=stdin, capture_output=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise subprocess.SubprocessError(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout
-
-
-def _batch(out: bytes) -> list[str | None]:
-    """``git cat-file --batch`` output: each blob's text as the worktree's reader decodes it
-    (UTF-8, universal newlines), None for a path the commit lacks or a file that is not text."""
-    blobs: list[str | None] = []
-    pos = 0
-    while pos < len(out):
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if len(header) != 3 or not header[2].isdigit():
-            blobs.append(None)  # "<name> missing"
-            continue
-        size = int(header[2])
-        data, pos = out[pos : pos + size], pos + size + 1
-        try:
-            blobs.append(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n") if header[1] == b"blob" else None)
-        except UnicodeDecodeError:
-            blobs.append(None)
-    return blobs
-
-
-def _digest(files: Mapping[str, str | None]) -> str:
-    h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(f"{path}\0{files[path]}\0".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()

@@ -13,17 +13,29 @@ costs its whole time limit), so they are never targets. Nor are guards and what 
 tests, ``if False:``), seeds (tuning one only fits the evaluator's noise), versions, dunders and
 flags for typing or debugging (``TYPE_CHECKING = False``): flipping one changes no result the
 fitness test measures, so a trial on it is wasted.
+
+A user widens or narrows this with declared choices (:mod:`..core.choices`): a marker comment on a
+constant's line (``LOSS = "mse"  # autoresearch-choices: "mse", "huber"``, ``LR = 0.01  #
+autoresearch-range: 1e-4, 1.0``) or a line of ``autoresearch_choices``. A declared setting is a
+target whatever its name, a string constant only when it has declared choices, and every
+offline operator keeps to what was declared.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import math
 import re
+import tokenize
 from collections.abc import Iterator, Mapping
 
-Value = bool | int | float
+from ..core.choices import Choice, Declared, for_path, read_comment, same
+
+Value = bool | int | float | str
+#: What the autoresearch_choices setting declares: (path, NAME) -> the choices.
+Setting = Mapping[tuple[str, str], tuple[Choice, ...]]
 
 #: How often a kind of target is drawn, relative to a constant.
 WEIGHTS = {"constant": 1.0, "config": 1.0, "keyword": 0.25, "parameter": 0.25}
@@ -72,6 +84,9 @@ class Target:
     line: int = 1
     kind: str = "constant"  # a key of WEIGHTS
     label: str = ""  # the name as the source spells it (``name`` without the line); "" when none
+    #: declared alternatives, the current value among them (first when the list lacks it)
+    choices: tuple[Value, ...] = ()
+    bounds: tuple[float, float] | None = None  # a declared range
 
     @property
     def key(self) -> tuple[str, str]:
@@ -87,16 +102,90 @@ class Target:
         return f"{self.path}:{self.line}" + (f" {self.label}" if self.label else "")
 
 
-def find_targets(files: Mapping[str, str]) -> list[Target]:
-    """All targets of the surface files, in path and position order."""
+def find_targets(files: Mapping[str, str], setting: Setting | None = None) -> list[Target]:
+    """All targets of the surface files, in path and position order; ``setting`` is what
+    autoresearch_choices declares (markers in the files are read with them)."""
     targets: list[Target] = []
     for path in sorted(files):
         text = files[path]
         if not isinstance(text, str) or "\0" in text:
             continue
-        found = _python_targets(path, text) if path.endswith(".py") else _text_targets(path, text)
+        declared = for_path(setting or {}, path)
+        found = _python_targets(path, text, declared) if path.endswith(".py") else _text_targets(path, text)
         targets.extend(_disambiguate(found))
     return targets
+
+
+def declared_problems(files: Mapping[str, str], setting: Setting | None = None) -> list[str]:
+    """What was declared but cannot be used: a malformed marker, a marker on a line with no
+    setting, an autoresearch_choices line naming no constant. Empty when all is well."""
+    problems: list[str] = []
+    targets = find_targets(files, setting)
+    lines = {(t.path, t.line + t.text.count("\n")) for t in targets}
+    names = {(t.path, n) for t in targets for n in (t.name, t.label)}
+    for path in sorted(files):
+        text = files[path]
+        if not isinstance(text, str) or "\0" in text:
+            continue
+        for line, comment in _comments(path, text).items():
+            try:
+                found = read_comment(comment)
+            except ValueError as exc:
+                problems.append(f"{path}:{line}: {exc}")
+                continue
+            if found is not None and (path, line) not in lines:
+                why = "a `key = number` line (string choices are read in Python files only)" if not path.endswith(".py") else "a constant"
+                problems.append(f"{path}:{line}: an autoresearch marker on a line without {why} it could apply to")
+    for path, name in sorted((setting or {}).keys()):
+        if (path, name) not in names:
+            known = sorted({t.label or t.name for t in targets if t.path == path})
+            where = f"its settings: {', '.join(known)}" if known else ("no such surface file" if path not in files else "it has no constant of that name")
+            problems.append(f"autoresearch_choices names {path}:{name}, which is no constant of the surface ({where})")
+    return problems
+
+
+def within(value: Value, bounds: tuple[float, float] | None) -> bool:
+    """Whether a number lies in a declared range (anything does where none was declared)."""
+    return bounds is None or isinstance(value, (str, bool)) or bounds[0] <= value <= bounds[1]
+
+
+def _comments(path: str, text: str) -> dict[int, str]:
+    """Each line's comment: Python's by tokenizing (a ``#`` in a string is none), a config
+    file's as what follows its first ``#``."""
+    if not path.endswith(".py"):
+        return {n: line.split("#", 1)[1] for n, line in enumerate(_NEWLINE.split(text), 1) if "#" in line}
+    out: dict[int, str] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.COMMENT:
+                out[token.start[0]] = token.string
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        pass
+    return out
+
+
+def _declaration(comment: str | None, choices: tuple[Choice, ...] | None) -> Declared | None:
+    """A setting's declaration: the autoresearch_choices line's, else its marker's (one that
+    cannot be read declares nothing here; :func:`declared_problems` reports it)."""
+    if choices:
+        return Declared(choices=choices)
+    if comment is None:
+        return None
+    try:
+        return read_comment(comment)
+    except ValueError:
+        return None
+
+
+def _with_declared(target: Target, declared: Declared | None) -> Target:
+    if declared is None:
+        return target
+    if declared.choices:
+        options = declared.choices if any(same(c, target.value) for c in declared.choices) else (target.value, *declared.choices)
+        return dataclasses.replace(target, choices=options)
+    if declared.bounds is not None and not isinstance(target.value, (str, bool)):
+        return dataclasses.replace(target, bounds=declared.bounds)
+    return target
 
 
 def is_guard(test: ast.expr) -> bool:
@@ -114,32 +203,34 @@ def _guard_name(name: str) -> bool:
     return name in _GUARD_NAMES or bool(_FLAG_NAME.match(name))
 
 
-def _python_targets(path: str, text: str) -> list[Target]:
+def _python_targets(path: str, text: str, setting: Mapping[str, tuple[Choice, ...]]) -> list[Target]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
     starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+    comments = _comments(path, text)
 
     def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
         line = text[starts[lineno - 1] : starts[lineno] if lineno < len(starts) else len(text)]
         return starts[lineno - 1] + (col if line.isascii() else len(line.encode()[:col].decode(errors="ignore")))
 
     def make(name: str, node: ast.expr, kind: str) -> Target | None:
-        value = _literal(node)
-        if value is None or (isinstance(value, bool) and kind in ("keyword", "parameter")):
+        declared = _declaration(comments.get(node.end_lineno or node.lineno), setting.get(name))
+        value = _literal(node, strings=declared is not None and bool(declared.choices))
+        if value is None or (isinstance(value, bool) and kind in ("keyword", "parameter") and declared is None):
             return None
         start = offset(node.lineno, node.col_offset)
         end = offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
         if isinstance(value, int) and _NOT_DECIMAL.search(text[start:end]):
             return None
-        return Target(path, name, start, end, text[start:end], value, node.lineno, kind, name)
+        return _with_declared(Target(path, name, start, end, text[start:end], value, node.lineno, kind, name), declared)
 
     found = [t for name, node in _constants(tree.body, "") if (t := make(name, node, "constant"))]
     if not found:
         found = [t for name, node in _keywords(tree) if (t := make(name, node, "keyword"))]
         found += [t for name, node in _parameter_defaults(tree) if (t := make(name, node, "parameter"))]
-    return [t for t in found if not _SKIP_NAME.search(t.name.rsplit(".", 1)[-1].split("[")[0])]
+    return [t for t in found if t.choices or t.bounds or not _SKIP_NAME.search(t.name.rsplit(".", 1)[-1].split("[")[0])]
 
 
 def _constants(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, ast.expr]]:
@@ -243,12 +334,15 @@ def _steers(node: ast.AST, field: str) -> bool:
     return isinstance(node, (ast.Compare, ast.Slice))
 
 
-def _literal(node: ast.expr) -> Value | None:
+def _literal(node: ast.expr, strings: bool = False) -> Value | None:
+    """A number or boolean literal's value (a string's too, with ``strings``), else None."""
     negative = isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
     inner = node.operand if negative and isinstance(node, ast.UnaryOp) else node
     if not isinstance(inner, ast.Constant):
         return None
     value = inner.value
+    if isinstance(value, str):
+        return value if strings and not negative else None
     if isinstance(value, bool):
         return None if negative else value
     if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -270,7 +364,11 @@ def _text_targets(path: str, text: str) -> list[Target]:
         if not math.isfinite(value) or _SKIP_NAME.search(name):
             continue
         line = len(_NEWLINE.findall(text, 0, match.start("value"))) + 1
-        targets.append(Target(path, name, match.start("value"), match.end("value"), raw, value, line, "config", name))
+        end = text.find("\n", match.end("value"))
+        rest = text[match.end("value") : end if end >= 0 else len(text)]
+        declared = _declaration(rest.split("#", 1)[1] if "#" in rest else None, None)
+        target = Target(path, name, match.start("value"), match.end("value"), raw, value, line, "config", name)
+        targets.append(_with_declared(target, declared))
     return targets
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 #: the agent when none is named
 AGENT = "mutate"
+#: with hybrid:SPEC, the agent SPEC proposes trial 1 and every this many trials after it
+HYBRID_EVERY = 5
+#: with hybrid:SPEC, the agent that tunes the constants between SPEC's proposals
+HYBRID_TUNER = "optuna"
 #: baseline runs: identical scores mean a deterministic evaluator
 BASELINE_RUNS = 2
 #: baseline runs in all once the first ones differ (the noise needs a better estimate)

@@ -103,6 +103,7 @@ class ResearchLoop:
         self.holdout = Holdout(run, self.evaluator)
         audit = AuditTrail(run.folder.path, run.repo.git, run.agent.describe(), getattr(run.agent, "model", None))
         self.recorder = Recorder(self.config, run.repo, run.tag, self.history, audit)
+        self.recorder.observers.append(run.agent.logged)
         self.integrity = Integrity(
             lambda: self.recorder.log, run.folder, run.guard, lambda: self.history.records, self.recorder,
             worktrees=lambda: [slot.worktree for slot in self.slots.all] if run.slots is not None else [],

@@ -19,7 +19,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,8 @@ class Recorder:
         self.log: ResultsLog | None = None  # set once the baseline stands (or the run resumes)
         self.refs: dict[str, str] = {}  # every ref of the run's (run_refs) -> the commit it must name
         self.files = TrialFiles(audit.folder)
+        #: called with each record once it is logged, after the hook (the agent's ``logged``)
+        self.observers: list[Callable[[TrialRecord], None]] = []
 
     def open_log(self, path: Path, metric_columns: Sequence[str], *, usage: bool, resume: bool) -> None:
         """results.tsv: created with its header for a new run, taken up as it is for a resumed
@@ -161,3 +163,5 @@ class Recorder:
             self.files.watch(sealed)
             self.audit.append(entry)
         self.config.hook.pytest_autoresearch_trial_logged(config=self.config, record=record)
+        for observe in self.observers:
+            observe(record)

@@ -101,7 +101,7 @@ def _make_agent(config: pytest.Config, spec: str) -> Agent:
     except AgentError as exc:
         raise SetupError(f"agent {spec}: {exc}") from None
     if agent is None:
-        raise SetupError(f"unknown agent {spec!r}: use 'mutate[:SEED]', 'litellm:MODEL', 'cmd:COMMAND' or 'replay:PATH'")
+        raise SetupError(f"unknown agent {spec!r}: use 'mutate[:SEED]', 'optuna[:SAMPLER][:SEED]', 'litellm:MODEL', 'cmd:COMMAND', 'replay:PATH' or 'hybrid:SPEC'")
     return agent
 
 
