@@ -79,7 +79,7 @@ LONG_RUNS = (
     "tests/test_agent_tools.py::test_a_model_without_tool_support_gets_the_one_shot_prompt",
     "tests/test_agent_tools.py::test_a_server_rejecting_tools_gets_the_one_shot_prompt_for_the_rest_of_the_run",
     "tests/test_prompt_defaults.py::test_a_deterministic_evaluator_and_a_baseline_timed_budget_are_said_plainly",
-    "tests/test_bench_search.py::test_a_model_operator_asks_the_server_that_api_base_names",
+    "tests/test_bench_search.py::test_model_and_hybrid_operators_ask_the_server_that_api_base_names",
     "tests/test_optuna_agent.py::test_a_run_keeps_its_study_in_the_run_folder",
     "tests/test_optuna_agent.py::test_a_resumed_run_resumes_its_study",
     "tests/test_optuna_agent.py::test_two_workers_ask_two_trials_and_each_is_told_its_own_row",

@@ -15,8 +15,9 @@ real loop.
 
 It prints, per problem and operator, the median best score at the trial budget (and at the
 problem's further checkpoints), on how many seeds it beat random search (same seed, same
-problem; ties counted apart), the median trials to reach the problem's target, and how many
-seeds reached it; then whether the targets the benchmark was built to check hold. ``--json``
+problem; ties counted apart), the median trials to reach the problem's target, how many seeds
+reached it, and how many runs ended before the budget (the agent said its space was exhausted);
+then whether the targets the benchmark was built to check hold. ``--json``
 keeps every run (each trial's score and the best kept after it); ``--plot`` draws the median best
 against trials. ``--quick`` is a tiny run of the function problems (a test runs it).
 """
@@ -125,7 +126,7 @@ def summarise(problem: Problem, logs: list[RunLog], budget: int) -> list[dict[st
         row["median_trials_to_target"] = statistics.median(hits)
         row["reached"] = sum(math.isfinite(h) for h in hits)
         row["seconds_per_run"] = statistics.mean(r.seconds for r in runs)
-        row["stopped_early"] = sum(bool(r.stopped) for r in runs)
+        row["stopped_early"] = sum(len(r.best) - 1 < budget for r in runs)  # the agent ran out before this many trials
         rows.append(row)
     return rows
 
@@ -140,8 +141,8 @@ def _num(value: object) -> str:
 def table(problems: Sequence[Problem], logs: list[RunLog], trials: int | None) -> tuple[str, list[dict[str, object]]]:
     """The markdown table of every problem and operator, and its rows as data."""
     lines = [
-        "| problem | operator | trials | median best | better / worse than random (seeds) | median trials to target | reached target | s/run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| problem | operator | trials | median best | better / worse than random (seeds) | median trials to target | reached target | ended early | s/run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     all_rows = []
     for problem in problems:
@@ -158,7 +159,7 @@ def table(problems: Sequence[Problem], logs: list[RunLog], trials: int | None) -
                 name = f"{problem.name} ({'min' if problem.goal == 'min' else 'max'}, target {problem.target:g})"
                 if "error" in row:
                     why = str(row["error"]).replace("|", "/")[:90]
-                    lines.append(f"| {name} | {row['operator']} | {budget} | cannot run: {why} | | | | |")
+                    lines.append(f"| {name} | {row['operator']} | {budget} | cannot run: {why} | | | | | |")
                     continue
                 versus = (
                     f"{row['better_than_random']} / {row['worse_than_random']} of {row['paired']}" if "paired" in row
@@ -168,7 +169,7 @@ def table(problems: Sequence[Problem], logs: list[RunLog], trials: int | None) -
                 to_target = f">{budget}" if not math.isfinite(hit) else f"{hit:g}"  # type: ignore[arg-type]
                 lines.append(
                     f"| {name} | {row['operator']} | {budget} | {_num(row['median_best'])} | {versus} | {to_target} | "
-                    f"{row['reached']}/{row['seeds']} | {row['seconds_per_run']:.1f} |"
+                    f"{row['reached']}/{row['seeds']} | {row['stopped_early']}/{row['seeds']} | {row['seconds_per_run']:.1f} |"
                 )
     return "\n".join(lines), all_rows
 
