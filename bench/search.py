@@ -3,6 +3,7 @@
     .venv/bin/python bench/search.py [--problems rosenbrock kmodule quickstart clinical [sqlite]]
         [--operators random mutate tpe cmaes] [--seeds N] [--trials N] [--jobs N]
         [--json out.json] [--plot bench/search.png] [--api-base URL] [--quick]
+    .venv/bin/python bench/search.py --report out.json [--plot search.png]   # the table again, running nothing
 
 Each operator is an agent spec, seeded per run (``{seed}`` in its spec): ``random`` is
 ``optuna:random:{seed}`` (random search over the same space the tuner builds), ``mutate``
@@ -127,6 +128,11 @@ def summarise(problem: Problem, logs: list[RunLog], budget: int) -> list[dict[st
         row["reached"] = sum(math.isfinite(h) for h in hits)
         row["seconds_per_run"] = statistics.mean(r.seconds for r in runs)
         row["stopped_early"] = sum(len(r.best) - 1 < budget for r in runs)  # the agent ran out before this many trials
+        # would-be keeps parked for a person (they touch autoresearch_review files): never on the branch
+        parked = [[s for s, st in zip(r.scores[1 : budget + 1], r.statuses[1 : budget + 1]) if st == "review" and s is not None] for r in runs]
+        row["parked"] = sum(len(p) for p in parked)
+        top = [(min(p) if problem.goal == "min" else max(p)) for p in parked if p]
+        row["median_best_parked"] = statistics.median(top) if top else None
         rows.append(row)
     return rows
 
@@ -171,7 +177,12 @@ def table(problems: Sequence[Problem], logs: list[RunLog], trials: int | None) -
                     f"| {name} | {row['operator']} | {budget} | {_num(row['median_best'])} | {versus} | {to_target} | "
                     f"{row['reached']}/{row['seeds']} | {row['stopped_early']}/{row['seeds']} | {row['seconds_per_run']:.1f} |"
                 )
-    return "\n".join(lines), all_rows
+    notes = [
+        f"- {r['problem']}, {r['operator']}: {r['parked']} of {r['seeds'] * r['trials']} trials were parked for review "
+        f"(better, but they touch autoresearch_review files); the best parked score, median over seeds: {_num(r['median_best_parked'])}"
+        for r in all_rows if r.get("parked") and r["primary"]
+    ]
+    return "\n".join(lines + ([""] + notes if notes else [])), all_rows
 
 
 def targets(rows: list[dict[str, object]], problems: Sequence[Problem]) -> list[str]:
@@ -260,7 +271,8 @@ def plot(problems: Sequence[Problem], logs: list[RunLog], path: Path) -> None:
             (line,) = ax.plot(xs, med, label=f"{name} ({len(runs)} seeds)")
             ax.fill_between(xs, lo, hi, alpha=0.15, color=line.get_color())
         ax.axhline(problem.target, color="grey", linestyle=":", linewidth=1)
-        if problem.goal == "min" and all(v > 0 for log in logs if log.problem == problem.name for v in log.best if v is not None):
+        values = [v for log in logs if log.problem == problem.name for v in log.best if v is not None]
+        if values and min(values) > 0 and max(values) >= 10 * min(values):
             ax.set_yscale("log")
         ax.set_title(problem.title, fontsize=9)
         ax.set_xlabel("trials")
@@ -284,7 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="draw the median best against trials here (PNG; needs matplotlib)")
     parser.add_argument("--api-base", help="the model server of a litellm: or hybrid operator")
     parser.add_argument("--quick", action="store_true", help=f"a tiny run: {QUICK}")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="run nothing: the table and the plot of an earlier --json file")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(parser, args.report, args.plot)
     if args.quick:
         args.problems = [p for p in args.problems if p in QUICK["problems"]] if args.problems != list(DEFAULT) else QUICK["problems"]
         args.seeds = args.seeds or QUICK["seeds"]
@@ -320,6 +335,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         plot(problems, logs, args.plot)
         print(f"plot: {args.plot}")
+    return 0
+
+
+def report(parser: argparse.ArgumentParser, path: Path, plot_path: Path | None) -> int:
+    """The table, the targets and the plot again, from the runs an earlier ``--json`` kept."""
+    data = json.loads(path.read_text())
+    logs = [RunLog.from_json(run) for run in data["runs"]]
+    earlier = parser.parse_args(data["command"][1:])  # the run's own --trials decides its budgets
+    names = {log.problem for log in logs}
+    problems = [p for name, p in PROBLEMS.items() if name in names]
+    text, rows = table(problems, logs, None if earlier.quick else earlier.trials)
+    print(text)
+    print()
+    for line in targets(rows, problems):
+        print(line)
+    print(f"\n{len(logs)} runs in {data['wall_seconds']:.0f} s wall (from {path})")
+    if plot_path:
+        plot(problems, logs, plot_path)
+        print(f"plot: {plot_path}")
     return 0
 
 

@@ -287,6 +287,7 @@ def run_example(problem: Problem, operator: str, spec: str, seed: int, trials: i
         args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--autoresearch", f"--autoresearch-tag={TAG}"]
         args += [f"--autoresearch-trials={trials}", f"--autoresearch-agent={spec}", f"--autoresearch-timeout={EXAMPLE_TIMEOUT:g}"]
         args += [f"--autoresearch-api-base={api_base}"] if api_base else []
+        args += list(problem.loop_args)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         env.setdefault("OPENAI_API_KEY", "none")
         proc = subprocess.run(args, cwd=copy, capture_output=True, text=True, env=env, timeout=trials * EXAMPLE_TIMEOUT * 4 + 600)
