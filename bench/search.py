@@ -330,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(logs)} runs in {wall:.0f} s wall, load average {os.getloadavg()[0]:.1f}")
     if args.json:
         finite = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in row.items()} for row in rows]  # never reached: null
-        data = {"command": ["bench/search.py", *(sys.argv[1:] if argv is None else argv)], "wall_seconds": wall, "rows": finite, "runs": [log.to_json() for log in logs]}
+        data = {"command": ["bench/search.py", *(sys.argv[1:] if argv is None else argv)], "trials": args.trials, "wall_seconds": wall, "rows": finite, "runs": [log.to_json() for log in logs]}
         args.json.write_text(json.dumps(data, indent=1, default=str, allow_nan=False) + "\n")
     if args.plot:
         plot(problems, logs, args.plot)
@@ -342,10 +342,13 @@ def report(parser: argparse.ArgumentParser, path: Path, plot_path: Path | None) 
     """The table, the targets and the plot again, from the runs an earlier ``--json`` kept."""
     data = json.loads(path.read_text())
     logs = [RunLog.from_json(run) for run in data["runs"]]
-    earlier = parser.parse_args(data["command"][1:])  # the run's own --trials decides its budgets
+    if "trials" in data:  # the run's own --trials (--quick's included) decides its budgets
+        trials = data["trials"]
+    else:  # a file written before it kept that
+        trials = parser.parse_args(data["command"][1:]).trials
     names = {log.problem for log in logs}
     problems = [p for name, p in PROBLEMS.items() if name in names]
-    text, rows = table(problems, logs, None if earlier.quick else earlier.trials)
+    text, rows = table(problems, logs, trials)
     print(text)
     print()
     for line in targets(rows, problems):

@@ -106,6 +106,10 @@ def test_a_quick_run_prints_one_row_per_problem_and_operator_and_keeps_every_run
     assert by_seed[("rosenbrock", "mutate", 0)] == by_seed[("rosenbrock", "seeded", 0)]  # the same spec is the same run
     moved = {d for r in runs if r["problem"] == "kmodule" for d in r["descriptions"][1:]}
     assert moved and all(re.fullmatch(r'(pipeline\.py:\d \w+ "\w+" -> "\w+"(, )?)+', d) for d in moved), moved
+    # --report prints the same table again from the file, running nothing
+    assert search.main(["--report", str(out)]) == 0
+    again = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert again == [line for line in printed.splitlines() if line.startswith("|")]
 
 
 def test_the_tuner_and_random_search_are_compared_seed_by_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
