@@ -375,10 +375,14 @@ def test_two_workers_ask_two_trials_and_each_is_told_its_own_row(project: Projec
     rows = {int(r["trial"]): r for r in project.rows()}
     asked = _asked(project)
     assert sorted(t.user_attrs["trial"] for t in asked) == [1, 2, 3, 4, 5, 6]
+    added = {t.user_attrs["logged_trial"]: t for t in study_of(project.path).trials if "logged_trial" in t.user_attrs}
     for t in asked:
         row = rows[t.user_attrs["trial"]]
-        if "re-applied" in row["reason"]:
+        if "re-applied" in row["reason"]:  # it ran merged into a best kept meanwhile: what ran is its own trial
             assert t.state.name == "FAIL" and t.user_attrs["not_run"]
+            ran = added[t.user_attrs["trial"]]
+            assert ran.user_attrs["source"] == "ran" and math.isclose(ran.value, float(row["score"]), rel_tol=1e-9)
+            assert f"A = {ran.user_attrs['literals']['model.py:A']}\n" in project.git("show", f"{row['commit']}:model.py")
         elif row["status"] in ("keep", "discard"):
             assert t.state.name == "COMPLETE" and math.isclose(t.value, float(row["score"]), rel_tol=1e-9), row
     assert len({t.user_attrs["parent_trial"] for t in asked[:2]}) == 1  # the first two were asked together

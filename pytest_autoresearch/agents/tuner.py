@@ -41,7 +41,7 @@ from .commits import ReadError, commit_files
 from .edits import apply_changes, describe_changes, render
 from .mutate import WHAT_IT_CHANGES
 from .space import param_name, skeleton, space_of, values_of, version_key
-from .studies import RUNNING, Studies, Tracked, not_run, quiet, ran_elsewhere, scored
+from .studies import FAILED, RUNNING, Studies, Tracked, not_run, quiet, ran_elsewhere, scored
 from .targets import Setting, Target, Value, declared_problems, find_targets
 
 #: draws in a row that repeat known versions before the space counts as exhausted
@@ -170,7 +170,7 @@ class OptunaAgent(Agent):
                 trial.set_user_attr("not_run", True)
                 tracked.known.pop(key, None)
             else:
-                tracked.known[key] = "failed"
+                tracked.known[key] = FAILED
             tracked.study.tell(number, state=fail)
         return as_asked
 
