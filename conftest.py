@@ -163,6 +163,7 @@ LONG_RUNS = (
     "tests/test_trial_start.py::test_a_hang_no_test_limit_stops_leaves_every_threads_traceback_in_the_log",
     "tests/test_trial_start.py::test_a_test_that_starts_late_gets_only_what_is_left",
     "tests/test_trial_start.py::test_the_candidate_cannot_shadow_the_plugin_or_pytest_timeout",
+    "tests/test_bench_search.py::test_model_and_hybrid_operators_ask_the_server_that_api_base_names",
     "tests/test_optuna_agent.py::test_a_run_keeps_its_study_in_the_run_folder",
     "tests/test_optuna_agent.py::test_a_resumed_run_resumes_its_study",
     "tests/test_optuna_agent.py::test_two_workers_ask_two_trials_and_each_is_told_its_own_row",
