@@ -23,6 +23,12 @@ EXAMPLE_PATH = "some/folder/example.py"
 EXAMPLE_SEARCH = ["    steps = 10"]
 EXAMPLE_REPLACE = ["    steps = 20"]
 
+#: the lines of a SEARCH/REPLACE block and of a code fence
+SEARCH_MARK = re.compile(r"^\s*<{5,9}\s*SEARCH\b")
+DIVIDER = re.compile(r"^\s*={5,9}\s*$")
+REPLACE_MARK = re.compile(r"^\s*>{5,9}\s*REPLACE\b")
+FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*?)\s*$")
+
 #: a REPLACE marker that lost its word or part of it (``>>>>>>>``, ``>>>>>>> REPL``), or says
 #: UPDATED as older aider prompts taught
 LOOSE_REPLACE = re.compile(r"^\s*>{5,9}\s*(?:R(?:E(?:P(?:L(?:A(?:C(?:E)?)?)?)?)?)?|UPDATED)?\s*$", re.IGNORECASE)
@@ -134,6 +140,22 @@ def in_text(search: list[str], text: str) -> bool:
     lines = text.splitlines(keepends=True)
     found = find_matches(lines, search)
     return len(found) == 1 if found else isinstance(loose_match(lines, search), tuple)
+
+
+def echo_end(lines: list[str], i: int, current: str | None, mutable: bool) -> int | None:
+    """Where a SEARCH part without ``=======`` that is no edit ends (at the next marker or a
+    closing fence; one that runs to the end of the answer was cut off): small models echo a file
+    of the prompt under a SEARCH marker beside their real block. It is no edit when it repeats
+    lines of the ``mutable`` file it names, or names an existing file the agent may not change at
+    all (a frozen test, say, which no edit could change). None for anything else."""
+    j = i
+    while j < len(lines) and not (DIVIDER.match(lines[j]) or SEARCH_MARK.match(lines[j]) or REPLACE_MARK.match(lines[j]) or FENCE.match(lines[j])):
+        j += 1
+    if j == len(lines) or DIVIDER.match(lines[j]) or not "".join(lines[i:j]).strip():
+        return None
+    if current is None or mutable and not in_text(lines[i:j], current):
+        return None
+    return j + 1 if FENCE.match(lines[j]) else j
 
 
 def resembles(body: list[str], surface: str | None, named: str | None) -> bool:

@@ -15,7 +15,8 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echoes, in_text, resembles, loose_match, near_path, respelled, unchanged, unescaped
+from .answer_repair import DIVIDER as _DIVIDER, FENCE as _FENCE, REPLACE_MARK as _REPLACE, SEARCH_MARK as _SEARCH
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, respelled, unchanged, unescaped
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -47,10 +48,6 @@ lines are made up, so write your file's real path and real lines instead:
   path on the line above the fence (or as ```python path/to/file.py).
 """
 
-_SEARCH = re.compile(r"^\s*<{5,9}\s*SEARCH\b")
-_DIVIDER = re.compile(r"^\s*={5,9}\s*$")
-_REPLACE = re.compile(r"^\s*>{5,9}\s*REPLACE\b")
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*?)\s*$")
 _PATH_CHARS = re.compile(r"[\w.\-/\\+@]+")
 _LABEL = re.compile(r"^(?:(?:single|main|one|my|the)\s+)?(?:idea|description|summary|change|hypothesis|proposal|plan)(?:\s+\d+)?\s*(?::\s*|$)", re.IGNORECASE)
 _LANGUAGES = {  # file suffix -> fence languages that fit it (besides the suffix itself)
@@ -227,7 +224,7 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
                 raise _AnswerError(
                     f"SEARCH/REPLACE block {number} has no file path: put the path alone on the line above <<<<<<< SEARCH"
                 )
-            if (end := _echo_end(lines, i + 1, path, repo)) is not None:
+            if (end := echo_end(lines, i + 1, repo.current(path), path in repo.surface)) is not None:
                 echoed.append(path)  # a file of the prompt repeated under a SEARCH marker: no edit
                 i = end
                 continue
@@ -254,23 +251,6 @@ def _blocks(lines: list[str], repo: _Repo) -> _Outcome | None:
 
 def _surface_names(repo: _Repo) -> str:
     return ", ".join(sorted(repo.surface)) or "the mutable files"
-
-
-def _echo_end(lines: list[str], i: int, path: str, repo: _Repo) -> int | None:
-    """Where a SEARCH part without ``=======`` that is no edit ends (at the next marker or a
-    closing fence; one that runs to the end of the answer was cut off): small models echo a file
-    of the prompt under a SEARCH marker beside their real block. It is no edit when it repeats
-    lines of the mutable file it names, or names a file the agent may not change at all (a frozen
-    test, say, which no edit could change). None for anything else."""
-    j = i
-    while j < len(lines) and not (_DIVIDER.match(lines[j]) or _SEARCH.match(lines[j]) or _REPLACE.match(lines[j]) or _FENCE.match(lines[j])):
-        j += 1
-    if j == len(lines) or _DIVIDER.match(lines[j]) or not "".join(lines[i:j]).strip():
-        return None
-    current = repo.current(path)
-    if current is None or path in repo.surface and not in_text(lines[i:j], current):
-        return None
-    return j + 1 if _FENCE.match(lines[j]) else j
 
 
 def _block_body(lines: list[str], i: int, where: str) -> tuple[list[str], list[str], int]:
