@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ..core.choices import FORMS, same
 from ..proposals.proposal import Proposal
@@ -174,6 +174,16 @@ def neighbours(value: Value) -> list[Value]:
     return out
 
 
+def settings_problem(files: Mapping[str, str], declared: Setting | None, nothing: Callable[[str], str]) -> str | None:
+    """Why an offline operator (``mutate``, ``optuna``) can propose nothing for ``files``, or None:
+    declared choices it cannot use, or no setting at all (``nothing`` words that, given the files' names)."""
+    if problems := declared_problems(files, declared):
+        return "declared choices that cannot be used: " + "; ".join(problems) + f" (write them as {FORMS})"
+    if find_targets(files, declared):
+        return None
+    return nothing(", ".join(sorted(files)) or "the surface (it has no files yet)")
+
+
 class MutateAgent(Agent):
     """A (1+1) search: perturb one to three constants, repeat what was kept, and widen or
     narrow each constant's step by how often changing it helped (the 1/5th success rule)."""
@@ -193,15 +203,12 @@ class MutateAgent(Agent):
         return f"mutate (seed {self.seed})"
 
     def preflight(self, files: Mapping[str, str]) -> str | None:
-        if problems := declared_problems(files, self.declared):
-            return "declared choices that cannot be used: " + "; ".join(problems) + f" (write them as {FORMS})"
-        if find_targets(files, self.declared):
-            return None
-        names = ", ".join(sorted(files)) or "the surface (it has no files yet)"
-        return (
-            f"mutate found nothing it can change in {names}: {WHAT_IT_CHANGES}. Name files with such "
+        return settings_problem(
+            files,
+            self.declared,
+            lambda names: f"mutate found nothing it can change in {names}: {WHAT_IT_CHANGES}. Name files with such "
             "settings in autoresearch_mutable, move the knobs into module constants, or use an agent that "
-            "edits code (--autoresearch-agent=litellm:MODEL or cmd:COMMAND)"
+            "edits code (--autoresearch-agent=litellm:MODEL or cmd:COMMAND)",
         )
 
     def start(self, context: ProposalContext) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..core.choices import FORMS
 from ..core.records import TrialRecord
 from ..core.text import one_line
 from ..names import RUN_DIR_NAME
@@ -39,10 +38,10 @@ from ..proposals.proposal import Proposal
 from .base import Agent, AgentError, AgentExhausted, ProposalContext
 from .commits import ReadError, commit_files
 from .edits import apply_changes, describe_changes, render
-from .mutate import WHAT_IT_CHANGES
+from .mutate import WHAT_IT_CHANGES, settings_problem
 from .space import param_name, skeleton, space_of, values_of, version_key
 from .studies import FAILED, RUNNING, Studies, Tracked, not_run, quiet, ran_elsewhere, scored
-from .targets import Setting, Target, Value, declared_problems, find_targets
+from .targets import Setting, Target, Value, find_targets
 
 #: draws in a row that repeat known versions before the space counts as exhausted
 MAX_ASKS = 50
@@ -81,11 +80,10 @@ class OptunaAgent(Agent):
         return f"optuna {self.sampler} (seed {self.seed})"
 
     def preflight(self, files: Mapping[str, str]) -> str | None:
-        if problems := declared_problems(files, self.declared):
-            return "declared choices that cannot be used: " + "; ".join(problems) + f" (write them as {FORMS})"
-        if find_targets(files, self.declared):
-            return None
-        names = ", ".join(sorted(files)) or "the surface (it has no files yet)"
+        return settings_problem(files, self.declared, self._nothing)
+
+    @staticmethod
+    def _nothing(names: str) -> str:
         return (
             f"optuna found nothing it can tune in {names}: like mutate, {WHAT_IT_CHANGES}. Name files with such "
             "settings in autoresearch_mutable, move the knobs into module constants, or use an agent that edits code"
