@@ -16,7 +16,9 @@ format renders no ``tool`` message), and a small model then asks for the same ca
 again, or goes on writing calls as text when told to answer, copying its own earlier turns. So a
 turn that only repeats earlier calls ends the tool phase too, and the last request is always
 *condensed*: the opening messages (the cacheable prefix), then everything the calls returned as
-plain text, and the request to answer, with no tool-call turns to copy. Everything is kept for the trial's record: the messages, each tool call
+plain text, and the request to answer, with no tool-call turns to copy.
+
+Everything is kept for the trial's record: the messages, each tool call
 and result, and each request's usage.
 
 Nothing here knows litellm: the agent passes the request (its retries included) and the reading
@@ -93,6 +95,9 @@ def last_call(cap: str) -> str:
     )
 
 
+#: the reason a conversation ends when the provider's content filter refuses a request
+FILTERED = "the model's content filter refused the request"
+
 #: what the model is told after an empty reply to a request that offered tools
 EMPTY_REPLY = "Your reply was empty. Answer now, without tool calls: your change as SEARCH/REPLACE blocks, in the answer format."
 
@@ -142,21 +147,31 @@ def converse(
         }
         return Outcome(answer, error, used, transcript)
 
-    def last_request(turn: int, cap: str, remaining: float) -> Outcome:
-        """The last request, condensed (see the module's docstring)."""
-        nonlocal used
-        sent = condensed(opening, results, cap)
-        messages.append({**sent[-1], "condensed": True})  # the transcript says what this request held
+    def send(sent: list[dict[str, Any]], extra: dict[str, Any], seconds: float, **record: Any) -> tuple[Any, list[Any], Usage] | None:
+        """One request: its message, tool calls and usage, counted and recorded; None when the
+        provider's content filter refused it."""
+        nonlocal used, longest
         began = clock()
-        response = request(sent, {}, remaining)
+        response = request(sent, extra, seconds)
+        took = clock() - began
+        longest = max(longest, took)
         if response is None:
-            return ended(None, "the model's content filter refused the request")
+            return None
         usage = usage_of(response)
         used = add(used, usage)
         message = response.choices[0].message
+        calls = list(getattr(message, "tool_calls", None) or [])
+        requests.append({**record, "seconds": round(took, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
+        return message, calls, usage
+
+    def last_request(turn: int, cap: str, remaining: float) -> Outcome:
+        """The last request, condensed (see the module's docstring)."""
+        sent = condensed(opening, results, cap)
+        messages.append({**sent[-1], "condensed": True})  # the transcript says what this request held
+        if (got := send(sent, {}, remaining, turn=turn, condensed=True)) is None:
+            return ended(None, FILTERED)
+        message, calls, _ = got
         content = message.content or ""
-        calls = len(getattr(message, "tool_calls", None) or [])
-        requests.append({"turn": turn, "condensed": True, "seconds": round(clock() - began, 3), "usage": dataclasses.asdict(usage), "tool_calls": calls})
         messages.append({"role": "assistant", "content": content})
         if calls or written_call(content):
             why = "it asked again for what it was given" if cap == "repeat" else f"the cap on {cap}, {CAP_SETTINGS[cap]}, was reached"
@@ -171,32 +186,19 @@ def converse(
             return ended(None, f"the conversation took its {caps.seconds:g} seconds ({CAP_SETTINGS['seconds']}) without an answer")
         if final is not None:
             return last_request(turn, final, remaining)
-        began = clock()
-        response = request(messages, {"tools": SCHEMAS, "tool_choice": "auto"}, remaining)
-        took = clock() - began
-        longest = max(longest, took)
-        if response is None:
-            return ended(None, "the model's content filter refused the request")
-        usage = usage_of(response)
-        used = add(used, usage)
-        message = response.choices[0].message
-        calls = list(getattr(message, "tool_calls", None) or [])
-        requests.append({"turn": turn, "seconds": round(took, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
+        if (got := send(messages, {"tools": SCHEMAS, "tool_choice": "auto"}, remaining, turn=turn)) is None:
+            return ended(None, FILTERED)
+        message, calls, usage = got
         named = None if calls else lost_call(message.content)
         empty = not (calls or named or (message.content or "").strip())
         if empty:  # llama-cpp-python's function-calling format allows no text beside tools: ask with tools off
             messages.append({"role": "user", "content": EMPTY_REPLY})
         if named or empty:  # asked for that tool by name, such a server sends the arguments
-            began = clock()
             choice = "none" if empty else {"type": "function", "function": {"name": named}}
-            response = request(messages, {"tools": SCHEMAS, "tool_choice": choice}, max(deadline - began, 1.0))
-            if response is None:
-                return ended(None, "the model's content filter refused the request")
-            usage = usage_of(response)
-            used = add(used, usage)
-            message = response.choices[0].message
-            calls = list(getattr(message, "tool_calls", None) or [])
-            requests.append({"turn": turn, "asked_for": named or "answer", "seconds": round(clock() - began, 3), "usage": dataclasses.asdict(usage), "tool_calls": len(calls)})
+            extra = {"tools": SCHEMAS, "tool_choice": choice}
+            if (got := send(messages, extra, max(deadline - clock(), 1.0), turn=turn, asked_for=named or "answer")) is None:
+                return ended(None, FILTERED)
+            message, calls, usage = got
         if not calls:
             messages.append({"role": "assistant", "content": message.content or ""})
             return ended(message.content or "", None)
