@@ -699,3 +699,18 @@ def test_a_resumed_run_does_not_propose_what_it_tried_before_it_stopped(project:
     assert second.ret == 0, second.stdout.str()
     second.stdout.fnmatch_lines(["stopped: mutate: nothing new to propose: every change it can make to the current best (trial 0) was tried already (1 setting: model.py:3 EXACT; 2 versions of the surface seen); widen autoresearch_mutable or use another agent to go on"])
     assert project.statuses() == ["baseline", "discard"]
+
+
+def test_settings_in_reviewed_files_keep_their_values_while_others_are_left() -> None:
+    """A blind perturbation of a file a person reviews would park every better trial for them;
+    mutate changes the other files' settings, and says so once; it changes them when they are all there is."""
+    files = {"model.py": "A = 4\nB = 0.5\n", "loss.py": "WEIGHT = 2.0\nSMOOTH = 0.1\n"}
+    notes: list[str] = []
+    agent = MutateAgent(seed=0)
+    context = dataclasses.replace(make_context(files), reviewed=lambda path: path == "loss.py", note=notes.append)
+    agent.start(context)
+    touched = {part.split(":")[0] for n in range(1, 30) for part in agent.propose(dataclasses.replace(context, trial=n)).description.split(", ")}
+    assert touched == {"model.py"}
+    assert notes == ["mutate: the settings of loss.py stay as they are (autoresearch_review): it changes the others"]
+    alone = dataclasses.replace(make_context({"loss.py": files["loss.py"]}), reviewed=lambda path: True)
+    assert MutateAgent(seed=0).propose(alone).description.startswith("loss.py:")

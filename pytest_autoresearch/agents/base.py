@@ -61,6 +61,9 @@ class ProposalContext:
     confirm_runs: int = 0
     timeout: float | None = None
     bounds: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
+    #: whether a surface file is under ``autoresearch_review`` (a keep that touches it is parked
+    #: for a person): an agent that changes many settings at once can leave such files alone
+    reviewed: Callable[[str], bool] = lambda path: False
 
 
 class Agent:

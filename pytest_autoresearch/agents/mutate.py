@@ -7,7 +7,8 @@ types, and says where and what it changed (``model.py:12 LR 0.1 -> 0.05``). It r
 that was just kept and adapts a step size per constant, so it finds real gains on small
 hyperparameter problems: it is the baseline every LLM agent has to beat.
 
-Declared choices (:mod:`..core.choices`) steer it: a setting with listed alternatives moves to
+Settings in files under ``autoresearch_review`` keep their values while others are left
+(:func:`.targets.unreviewed`). Declared choices (:mod:`..core.choices`) steer it: a setting with listed alternatives moves to
 another of them, never elsewhere (a string constant is a setting only when it has them), and a
 number with a declared range stays inside it.
 
@@ -29,7 +30,7 @@ from ..proposals.proposal import Proposal
 from .base import Agent, AgentError, AgentExhausted, ProposalContext
 from .commits import ReadError, digest, tried_versions
 from .edits import Change, apply_changes, describe_changes, format_value, render
-from .targets import Setting, Target, Value, declared_problems, find_targets, within
+from .targets import Setting, Target, Value, declared_problems, find_targets, held_files, unreviewed, within
 
 __all__ = ["MutateAgent", "Target", "find_targets", "format_value", "perturb", "repeat"]
 
@@ -215,11 +216,14 @@ class MutateAgent(Agent):
         if reason := self.preflight(context.files):
             raise AgentError(reason)
         self._remember_log(context)
+        found = find_targets(context.files, self.declared)
+        if held := held_files(found, unreviewed(found, context.reviewed)):
+            context.note(f"mutate: the settings of {', '.join(held)} stay as they are (autoresearch_review): it changes the others")
 
     def propose(self, context: ProposalContext) -> Proposal:
         self._learn(context)
         self._remember_log(context)
-        targets = find_targets(context.files, self.declared)
+        targets = unreviewed(find_targets(context.files, self.declared), context.reviewed)
         if not targets:
             return Proposal("mutate: nothing to perturb", error="mutate: the surface files have no numeric constants left")
         self._seen.add(digest(context.files))

@@ -46,6 +46,23 @@ def scored(record: TrialRecord) -> float | None:
     return None if record.reason.startswith("breaks a bound") else float(record.score)
 
 
+def violation(record: TrialRecord, bounds: Mapping[str, tuple[float | None, float | None]]) -> float | None:
+    """How far a trial that ran to a score but broke a metric bound lies outside the bounds (the
+    sum over its gated metrics; 1.0 when its metrics do not say), or None when it broke none:
+    a sampler that knows constraints (TPE) learns from such a trial instead of losing it."""
+    if record.status not in SCORED or record.score is None or not math.isfinite(record.score):
+        return None
+    if not record.reason.startswith("breaks a bound"):
+        return None
+    total = 0.0
+    for name, (low, high) in bounds.items():
+        value = record.metrics.get(name)
+        if value is None or not math.isfinite(value):
+            continue
+        total += max(0.0, (low - value) if low is not None else 0.0) + max(0.0, (value - high) if high is not None else 0.0)
+    return total if total > 0 else 1.0
+
+
 def ran_elsewhere(record: TrialRecord, parent_trial: int | None) -> bool:
     """Whether the candidate ran with other values than asked: it beat the best it was asked on
     after the best moved, and was merged into the new best and run again (engine/loop.py)."""

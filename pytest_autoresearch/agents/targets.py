@@ -29,7 +29,7 @@ import io
 import math
 import re
 import tokenize
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from ..core.choices import Choice, Declared, for_path, read_comment, same
 
@@ -114,6 +114,19 @@ def find_targets(files: Mapping[str, str], setting: Setting | None = None) -> li
         found = _python_targets(path, text, declared) if path.endswith(".py") else _text_targets(path, text)
         targets.extend(_disambiguate(found))
     return targets
+
+
+def unreviewed(targets: list[Target], reviewed: Callable[[str], bool]) -> list[Target]:
+    """The targets an offline operator changes: those outside files under ``autoresearch_review``
+    while any are left. A keep that touches a reviewed file is parked for a person, and a
+    blind perturbation there gives the reviewer a change no one can explain; the settings of
+    such files keep their values (all of them are changed when they are all there is)."""
+    return [t for t in targets if not reviewed(t.path)] or targets
+
+
+def held_files(targets: list[Target], chosen: list[Target]) -> list[str]:
+    """The files whose settings :func:`unreviewed` held back, for the note that says so."""
+    return sorted({t.path for t in targets} - {t.path for t in chosen})
 
 
 def declared_problems(files: Mapping[str, str], setting: Setting | None = None) -> list[str]:

@@ -1,10 +1,10 @@
 """``optuna[:tpe|cmaes|random][:SEED]``: an Optuna study over the surface's settings.
 
-The settings ``mutate`` would change (:mod:`.targets`, declared choices included) are the study's
-search space (:mod:`.space`); each trial is one ``study.ask()`` with every setting drawn, written
+The settings ``mutate`` would change (:mod:`.targets`, declared choices included; those of files
+under ``autoresearch_review`` held while others are left) are the study's search space (:mod:`.space`); each trial is one ``study.ask()`` with every setting drawn, written
 into the files as ``mutate`` writes them (``model.py:12 LR 0.01 -> 0.0312``), and its outcome is
-one ``study.tell()`` once the trial's row is logged. TPE by default (Optuna's defaults: ten random
-trials, then the model, with the constant liar so that trials in flight are not asked twice),
+one ``study.tell()`` once the trial's row is logged. TPE by default (five random trials, the
+baseline one of them, then the model, with the constant liar so that trials in flight are not asked twice),
 CMA-ES (``optuna:cmaes``: numbers only; categorical settings are drawn at random) or random
 search (``optuna:random``, the benchmark's yardstick over the same space); seeded, default 0.
 
@@ -12,14 +12,17 @@ What a study is told, from the trial's row (:func:`.studies.scored`):
 
 - keep, discard (not better), review (parked for a person) and a re-baseline: the score, with the
   study's direction from the primary metric (the mean of the runs under noise);
-- crash, timeout, tamper, invalid, and a discard that broke a metric bound: a failed trial;
+- a discard that broke a metric bound: for TPE an infeasible trial with its score
+  (:func:`.studies.violation`), for the samplers that take no constraints a failed trial;
+- crash, timeout, tamper, invalid: a failed trial;
 - a candidate re-applied on a best that moved while it ran (:meth:`engine.loop.ResearchLoop._reapply`)
   ran with other values than asked: the asked trial fails (marked ``not_run``), and what ran,
   read from the trial's commit, is added as a trial of its own when its values lie in the space.
   A study is never told a score for values that did not run.
 
 Versions the study knows already (the current best included) are not proposed again: a draw that
-repeats one is told as a failed duplicate and drawn again. Trials of other agents (a model's, in a
+repeats one is told as a failed duplicate, and TPE or CMA-ES asks an untried neighbour of it next
+(random search draws again). Trials of other agents (a model's, in a
 ``hybrid``) that only changed values are added to the study of their program, read from their
 commits. The study lives in the run folder (``optuna.db``, Optuna's SQLite storage), so a resumed
 run resumes it; a trial asked but never logged (the driver was killed) fails when it resumes.
@@ -28,6 +31,8 @@ Optuna is an optional extra, imported only when this agent is made.
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,11 +45,15 @@ from .commits import ReadError, commit_files
 from .edits import apply_changes, describe_changes, render
 from .mutate import WHAT_IT_CHANGES, settings_problem
 from .space import param_name, skeleton, space_of, values_of, version_key
-from .studies import FAILED, RUNNING, Studies, Tracked, not_run, quiet, ran_elsewhere, scored
-from .targets import Setting, Target, Value, find_targets
+from .studies import FAILED, RUNNING, Studies, Tracked, not_run, quiet, ran_elsewhere, scored, violation
+from .targets import Setting, Target, Value, find_targets, held_files, unreviewed
 
 #: draws in a row that repeat known versions before the space counts as exhausted
 MAX_ASKS = 50
+#: TPE's random start-up, in completed trials (Optuna's default is 10); the baseline is one
+TPE_STARTUP = 5
+#: tries at an untried neighbour of a draw that repeats a known version
+NEIGHBOUR_TRIES = 30
 DB_NAME = "optuna.db"
 
 
@@ -102,7 +111,7 @@ class OptunaAgent(Agent):
                 return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
             if self.sampler == "random":
                 return samplers.RandomSampler(seed=seed)
-            return samplers.TPESampler(seed=seed)
+            return samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP)
 
     def _open(self, context: ProposalContext) -> None:
         """The run's studies, once; what earlier sessions asked and never heard of fails now."""
@@ -155,7 +164,14 @@ class OptunaAgent(Agent):
         trial = self.optuna.trial.Trial(tracked.study, trial_id)
         value, fail = scored(record), self.optuna.trial.TrialState.FAIL
         as_asked = not ran_elsewhere(record, parent)
+        broke = violation(record, self.context.bounds if self.context else {}) if self.sampler == "tpe" else None
         with quiet():
+            if as_asked and broke is not None and hasattr(trial, "set_constraint"):
+                trial.set_constraint("bounds", broke)  # TPE ranks it below every trial that kept the bounds
+                trial.set_user_attr("outcome", one_line(record.reason, 200))
+                tracked.study.tell(number, float(record.score or 0.0))
+                tracked.known[key] = FAILED
+                return True
             if as_asked and value is not None:
                 tracked.study.tell(number, value)
                 tracked.known[key] = value
@@ -196,7 +212,7 @@ class OptunaAgent(Agent):
                 return None
             for sha, files in found.items():
                 texts = {path: text for path, text in files.items() if text is not None}
-                targets = find_targets(texts, self.declared)
+                targets = self._targets(context, texts)
                 self.versions[sha] = (skeleton(texts, targets), values_of(targets)) if targets else None
         return self.versions.get(commit)
 
@@ -205,12 +221,14 @@ class OptunaAgent(Agent):
     def propose(self, context: ProposalContext) -> Proposal:
         self._open(context)
         self._sync(context, context.history)
-        targets = find_targets(context.files, self.declared)
+        targets = self._targets(context, context.files)
         if not targets:
             return Proposal("optuna: nothing to tune", error="optuna: the surface files have no settings left to tune")
         tracked = self._study_for(context, targets)
         current = {param_name(t): render(t, t.value) for t in targets}
         trial_state = self.optuna.trial.TrialState
+        rng = random.Random(f"{self.seed}:{context.trial}")
+        best = version_key(values_of(targets))
         for _ in range(MAX_ASKS):
             with quiet():
                 trial = tracked.study.ask(tracked.distributions)
@@ -223,6 +241,8 @@ class OptunaAgent(Agent):
                     if tracked.known.get(key) == RUNNING or not changes:
                         trial.set_user_attr("not_run", True)
                     tracked.study.tell(trial, state=trial_state.FAIL)
+                    if self.sampler != "random" and (near := self._neighbour(tracked, trial.params, best, rng)) is not None:
+                        tracked.study.enqueue_trial(near, user_attrs={"neighbour_of": trial.number})  # the next ask
                 continue
             with quiet():
                 for attr, value in (("trial", context.trial), ("parent_trial", context.best.trial), ("literals", literals)):
@@ -236,6 +256,28 @@ class OptunaAgent(Agent):
             f"{len(targets)} settings known in study {tracked.name}): the space looks exhausted; declare wider ranges "
             "or more choices, or use another agent to go on"
         )
+
+    @staticmethod
+    def _neighbour(tracked: Tracked, params: Mapping[str, Any], best: tuple[tuple[str, str], ...], rng: random.Random) -> dict[str, Any] | None:
+        """An untried version one or two settings away from a draw that repeats a known one.
+
+        A model-based sampler that has settled on a region draws its best versions again; asking
+        it again and again wastes the run (TPE ended K-module runs after 50 repeats). Its draw
+        says where it believes the best lies, so the next trial is a step from there."""
+        dims = list(tracked.space.dims)
+        for attempt in range(NEIGHBOUR_TRIES):
+            near = dict(params)
+            for dim in rng.sample(dims, min(len(dims), 1 + attempt % 2)):
+                near[dim.name] = _step(dim, near[dim.name], rng)
+            key = version_key(tracked.space.literals(near))
+            if key not in tracked.known and key != best:
+                return near
+        return None
+
+    def _targets(self, context: ProposalContext, files: Mapping[str, str]) -> list[Target]:
+        """The settings this agent tunes (:func:`.targets.unreviewed`): a tuner draws every
+        setting each trial, so one in a reviewed file would park every better trial."""
+        return unreviewed(find_targets(files, self.declared), context.reviewed)
 
     def _study_for(self, context: ProposalContext, targets: list[Target]) -> Tracked:
         """The study of the current best's program whose space holds its values; a new one,
@@ -257,10 +299,30 @@ class OptunaAgent(Agent):
             if version is not None and version[0] == skel:
                 self.studies.add(tracked, version[1], float(record.score or 0.0), record.trial, "logged")
         dims = "; ".join(d.describe() for d in space.dims[:6]) + ("; ..." if len(space.dims) > 6 else "")
-        context.note(f"optuna: study {tracked.name} ({len(tracked.added)} logged trials as its start): {dims}")
+        held = held_files(find_targets(context.files, self.declared), targets)
+        kept = f"; the settings of {', '.join(held)} stay as they are (autoresearch_review)" if held else ""
+        context.note(f"optuna: study {tracked.name} ({len(tracked.added)} logged trials as its start): {dims}{kept}")
         return tracked
 
     def close(self) -> None:
         if self.studies is not None:
             self.studies.close()
             self.studies = None
+
+
+def _step(dim: Any, x: Any, rng: random.Random) -> Any:
+    """Parameter ``x`` of ``dim`` moved a step: another choice, an integer one or two away, a float
+    a tenth of its range away (on its own scale), kept inside the range."""
+    if dim.kind == "categorical":
+        others = [c for c in dim.choices if c != x]
+        return rng.choice(others) if others else x
+    if dim.kind == "int":
+        step = rng.choice((-2, -1, 1, 2))
+        if dim.log:
+            return int(min(dim.high, max(dim.low, round(x * (1.25 if step > 0 else 0.8) ** abs(step)))))
+        return int(min(dim.high, max(dim.low, x + step)))
+    if dim.log:
+        width = math.log(dim.high / dim.low) / 10
+        return min(dim.high, max(dim.low, x * math.exp(rng.uniform(-width, width))))
+    width = (dim.high - dim.low) / 10
+    return min(dim.high, max(dim.low, x + rng.uniform(-width, width)))

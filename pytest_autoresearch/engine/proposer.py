@@ -21,7 +21,7 @@ from ..core.records import FitnessResult, MetricSpec, RunResult
 from ..core.text import neutralise
 from ..errors import FatalError, SetupError
 from ..proposals.proposal import Proposal
-from ..proposals.surface import normalize
+from ..proposals.surface import Surface, normalize
 from ..settings import Settings
 from .setup import Run
 
@@ -61,6 +61,7 @@ class Proposer:
         self.rule = NoiseRule(min_delta=settings.min_delta, k=settings.noise_k, confirm_runs=settings.confirm_runs)
         self.timeout: Callable[[], float | None] = lambda: settings.timeout
         self.fitness: list[FitnessResult] = []  # the baseline's fitness tests: their files and bounds
+        self.review = Surface(settings.review)
 
     def saw_baseline(self, result: RunResult) -> None:
         """Learn the fitness tests (their files are shown to the agent) and bounds from a baseline run."""
@@ -124,6 +125,7 @@ class Proposer:
             confirm_runs=self.rule.confirm_runs if noise.observed and not noise.deterministic else 0,
             timeout=self.timeout(),
             bounds=self.bounds(),
+            reviewed=self.review.matches,
         )
 
     def context_paths(self) -> list[str]:
