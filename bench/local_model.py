@@ -7,7 +7,9 @@
 For each model size and tools setting one server is started (tools: llama-cpp-python's
 function-calling chat format, and ``-o autoresearch_agent_tools=on`` for the loop); each example
 is copied into a temporary git repository (as ``examples/run.py`` does) and run for ``--trials``
-trials. The table gives per run: the share of answers that applied (status not ``invalid``), the
+trials. The table gives per run: the share of first answers that applied (a refused one goes
+back to the model once, ``autoresearch_agent_corrections``), the share of trials whose answer
+applied in the end (status not ``invalid``), how many of the corrected ones then applied, the
 share that kept, the wall-clock seconds per trial (model and tests), and why the invalid ones
 failed (results.tsv's reasons). ``--keep DIR`` copies each trial's prompt and answer there: real
 answers to turn into parser tests. Without the model kit (``tests/local_model.py`` says where it
@@ -74,9 +76,19 @@ def run_loop(example: str, url: str, trials: int, tools: bool, timeout: float, c
         "trials": len(done),
         "statuses": [r["status"] for r in done],
         "reasons": [r["reason"] for r in done if r["status"] == "invalid"],
+        "corrected": [r["status"] for r in done if _corrected(folder / "trials", r["trial"])],
         "seconds_per_trial": (wall - baseline) / len(done) if done else None,
         "error": "" if done else (output.strip().splitlines() or ["no output"])[-1],
     }
+
+
+def _corrected(trials: Path, number: str) -> bool:
+    """Whether the trial's first answer was refused and sent back to the model (its transcript says so)."""
+    path = trials / f"{int(number):03d}.conversation.json"
+    if not path.is_file():
+        return False
+    kept = json.loads(path.read_text(encoding="utf-8"))
+    return kept.get("kind") == "correction" or "correction" in kept
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -105,6 +117,9 @@ def table(size: str, result: dict[str, object]) -> list[object]:
     n = len(statuses)
     applied = sum(s != "invalid" for s in statuses)
     kept = statuses.count("keep")
+    corrected = list(result.get("corrected", []))  # type: ignore[call-overload]
+    first = n - len(corrected)  # answers that applied as first given (a refused one was sent back)
+    fixed = sum(s != "invalid" for s in corrected)
     reasons = Counter(_reason_class(r) for r in result["reasons"])  # type: ignore[union-attr]
     tools = ("on" if result["tools_known"] else "on (setting unknown: ran without)") if result["tools"] else "off"
     seconds = result["seconds_per_trial"]
@@ -113,7 +128,9 @@ def table(size: str, result: dict[str, object]) -> list[object]:
         result["example"],
         tools,
         n,
+        f"{first}/{n} ({100 * first / n:.0f}%)" if n else "-",
         f"{applied}/{n} ({100 * applied / n:.0f}%)" if n else "-",
+        f"{fixed}/{len(corrected)}",
         f"{kept}/{n} ({100 * kept / n:.0f}%)" if n else "-",
         f"{seconds:.0f}" if isinstance(seconds, float) else "-",
         "; ".join(f"{c}x {r}" for r, c in reasons.most_common()) or str(result["error"])[:120],
@@ -156,7 +173,7 @@ def main(argv: list[str]) -> int:
             except kit.ServerProblem as exc:
                 print(f"skipped {size} (tools {'on' if tools else 'off'}): {exc}", flush=True)
     if rows:
-        headers = ["model", "example", "tools", "trials", "applied", "kept", "s/trial", "why the invalid ones failed"]
+        headers = ["model", "example", "tools", "trials", "first answer applied", "applied", "corrected", "kept", "s/trial", "why the invalid ones failed"]
         print(tabulate(rows, headers=headers, tablefmt="github"))
     if options.json:
         options.json.write_text(json.dumps(results, indent=2))

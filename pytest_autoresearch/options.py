@@ -176,6 +176,14 @@ OPTIONS: tuple[Option, ...] = (
         default=d.AGENT_TURNS,
     ),
     Option(
+        "autoresearch_agent_corrections",
+        "times the litellm agent sends an answer the loop would refuse (it does not parse, or breaks the surface's "
+        "rules) back to the model with the reason, within the same trial; 0: never "
+        f"(default {stated(d.AGENT_CORRECTIONS)})",
+        ini="string",
+        default=d.AGENT_CORRECTIONS,
+    ),
+    Option(
         "autoresearch_agent_tokens",
         "prompt and completion tokens one trial's tool-using conversation may use in all; once the next "
         f"request would pass them, the model is asked for its answer (default {stated(d.AGENT_TOKENS_FACTOR)}x "

@@ -54,6 +54,7 @@ class Settings:
     max_prompt_tokens: int | None = None
     agent_tools: str = defaults.AGENT_TOOLS  # "auto", "on" or "off"
     agent_turns: int = defaults.AGENT_TURNS
+    agent_corrections: int = defaults.AGENT_CORRECTIONS
     agent_tokens: int | None = None  # None: AGENT_TOKENS_FACTOR x the prompt budget
     agent_seconds: float | None = None  # None: AGENT_SECONDS, at least agent_timeout
     carry: tuple[str, ...] = ()
@@ -316,6 +317,7 @@ def _conversation(config: pytest.Config) -> dict[str, object]:
     return {
         "agent_tools": _setting(config, "autoresearch_agent_tools", _tools_mode),
         "agent_turns": _setting(config, "autoresearch_agent_turns", lambda r, w: _count(r, w, "number of turns", 1)),
+        "agent_corrections": _setting(config, "autoresearch_agent_corrections", lambda r, w: _count(r, w, "number of corrections", 0)),
         "agent_tokens": tokens,
         "agent_seconds": _optional(config, "autoresearch_agent_seconds", lambda r, w: _positive(r, w, "conversation time")),
     }

@@ -186,7 +186,7 @@ def test_a_real_run_against_the_model_server(project: Project) -> None:
         result = project.loop(
             "--autoresearch-agent=hybrid:litellm:openai/test-model", "--autoresearch-trials=4",
             "-o", f"autoresearch_api_base={server.url}", "-o", "autoresearch_hybrid_every=2", "-o", "autoresearch_hybrid_tuner=optuna:random",
-            env={"OPENAI_API_KEY": "sk-test"},
+            "-o", "autoresearch_agent_corrections=0", env={"OPENAI_API_KEY": "sk-test"},
         )
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     rows = project.rows()

@@ -79,7 +79,7 @@ def test_answers_without_an_applicable_edit_are_invalid_and_the_loop_goes_on(pro
         answer(stale),
         answer(SEARCH_REPLACE),
     ) as server:
-        result = _loop(project, server.url, "--autoresearch-trials=3")
+        result = _loop(project, server.url, "--autoresearch-trials=3", "-o", "autoresearch_agent_corrections=0")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     rows = project.rows()
     assert [r["status"] for r in rows] == ["baseline", "invalid", "invalid", "keep"]

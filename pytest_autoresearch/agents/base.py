@@ -64,6 +64,9 @@ class ProposalContext:
     #: whether a surface file is under ``autoresearch_review`` (a keep that touches it is parked
     #: for a person): an agent that changes many settings at once can leave such files alone
     reviewed: Callable[[str], bool] = lambda path: False
+    #: why the loop would refuse a proposal before running it (None: it applies), by the checks
+    #: the loop makes itself: an agent can send a refused answer back to its model (:mod:`.correction`)
+    refusal: Callable[[Proposal], str | None] = lambda proposal: proposal.error
 
 
 class Agent:

@@ -54,6 +54,7 @@ def pytest_autoresearch_make_agent(config: pytest.Config, spec: str) -> Agent | 
                 max_prompt_tokens=settings.max_prompt_tokens,
                 tools=settings.agent_tools,
                 turns=settings.agent_turns,
+                corrections=settings.agent_corrections,
                 max_tokens=settings.agent_tokens,
                 max_seconds=settings.agent_seconds,
             )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.records import Usage
 from .prompt import Prompt
 
 #: Anthropic's only cache type (five minutes, renewed on each hit): trials a few minutes apart hit it
@@ -73,3 +74,20 @@ def cached_tokens(usage: Any) -> int:
         if isinstance(value, (int, float)) and value > 0:
             return int(value)
     return 0
+
+
+def usage_of(response: Any, litellm: Any) -> Usage:
+    """Tokens and cost of one response; litellm's cost prices cached tokens at their rate."""
+    usage = getattr(response, "usage", None)
+    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:  # the model is not in litellm's price list
+            cost = None
+    return Usage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost=float(cost) if cost is not None else None,
+        cached_tokens=cached_tokens(usage),
+    )

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import urllib.request
+from typing import Any
 from urllib.parse import urlparse
 
 #: seconds for the connect and for the models list before the baseline
@@ -184,3 +185,29 @@ def served_window(
 def lists(names: list[str], model: str) -> bool:
     """Whether a server listing ``names`` serves ``model`` (Ollama's ``:latest`` tag implied)."""
     return model in names or f"{model}:latest" in names or any(n.removesuffix(":latest") == model for n in names)
+
+
+def probe_model(litellm: Any, model: str, bare_model: str, endpoint: Endpoint, names: list[str], api_base: str | None, model_args: dict[str, object]) -> str | None:
+    """Why the server does not serve ``model``, or None. Only when it lists other models is the
+    model asked for one token, since some servers (llama.cpp) answer for any name."""
+    if lists(names, bare_model):
+        return None
+    try:
+        litellm.completion(
+            model=model,
+            messages=[{"role": "user", "content": "Reply with one word."}],
+            api_base=api_base,
+            timeout=PROBE_TIMEOUT,
+            num_retries=0,
+            max_retries=0,
+            **{**model_args, "max_tokens": 1},
+        )
+    except litellm.NotFoundError:
+        shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+        return (
+            f"the server at {endpoint.url} does not serve the model {bare_model!r} "
+            f"(it lists: {shown or 'none'}): name one of those in --autoresearch-agent=litellm:..."
+        )
+    except Exception:  # anything else is for the first trial's request to tell
+        return None
+    return None

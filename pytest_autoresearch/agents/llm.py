@@ -29,7 +29,8 @@ from ..proposals.proposal import Proposal
 from ..core.records import Usage
 from .base import Agent, AgentError, ProposalContext
 from .conversation import Caps, ToolsRejected, converse, instructions
-from .endpoint import PROBE_TIMEOUT, Endpoint, Served, connect_problem, endpoint_for, lists, served_models, served_window, unreachable
+from .correction import Corrected, Unanswered, correct, fitted
+from .endpoint import Endpoint, Served, connect_problem, endpoint_for, probe_model, served_models, served_window, unreachable
 from .fitting import Fitted, fit_prompt
 from .prompt import Prompt
 from .tools import Toolbox
@@ -74,6 +75,7 @@ class LitellmAgent(Agent):
         turns: int = defaults.AGENT_TURNS,
         max_tokens: int | None = None,
         max_seconds: float | None = None,
+        corrections: int = defaults.AGENT_CORRECTIONS,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -99,6 +101,7 @@ class LitellmAgent(Agent):
             # a local OpenAI-compatible server needs no key, but the OpenAI client insists on one
             self.model_args["api_key"] = "no-key"
         self.tools = tools == "on" or (tools == "auto" and self._supports_tools())
+        self.corrections = corrections
         self.tokens_given = max_tokens is not None
         self.caps = Caps(
             turns=turns,
@@ -145,28 +148,7 @@ class LitellmAgent(Agent):
             return None
         if not self.budget_given:
             self._fit_window(endpoint, served, str(key) if key else None)
-        names = served.names
-        if lists(names, self.bare_model):
-            return None
-        try:
-            self.litellm.completion(
-                model=self.model,
-                messages=[{"role": "user", "content": "Reply with one word."}],
-                api_base=self.api_base,
-                timeout=PROBE_TIMEOUT,
-                num_retries=0,
-                max_retries=0,
-                **{**self.model_args, "max_tokens": 1},
-            )
-        except self.litellm.NotFoundError:
-            shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-            return (
-                f"the server at {endpoint.url} does not serve the model {self.bare_model!r} "
-                f"(it lists: {shown or 'none'}): name one of those in --autoresearch-agent=litellm:..."
-            )
-        except Exception:  # anything else is for the first trial's request to tell
-            return None
-        return None
+        return probe_model(self.litellm, self.model, self.bare_model, endpoint, served.names, self.api_base, self.model_args)
 
     def _fit_window(self, endpoint: Endpoint, served: Served, key: str | None) -> None:
         """Fit the prompt budget to the context window the server reports, if it reports one."""
@@ -196,10 +178,13 @@ class LitellmAgent(Agent):
     # -- prompts -----------------------------------------------------------------------
 
     def _tokens(self, prompt: Prompt) -> int:
+        return self._count(prompt.messages())
+
+    def _count(self, messages: list[dict[str, Any]]) -> int:
         try:
-            return int(self.litellm.token_counter(model=self.model, messages=prompt.messages()))
-        except Exception:
-            return len(prompt.text()) // 3  # a conservative estimate when no tokenizer applies
+            return int(self.litellm.token_counter(model=self.model, messages=messages))
+        except Exception:  # a conservative estimate when no tokenizer applies
+            return sum(len(str(m.get("content") or "")) for m in messages) // 3
 
     def _fit(self, context: ProposalContext) -> Fitted:
         """The fullest prompt within the budget (:mod:`.fitting`): the history shortened, the
@@ -218,8 +203,6 @@ class LitellmAgent(Agent):
     # -- the request -------------------------------------------------------------------
 
     def propose(self, context: ProposalContext) -> Proposal:
-        from ..proposals.answers import ANSWER_FORMAT, parse_answer
-
         if self.tools:
             proposal = self._converse(context)
             if proposal is not None:
@@ -245,14 +228,38 @@ class LitellmAgent(Agent):
                 )
         if response is None:
             return Proposal("(refused)", error="the model's content filter refused the request", prompt=prompt.text())
-        text = response.choices[0].message.content or ""
-        proposal = parse_answer(text, context.files, context.read)
-        return dataclasses.replace(proposal, usage=self._usage(response), prompt=prompt.text(), answer=text)
+        corrected = self._correct(context, prompt, response.choices[0].message.content or "", self._usage(response))
+        transcript = None if corrected.transcript is None else {"model": self.model, **corrected.transcript}
+        return dataclasses.replace(corrected.proposal, usage=corrected.usage, prompt=prompt.text(), answer=corrected.answer, transcript=transcript)
+
+    def _correct(self, context: ProposalContext, prompt: Prompt, answer: str, usage: Usage) -> Corrected:
+        """The answer, or the model's corrected answer when the loop would refuse it (:mod:`.correction`)."""
+        from ..proposals.answers import ANSWER_FORMAT, parse_answer
+
+        def send(messages: list[dict[str, Any]]) -> Any:
+            try:
+                response = self._complete(messages, context)
+            except self.litellm.ContextWindowExceededError:
+                raise Unanswered("the correction did not fit the model's context window") from None
+            if response is None:
+                raise Unanswered("the model's content filter refused the correction")
+            return response
+
+        def refit(budget: int) -> list[dict[str, Any]]:
+            return self._messages(fit_prompt(context, ANSWER_FORMAT, self._tokens, budget).prompt)
+
+        def parse(text: str) -> Proposal:
+            return parse_answer(text, context.files, context.read)
+
+        return correct(
+            answer, parse(answer), refusal=context.refusal, parse=parse, usage_of=self._usage,
+            ask=fitted(self._messages(prompt), self.prompt_budget, self._count, refit, send),
+            usage=usage, tries=self.corrections, paths=sorted(context.files),
+        )
 
     def _converse(self, context: ProposalContext) -> Proposal | None:
         """The trial as a conversation with tools; None when the server rejects tools, after
         which this agent sends the one-shot prompt for the rest of the run."""
-        from ..proposals.answers import parse_answer
 
         prompt = self._fit(context).prompt
         prompt = dataclasses.replace(prompt, system=f"{prompt.system.rstrip()}\n\n{instructions(self.caps)}")
@@ -273,29 +280,18 @@ class LitellmAgent(Agent):
                 error=f"the conversation outgrew {self.model}'s context window: lower autoresearch_agent_tokens",
                 prompt=first,
             )
-        kept = {"usage": outcome.usage, "prompt": first, "transcript": {"model": self.model, **outcome.transcript}}
+        transcript = {"model": self.model, **outcome.transcript}
         if outcome.answer is None or outcome.error is not None:
-            return Proposal("(no answer)", error=outcome.error, answer=outcome.answer, **kept)
-        proposal = parse_answer(outcome.answer, context.files, context.read)
-        return dataclasses.replace(proposal, answer=outcome.answer, **kept)
+            return Proposal("(no answer)", error=outcome.error, answer=outcome.answer, usage=outcome.usage, prompt=first, transcript=transcript)
+        corrected = self._correct(context, prompt, outcome.answer, outcome.usage)
+        if corrected.transcript is not None:
+            transcript["correction"] = corrected.transcript
+        return dataclasses.replace(corrected.proposal, answer=corrected.answer, usage=corrected.usage, prompt=first, transcript=transcript)
 
     def _usage(self, response: Any) -> Usage:
-        """Tokens and cost of one response; litellm's cost prices cached tokens at their rate."""
-        from .caching import cached_tokens
+        from .caching import usage_of
 
-        usage = getattr(response, "usage", None)
-        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        if cost is None:
-            try:
-                cost = self.litellm.completion_cost(completion_response=response)
-            except Exception:  # the model is not in litellm's price list
-                cost = None
-        return Usage(
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            cost=float(cost) if cost is not None else None,
-            cached_tokens=cached_tokens(usage),
-        )
+        return usage_of(response, self.litellm)
 
     def _complete(self, prompt: Prompt | list[dict[str, Any]], context: ProposalContext, timeout: float | None = None, **extra: Any) -> Any:
         """One completion of a prompt (or of a conversation's messages, with ``extra`` arguments

@@ -35,6 +35,8 @@ AGENT_TURNS = 8
 #: without autoresearch_agent_tokens, a conversation may use this many times the prompt budget
 #: (prompt and completion tokens of all its requests)
 AGENT_TOKENS_FACTOR = 4
+#: times a trial's answer that the loop would refuse goes back to the model with the reason
+AGENT_CORRECTIONS = 1
 #: seconds one trial's conversation may take in all (never less than autoresearch_agent_timeout)
 AGENT_SECONDS = 600.0
 #: trials in flight at once

@@ -28,7 +28,7 @@ from ..core.stopping import stop_reason
 from ..core.text import one_line
 from ..errors import FatalError
 from ..fitness_json import FILENAME as FITNESS_JSON
-from ..proposals.proposal import Limits, Proposal, check
+from ..proposals.proposal import Proposal, check
 from ..proposals.reach import reached
 from ..proposals.surface import Surface
 from ..settings import Settings
@@ -40,7 +40,7 @@ from .evaluation import Evaluator
 from .holdout import Holdout
 from .hooks import rule_of
 from .integrity import Integrity
-from .proposer import Proposer, preflight
+from .proposer import Proposer, limits_of, preflight
 from .recorder import Recorder, message, signals_held
 from .rescore import Judge, rescore
 from .setup import Run, start_run
@@ -72,7 +72,7 @@ class ResearchLoop:
         self.metric: MetricSpec | None = None  # the primary fitness test, once the baseline stands
         self.known_alarms: set[tuple[str, str, str]] = set()  # what the baseline's own code reached for
         self.columns = MetricColumns()
-        self.limits = Limits(allow_delete=settings.allow_delete, max_file_bytes=int(settings.max_file_kb * 1024))
+        self.limits = limits_of(settings)
         self.review = Surface(settings.review)
         self.note: Callable[[str], None] = print  # status lines for the user; the driver routes them
         self._run: Run | None = None

@@ -20,10 +20,15 @@ from ..core.noise import Noise, NoiseRule
 from ..core.records import FitnessResult, MetricSpec, RunResult
 from ..core.text import neutralise
 from ..errors import FatalError, SetupError
-from ..proposals.proposal import Proposal
+from ..proposals.proposal import Limits, Proposal, check
 from ..proposals.surface import Surface, normalize
 from ..settings import Settings
 from .setup import Run
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The user's limits on a proposal beyond the surface (deletions, file size)."""
+    return Limits(allow_delete=settings.allow_delete, max_file_bytes=int(settings.max_file_kb * 1024))
 
 
 def preflight(run: Run, spec: str) -> None:
@@ -62,6 +67,7 @@ class Proposer:
         self.timeout: Callable[[], float | None] = lambda: settings.timeout
         self.fitness: list[FitnessResult] = []  # the baseline's fitness tests: their files and bounds
         self.review = Surface(settings.review)
+        self.limits = limits_of(settings)
 
     def saw_baseline(self, result: RunResult) -> None:
         """Learn the fitness tests (their files are shown to the agent) and bounds from a baseline run."""
@@ -126,6 +132,7 @@ class Proposer:
             timeout=self.timeout(),
             bounds=self.bounds(),
             reviewed=self.review.matches,
+            refusal=lambda proposal: check(proposal, run.surface, self.read, self.limits)[1],
         )
 
     def context_paths(self) -> list[str]:
