@@ -50,14 +50,15 @@ def test_an_answer_without_an_edit_is_sent_back_and_the_corrected_one_is_kept(pr
     assert (rows[1]["tokens_in"], rows[1]["tokens_out"]) == ("400", "110")  # both requests count
     assert len(server.requests) == 2
     first, second = (r["body"]["messages"] for r in server.requests)
-    assert second[: len(first)] == first  # the same opening: a prompt cache serves it again
-    assert second[len(first)] == {"role": "assistant", "content": PROSE}
-    told = second[len(first) + 1]
-    assert told["role"] == "user" and told["content"].startswith("Your answer could not be applied: ")
+    assert second[: len(first)] == first and len(second) == len(first) + 1  # the same opening: a prompt cache serves it
+    told = second[-1]
+    assert told["role"] == "user" and told["content"].startswith("Your answer to this prompt could not be applied: ")
     assert "no edit" in told["content"] and "(model.py)" in told["content"]
+    assert PROSE not in server.prompts()[1]  # the failed answer is not sent back to be copied
     assert (_trials(project) / "001.answer.md").read_text() == SEARCH_REPLACE
     kept = json.loads((_trials(project) / "001.conversation.json").read_text())
     assert kept["kind"] == "correction" and kept["ended"] == "answer" and kept["model"] == "openai/test-model"
+    assert kept["messages"][0] == {"role": "assistant", "content": PROSE}
     assert [m["role"] for m in kept["messages"]] == ["assistant", "user", "assistant"]
     assert kept["requests"][0]["correction"] == 1 and "no edit" in kept["requests"][0]["refused"]
 
@@ -136,13 +137,28 @@ def _run(answers: list[object], tries: int) -> tuple[object, list[list[dict[str,
     return corrected, sent
 
 
-def test_each_correction_sends_back_every_answer_so_far_and_stops_at_the_first_that_applies() -> None:
+def test_each_correction_sends_the_latest_reason_and_stops_at_the_first_answer_that_applies() -> None:
     corrected, sent = _run(["bad 1", "good", "never asked"], tries=3)
     assert corrected.answer == "good" and corrected.proposal.error is None
     assert corrected.usage.prompt_tokens == 25 and corrected.usage.completion_tokens == 2
-    assert [m["content"] for m in sent[1] if m["role"] == "assistant"] == ["bad 0", "bad 1"]
-    assert "bad 1 is no edit" in sent[1][-1]["content"]
+    assert [[m["role"] for m in tail] for tail in sent] == [["user"], ["user"]]
+    assert "no edit" in sent[0][0]["content"] and "bad 1 is no edit" in sent[1][0]["content"]
     assert corrected.transcript["ended"] == "answer" and len(corrected.transcript["requests"]) == 2
+    assert [m["content"] for m in corrected.transcript["messages"] if m["role"] == "assistant"] == ["bad 0", "bad 1", "good"]
+
+
+def test_the_opening_is_fitted_anew_only_when_the_correction_would_not_fit() -> None:
+    from pytest_autoresearch.agents.correction import fitted
+
+    sent: list[list[dict[str, object]]] = []
+    opening = [{"role": "user", "content": "x" * 90}]
+    count = lambda messages: sum(len(str(m["content"])) for m in messages)  # noqa: E731
+    refit = lambda budget: [{"role": "user", "content": f"fitted to {budget}"}]  # noqa: E731
+    told = [{"role": "user", "content": "y" * 20}]
+    fitted(opening, 2000, count, refit, sent.append)(told)
+    fitted(opening, 100, count, refit, sent.append)(told)
+    assert sent[0] == opening + told
+    assert sent[1] == [{"role": "user", "content": "fitted to 1000"}, *told]  # never below 1,000 tokens
 
 
 def test_no_correction_when_the_answer_applies_or_none_is_allowed() -> None:

@@ -796,3 +796,33 @@ def test_an_answer_that_only_echoes_under_search_markers_is_told_so() -> None:
     assert parse_one("denoise.py\n<<<<<<< SEARCH\nWINDOW = 4\n").error == (
         "SEARCH/REPLACE block 1 (denoise.py) is cut off: it has no ======= line and no >>>>>>> REPLACE line"
     )
+
+
+def test_an_edit_written_as_code_blocks_labelled_search_and_replace_applies() -> None:
+    """The 1.5B model's answer on the quickstart (cacd1fb): **SEARCH** and **REPLACE** over two
+    fences, no path, the line indented; it wrote the same again when told to use the format."""
+    from pathlib import Path
+
+    denoise = (Path(__file__).parent.parent / "examples" / "quickstart" / "denoise.py").read_text()
+    answer = (Path(__file__).parent / "data" / "local_model" / "1.5b-labelled-002.answer.md").read_text()
+    proposal = parse_answer(answer, {"denoise.py": denoise}, {"denoise.py": denoise}.get)
+    assert proposal == Proposal("Change for trial 2", {"denoise.py": denoise.replace("PASSES = 1", "PASSES = 2")})
+
+
+@pytest.mark.parametrize(
+    ("search_label", "replace_label"),
+    [("SEARCH:", "REPLACE:"), ("### Original code", "### Modified code"), ("- Before:", "- After:"), ("__Find__", "__Replace with__")],
+)
+def test_labelled_pairs_of_code_blocks_become_search_replace_blocks(search_label: str, replace_label: str) -> None:
+    answer = f"Widen the window.\n\ndenoise.py\n{search_label}\n```python\nWINDOW = 3\n```\n{replace_label}\n\n```python\nWINDOW = 5\n```\n"
+    assert parse_one(answer) == Proposal("Widen the window.", {"denoise.py": ONE["denoise.py"].replace("WINDOW = 3", "WINDOW = 5")})
+
+
+def test_a_labelled_pair_is_not_taken_apart_from_real_blocks_or_without_its_second_label() -> None:
+    real = "denoise.py\n<<<<<<< SEARCH\nWINDOW = 3\n=======\nWINDOW = 4\n>>>>>>> REPLACE\n"
+    labelled = "**SEARCH**\n```python\nWINDOW = 3\n```\n**REPLACE**\n```python\nWINDOW = 5\n```\n"
+    assert parse_one(f"Both.\n\n{real}\n{labelled}").files == {"denoise.py": ONE["denoise.py"].replace("WINDOW = 3", "WINDOW = 4")}
+    half = "**SEARCH**\n```python\nWINDOW = 3\n```\nand then\n```python\nWINDOW = 5\n```\n"
+    from pytest_autoresearch.proposals.answer_repair import labelled as pairs
+
+    assert pairs(half.split("\n")) == half.split("\n")  # prose between the blocks: not a labelled pair

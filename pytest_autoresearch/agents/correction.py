@@ -7,11 +7,14 @@ reaches the model only in the next trial's prompt, among other news. aider answe
 failure the same way: it sends the failed edit's error back, up to three times.
 
 So when an answer is refused by the checks the loop itself will make (parsing, then the
-surface's rules: :func:`pytest_autoresearch.proposals.proposal.check`), the model gets its own
-answer and the reason, and answers again, at most ``autoresearch_agent_corrections`` times
-(default 1; 0 turns this off). Only answers that do not apply are sent back: one that applies
-and then scores worse is the loop's to judge. Every request's usage counts toward the trial's,
-and the whole exchange is kept as the trial's transcript (``trials/NNN.conversation.json``).
+surface's rules: :func:`pytest_autoresearch.proposals.proposal.check`), the model gets the same
+prompt again (a prompt cache serves it) followed by the reason and how to write the edit, and
+answers again, at most ``autoresearch_agent_corrections`` times (default 1; 0 turns this off).
+The failed answer itself is not sent back: a small model shown its own answer writes it again
+word for word (Qwen2.5-Coder 1.5B did), while the reason quotes what was wrong. Only answers that
+do not apply are sent back: one that applies and then scores worse is the loop's to judge.
+Every request's usage counts toward the trial's, and the whole exchange (each answer, each
+reason) is kept as the trial's transcript (``trials/NNN.conversation.json``).
 
 Nothing here knows litellm or how a prompt is fitted: the agent passes the functions that send
 a request, count its tokens and fit a prompt to a budget.
@@ -28,7 +31,7 @@ from ..core.records import Usage
 from ..proposals.proposal import Proposal
 from .conversation import add
 
-#: one correction request: the messages after the opening ones -> the response; it raises
+#: one correction request: the message after the opening ones -> the response; it raises
 #: :class:`Unanswered` when none comes back (a content filter, a context window too small)
 Ask = Callable[[list[dict[str, Any]]], Any]
 
@@ -36,7 +39,7 @@ Ask = Callable[[list[dict[str, Any]]], Any]
 class Unanswered(Exception):
     """A correction request got no answer; the message says why, for the trial's record."""
 
-#: the longest failed answer sent back whole; a longer one is cut in the middle
+#: the longest failed answer kept whole in the transcript; a longer one is cut in the middle
 SHOWN_CHARS = 6000
 
 
@@ -54,7 +57,7 @@ def telling(reason: str, paths: Sequence[str]) -> str:
     """What the model reads after an answer that does not apply: why, and how to write it again."""
     where = ", ".join(paths) if 0 < len(paths) <= 4 else "as this prompt's file headings give it"
     return (
-        f"Your answer could not be applied: {reason.rstrip('.')}.\n\n"
+        f"Your answer to this prompt could not be applied: {reason.rstrip('.')}.\n\n"
         "Write your change again, in the answer format: one short paragraph, then SEARCH/REPLACE blocks. "
         f"Put the file's real path ({where}) alone on the line above each <<<<<<< SEARCH, copy the SEARCH "
         "lines exactly as the file shows them, and make the REPLACE lines differ from them."
@@ -62,7 +65,7 @@ def telling(reason: str, paths: Sequence[str]) -> str:
 
 
 def shown(answer: str) -> str:
-    """A failed answer as it is sent back: whole, or cut in the middle when very long."""
+    """A failed answer as the transcript keeps it: whole, or cut in the middle when very long."""
     if len(answer) <= SHOWN_CHARS:
         return answer
     half = SHOWN_CHARS // 2
@@ -108,14 +111,15 @@ def correct(
     if reason is None or tries <= 0:
         return Corrected(answer, proposal, usage, None)
     started = clock()
-    tail: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     requests: list[dict[str, Any]] = []
     unanswered: str | None = None
     for attempt in range(1, tries + 1):
-        tail += [{"role": "assistant", "content": shown(answer)}, {"role": "user", "content": telling(reason, paths)}]
+        told = {"role": "user", "content": telling(reason, paths)}
+        history += [{"role": "assistant", "content": shown(answer)}, told]
         began = clock()
         try:
-            response = ask(list(tail))
+            response = ask([told])
         except Unanswered as exc:
             unanswered = str(exc)
             break
@@ -128,12 +132,12 @@ def correct(
         if reason is None:
             break
     if unanswered is None:  # otherwise the record ends with the request that went unanswered
-        tail.append({"role": "assistant", "content": answer})
+        history.append({"role": "assistant", "content": answer})
     ended = unanswered or ("answer" if reason is None else f"still refused: {reason}")
     transcript = {
         "version": 1,
         "kind": "correction",
-        "messages": tail,
+        "messages": history,  # each answer and the reason sent after it (the answers are not sent)
         "requests": requests,
         "usage": dataclasses.asdict(usage),
         "seconds": round(clock() - started, 3),

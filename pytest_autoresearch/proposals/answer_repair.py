@@ -4,7 +4,8 @@ A 0.5B or 1.5B model served on a laptop gets the idea and the format roughly rig
 details wrong: it prefixes the file's folder or drops it, copies SEARCH lines with their inner
 spacing, blank lines or the case of names changed, writes ``>>>>>>> REPLACE`` half or not at all
 when its answer ends, copies the answer format's example, repeats the SEARCH lines unchanged as
-REPLACE, or writes HTML entities that a chat template put into what it read.
+REPLACE, writes the edit as two code blocks labelled SEARCH and REPLACE, or writes HTML
+entities that a chat template put into what it read.
 :mod:`.answers` asks here before it gives up on a block, so such an answer applies when what it
 means is unambiguous, and otherwise gets a reason that says what to write instead.
 """
@@ -32,6 +33,59 @@ FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*(.*?)\s*$")
 #: a REPLACE marker that lost its word or part of it (``>>>>>>>``, ``>>>>>>> REPL``), or says
 #: UPDATED as older aider prompts taught
 LOOSE_REPLACE = re.compile(r"^\s*>{5,9}\s*(?:R(?:E(?:P(?:L(?:A(?:C(?:E)?)?)?)?)?)?|UPDATED)?\s*$", re.IGNORECASE)
+
+
+#: a line that labels the code block below it as the lines to find, or as what replaces them
+#: (``**SEARCH**``, ``### Original code:``, ``- Replace with:``), as small models write an edit
+_LABEL = r"^\s*(?:[-*#>]+\s*)*(?:\*\*|__)?\s*(?:{words})(?:\s+(?:code|lines?|block|text|with))?\s*:?\s*(?:\*\*|__)?\s*:?\s*$"
+SEARCH_LABEL = re.compile(_LABEL.format(words="search|find|original|before|old|current"), re.IGNORECASE)
+REPLACE_LABEL = re.compile(_LABEL.format(words="replace|replacement|modified|updated|after|new|changed"), re.IGNORECASE)
+
+
+def labelled(lines: list[str]) -> list[str]:
+    """An answer whose edits are pairs of code blocks labelled SEARCH and REPLACE (or original and
+    modified, before and after), each pair rewritten as one SEARCH/REPLACE block in its place; the
+    answer as it is when it has real SEARCH markers or no such pair."""
+    if any(SEARCH_MARK.match(line) for line in lines):
+        return lines
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        pair = _labelled_pair(lines, i)
+        if pair is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        search, replace, i = pair
+        out += ["<<<<<<< SEARCH", *search, "=======", *replace, ">>>>>>> REPLACE"]
+    return out
+
+
+def _labelled_pair(lines: list[str], i: int) -> tuple[list[str], list[str], int] | None:
+    """The SEARCH and REPLACE blocks of a labelled pair starting at line ``i``, and the line after it."""
+    if not SEARCH_LABEL.match(lines[i]):
+        return None
+    search = _fenced_after(lines, i + 1)
+    if search is None or (label := _nonblank(lines, search[1])) is None or not REPLACE_LABEL.match(lines[label]):
+        return None
+    replace = _fenced_after(lines, label + 1)
+    return None if replace is None else (search[0], replace[0], replace[1])
+
+
+def _nonblank(lines: list[str], i: int) -> int | None:
+    return next((j for j in range(i, len(lines)) if lines[j].strip()), None)
+
+
+def _fenced_after(lines: list[str], i: int) -> tuple[list[str], int] | None:
+    """The body of the closed code block that opens at the first non-blank line from ``i``, and the line after it."""
+    start = _nonblank(lines, i)
+    if start is None or not (opening := FENCE.match(lines[start])):
+        return None
+    for end in range(start + 1, len(lines)):
+        closing = FENCE.match(lines[end])
+        if closing and not closing.group(3) and closing.group(2)[0] == opening.group(2)[0] and len(closing.group(2)) >= len(opening.group(2)):
+            return lines[start + 1 : end], end + 1
+    return None
 
 
 def near_path(raw: str, surface: Iterable[str]) -> str | None:

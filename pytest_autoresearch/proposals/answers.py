@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from .answer_repair import DIVIDER as _DIVIDER, FENCE as _FENCE, REPLACE_MARK as _REPLACE, SEARCH_MARK as _SEARCH
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, respelled, unchanged, unescaped
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, labelled, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, respelled, unchanged, unescaped
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -120,7 +120,7 @@ def parse_answer(text: str, files: Mapping[str, str], read: Callable[[str], str 
 
 
 def _parse(text: str, files: Mapping[str, str], read: Callable[[str], str | None]) -> Proposal:
-    lines = _clean(unescaped(str(text), files)).split("\n")
+    lines = labelled(_clean(unescaped(str(text), files)).split("\n"))
     repo = _Repo(files, read)
     fences = _fences(lines)
     outcome = _blocks(lines, repo) or _diff(lines, fences, repo) or _whole_files(lines, fences, repo)
