@@ -811,7 +811,7 @@ def test_an_edit_written_as_code_blocks_labelled_search_and_replace_applies() ->
 
 @pytest.mark.parametrize(
     ("search_label", "replace_label"),
-    [("SEARCH:", "REPLACE:"), ("### Original code", "### Modified code"), ("- Before:", "- After:"), ("__Find__", "__Replace with__")],
+    [("SEARCH:", "REPLACE:"), ("### Original code", "### Modified code"), ("- Before:", "- After:"), ("__Find__", "__Replace with__"), ("Search/Replace block 1 (denoise.py):", "Replace with:")],
 )
 def test_labelled_pairs_of_code_blocks_become_search_replace_blocks(search_label: str, replace_label: str) -> None:
     answer = f"Widen the window.\n\ndenoise.py\n{search_label}\n```python\nWINDOW = 3\n```\n{replace_label}\n\n```python\nWINDOW = 5\n```\n"

@@ -37,8 +37,8 @@ LOOSE_REPLACE = re.compile(r"^\s*>{5,9}\s*(?:R(?:E(?:P(?:L(?:A(?:C(?:E)?)?)?)?)?
 
 #: a line that labels the code block below it as the lines to find, or as what replaces them
 #: (``**SEARCH**``, ``### Original code:``, ``- Replace with:``), as small models write an edit
-_LABEL = r"^\s*(?:[-*#>]+\s*)*(?:\*\*|__)?\s*(?:{words})(?:\s+(?:code|lines?|block|text|with))?\s*:?\s*(?:\*\*|__)?\s*:?\s*$"
-SEARCH_LABEL = re.compile(_LABEL.format(words="search|find|original|before|old|current"), re.IGNORECASE)
+_LABEL = r"^\s*(?:[-*#>]+\s*)*(?:\*\*|__)?\s*(?:{words})(?:\s+(?:code|lines?|block|text|with))?(?:\s+\d+)?(?:\s*\([^)]*\))?\s*:?\s*(?:\*\*|__)?\s*:?\s*$"
+SEARCH_LABEL = re.compile(_LABEL.format(words="search(?:/replace)?|find|original|before|old|current"), re.IGNORECASE)
 REPLACE_LABEL = re.compile(_LABEL.format(words="replace|replacement|modified|updated|after|new|changed"), re.IGNORECASE)
 
 
