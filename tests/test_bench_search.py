@@ -159,15 +159,16 @@ def test_model_and_hybrid_operators_ask_the_server_that_api_base_names(tmp_path:
     out = tmp_path / "runs.json"
     env = {**os.environ, "OPENAI_API_KEY": "sk-test", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     no_edit = answer("No edit this time.")
-    # the model operator's 6 trials, then the hybrid's model trials: 1 and 6 (every 5th)
-    with scripted_server(answer(MOVE_X), *[no_edit] * 5, answer(MOVE_X), no_edit) as server:
+    # the model operator's 6 trials, then the hybrid's model trials: 1 and 6 (every 5th);
+    # an answer with no edit is refused and goes back once with the reason, so it costs two requests
+    with scripted_server(answer(MOVE_X), *[no_edit] * 10, answer(MOVE_X), no_edit, no_edit) as server:
         argv = ["--problems", "rosenbrock", "--operators", "model=litellm:openai/scripted", "hybrid=hybrid:litellm:openai/scripted"]
         argv += ["--seeds", "1", "--trials", "6", "--api-base", server.url, "--json", str(out)]
         proc = subprocess.run([sys.executable, str(BENCH / "search.py"), *argv], capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     model, hybrid = json.loads(out.read_text())["runs"]
     assert model["error"] == hybrid["error"] == "", (model["error"], hybrid["error"])
-    assert len(server.requests) == 8 and {r["body"]["model"] for r in server.requests} == {"scripted"}
+    assert len(server.requests) == 14 and {r["body"]["model"] for r in server.requests} == {"scripted"}
     assert "X = 1.8" in server.prompts()[0] and "Minimise the score" in server.prompts()[0]
     assert model["statuses"] == ["baseline", "keep", *["invalid"] * 5]
     assert model["best"][1] == pytest.approx(problems.rosenbrock(1.9, 4.0))

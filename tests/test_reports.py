@@ -4,6 +4,7 @@ report command, the audit trail, and finalize's review branch."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -116,6 +117,16 @@ def test_the_progress_plot_is_a_png_in_the_run_folder(project: Project) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1200, 600)
     assert f"progress plot: {png}" in result.stdout.str()
+
+
+def test_a_run_of_the_baseline_alone_draws_no_plot(project: Project) -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("needs matplotlib: without it no run draws a plot")
+    project.init()
+    result = project.loop("--autoresearch-trials=0")
+    assert result.ret == 0, result.stdout.str()
+    assert "1 baseline in" in result.stdout.str() and "progress plot" not in result.stdout.str()
+    assert not (project.path / ".autoresearch" / "t" / "progress.png").exists()
 
 
 def test_without_matplotlib_the_run_says_how_to_get_the_plot(project: Project) -> None:

@@ -1,7 +1,9 @@
 """progress.png during a run: redrawn in the background now and then, and once at the end.
 
 Drawing must neither slow the loop nor end a night's run: it happens in a thread, at most
-every :data:`PLOT_EVERY` seconds, and any problem only turns the plot off with a note.
+every :data:`PLOT_EVERY` seconds, and any problem only turns the plot off with a note. A run of
+baselines alone (``--autoresearch-trials=0``) is not drawn: one point is no chart, and matplotlib
+would cost it a second.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.records import MetricSpec, TrialRecord
+from ..core.records import MetricSpec, Status, TrialRecord
 
 #: Seconds between refreshes of progress.png.
 PLOT_EVERY = 30.0
@@ -68,7 +70,7 @@ class PlotRefresher:
 
     def write(self, records: list[TrialRecord]) -> None:
         plot, metric = self.plot, self.metric()
-        if plot is None or metric is None or not records:
+        if plot is None or metric is None or all(r.status is Status.BASELINE for r in records):
             return
         try:
             with _matplotlib_home(self.folder / "cache" / "matplotlib"):
