@@ -63,6 +63,16 @@ def _addini(parser: pytest.Parser, name: str, help: str, kind: str, default: obj
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Before pytest imports a conftest: the loop's processes write no bytecode into your checkout."""
+    known = early_config.known_args_namespace
+    if any(getattr(known, name, False) for name in ("autoresearch", "autoresearch_report", "autoresearch_finalize")):
+        from .system.bytecode import keep_out_of_checkout
+
+        keep_out_of_checkout()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """``--autoresearch-report`` and ``--autoresearch-finalize`` read a run and exit, like ``--fixtures``."""
     if config.getoption("autoresearch_report") or config.getoption("autoresearch_finalize"):

@@ -246,7 +246,7 @@ def test_a_search_that_matches_nowhere_names_the_file_and_its_first_line() -> No
     answer = "src/model.py\n<<<<<<< SEARCH\n\n    def step(self, g):\n        return g\n=======\n    def step(self, g):\n        return 2 * g\n>>>>>>> REPLACE\n"
     assert parse(answer).error == (
         "SEARCH/REPLACE block 1 (src/model.py): the SEARCH text is not in src/model.py "
-        "(its first line: 'def step(self, g):'); copy the current lines exactly"
+        "(its first line: 'def step(self, g):'); src/model.py line 9 reads 'def step(self, grad: float) -> float:'; copy the current lines exactly"
     )
 
 
@@ -256,7 +256,7 @@ def test_one_failing_block_applies_nothing() -> None:
     assert proposal.files == {}
     assert proposal.error == (
         "SEARCH/REPLACE block 2 (config/train.toml): the SEARCH text is not in config/train.toml "
-        "(its first line: 'epochs = 99'); copy the current lines exactly; nothing in the answer was applied"
+        "(its first line: 'epochs = 99'); config/train.toml line 1 reads 'epochs = 10'; copy the current lines exactly; nothing in the answer was applied"
     )
 
 
@@ -579,7 +579,7 @@ def test_a_huge_answer_is_handled_quickly() -> None:
     block = "config/train.toml\n<<<<<<< SEARCH\nepochs = 10\n=======\nepochs = 11\n>>>>>>> REPLACE\n"
     assert parse(filler + block * 50 + "\n").error == (
         "SEARCH/REPLACE block 2 (config/train.toml): the SEARCH text is not in config/train.toml "
-        "(its first line: 'epochs = 10'); copy the current lines exactly; nothing in the answer was applied"
+        "(its first line: 'epochs = 10'); config/train.toml line 1 reads 'epochs = 11'; copy the current lines exactly; nothing in the answer was applied"
     )
 
 
@@ -765,13 +765,25 @@ def test_a_search_in_another_case_is_refused_when_it_fits_two_places_or_no_name_
     text = "RATE = 1\nrate = 1\n"
     answer = "f.py\n<<<<<<< SEARCH\nRate = 1\n=======\nRate = 2\n>>>>>>> REPLACE\n"
     assert parse_answer(answer, {"f.py": text}, {"f.py": text}.get).error == (
-        "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'Rate = 1'); copy the current lines exactly"
+        "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'Rate = 1'); f.py line 2 reads 'rate = 1'; copy the current lines exactly"
     )
     text = "A = a\n"
     answer = "f.py\n<<<<<<< SEARCH\na = a\n=======\na = b\n>>>>>>> REPLACE\n"  # `a` would be both `A` and `a`
     assert parse_answer(answer, {"f.py": text}, {"f.py": text}.get).error == (
-        "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'a = a'); copy the current lines exactly"
+        "SEARCH/REPLACE block 1 (f.py): the SEARCH text is not in f.py (its first line: 'a = a'); f.py line 1 reads 'A = a'; copy the current lines exactly"
     )
+
+
+def test_a_line_copied_as_it_was_before_an_earlier_trial_is_quoted_as_it_reads_now() -> None:
+    """The 1.5B model's third trial: an earlier keep set WINDOW = 3; it searched for the old 5."""
+    text = "import math\n\nWINDOW = 3\nALPHA = 0.9\n"
+    answer = "denoise.py\n<<<<<<< SEARCH\nWINDOW = 5\n=======\nWINDOW = 7\n>>>>>>> REPLACE\n"
+    assert parse_answer(answer, {"denoise.py": text}, {"denoise.py": text}.get).error == (
+        "SEARCH/REPLACE block 1 (denoise.py): the SEARCH text is not in denoise.py (its first line: 'WINDOW = 5'); "
+        "denoise.py line 3 reads 'WINDOW = 3'; copy the current lines exactly"
+    )
+    unlike = "denoise.py\n<<<<<<< SEARCH\nfor step in schedule():\n=======\npass\n>>>>>>> REPLACE\n"
+    assert "reads" not in parse_answer(unlike, {"denoise.py": text}, {"denoise.py": text}.get).error
 
 
 def test_a_file_of_the_prompt_echoed_under_a_search_marker_is_left_out_and_the_real_block_applies() -> None:

@@ -4,8 +4,9 @@ A 0.5B or 1.5B model served on a laptop gets the idea and the format roughly rig
 details wrong: it prefixes the file's folder or drops it, copies SEARCH lines with their inner
 spacing, blank lines or the case of names changed, writes ``>>>>>>> REPLACE`` half or not at all
 when its answer ends, copies the answer format's example, repeats the SEARCH lines unchanged as
-REPLACE, writes the edit as two code blocks labelled SEARCH and REPLACE, or writes HTML
-entities that a chat template put into what it read.
+REPLACE, writes the edit as two code blocks labelled SEARCH and REPLACE, writes HTML
+entities that a chat template put into what it read, or copies a line as it was before an
+earlier trial changed it (its reason then quotes the line as it reads now).
 :mod:`.answers` asks here before it gives up on a block, so such an answer applies when what it
 means is unambiguous, and otherwise gets a reason that says what to write instead.
 """
@@ -13,6 +14,7 @@ means is unambiguous, and otherwise gets a reason that says what to write instea
 from __future__ import annotations
 
 import ast
+import difflib
 import html
 import re
 from collections.abc import Iterable, Mapping
@@ -166,6 +168,18 @@ def loose_match(lines: list[str], search: list[str]) -> tuple[int, int, tuple[st
     pattern_line = next(s for s in search if s.strip())
     shift = (_indent(pattern_line), _indent(lines[first]))
     return first, last + 1, shift
+
+
+def nearest_line(lines: list[str], search: list[str]) -> str:
+    """Where the file has the line most like the SEARCH's first one, as a reason quotes it
+    (``line 66 reads 'WINDOW = 3'``), or ``""``: a model that copied ``WINDOW = 5`` from an
+    older version of the file is shown the line to copy instead."""
+    first = next((s.strip() for s in search if s.strip()), "")
+    stripped = [line.strip() for line in lines]
+    close = difflib.get_close_matches(first, [s for s in stripped if s], n=1, cutoff=0.6)
+    if not close or close[0] == first:  # the first line is there: what differs is further on
+        return ""
+    return f"line {stripped.index(close[0]) + 1} reads {close[0][:80]!r}"
 
 
 def _indent(line: str) -> str:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from .answer_repair import DIVIDER as _DIVIDER, FENCE as _FENCE, REPLACE_MARK as _REPLACE, SEARCH_MARK as _SEARCH
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, labelled, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, respelled, unchanged, unescaped
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, labelled, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, nearest_line, respelled, unchanged, unescaped
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -298,9 +298,9 @@ def _apply_block(current: str | None, search: list[str], replace: list[str], whe
             start, end, shift = loose
             new = [reindent(line, shift) + eol for line in replace]
             return keep_final_newline(current, "".join(lines[:start] + new + lines[end:]))
-        first = next(line.strip() for line in search if line.strip())
-        first_line = f"its first line: {first[:80]!r}"
-        raise _AnswerError(f"{where}: the SEARCH text is not in {path} ({first_line}); copy the current lines exactly")
+        first, near = next(line.strip() for line in search if line.strip()), nearest_line(lines, search)
+        now = f"; {path} {near}" if near else ""
+        raise _AnswerError(f"{where}: the SEARCH text is not in {path} (its first line: {first[:80]!r}){now}; copy the current lines exactly")
     if len(found) > 1:
         places = f"matches {len(found)} places in {path}"
         raise _AnswerError(f"{where}: the SEARCH text {places}; include more context so that it matches one")
