@@ -5,8 +5,9 @@ details wrong: it prefixes the file's folder or drops it, copies SEARCH lines wi
 spacing, blank lines or the case of names changed, writes ``>>>>>>> REPLACE`` half or not at all
 when its answer ends, copies the answer format's example, repeats the SEARCH lines unchanged as
 REPLACE, writes the edit as two code blocks labelled SEARCH and REPLACE, writes HTML
-entities that a chat template put into what it read, or copies a line as it was before an
-earlier trial changed it (its reason then quotes the line as it reads now).
+entities that a chat template put into what it read, or copies a setting as it was before an
+earlier trial changed it (``WINDOW = 5`` where the file now reads ``WINDOW = 3``: the block sets
+it all the same; any other line that matches nowhere gets a reason quoting the nearest line).
 :mod:`.answers` asks here before it gives up on a block, so such an answer applies when what it
 means is unambiguous, and otherwise gets a reason that says what to write instead.
 """
@@ -146,6 +147,30 @@ def respelled(lines: list[str], search: list[str], replace: list[str]) -> tuple[
         return _NAME.sub(lambda m: spelling.get(m.group(0), m.group(0)), line)
 
     return [fix(s) for s in search], [fix(r) for r in replace]
+
+
+#: a module-level or indented constant: ``NAME = value`` or ``NAME: type = value``
+_SETTING = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?::[^=]*)?=(?!=)")
+
+
+def restated(lines: list[str], search: list[str], replace: list[str]) -> tuple[list[str], list[str]] | None:
+    """SEARCH with the file's current lines, when it only sets constants that an earlier trial
+    changed: every SEARCH line and every REPLACE line assigns a name, the same names in the same
+    order, and the file assigns each of them on exactly one line. A 1.5B model copies
+    ``WINDOW = 5`` from what it remembers where the file reads ``WINDOW = 3``; its REPLACE says
+    what it wants the setting to be. None when any of that does not hold."""
+    wanted, new = [s for s in search if s.strip()], [r for r in replace if r.strip()]
+    names = [m.group(1) if (m := _SETTING.match(s)) else None for s in wanted]
+    if not wanted or None in names or names != [m.group(1) if (m := _SETTING.match(r)) else None for r in new]:
+        return None
+    current = []
+    for name in names:
+        places = [line for line in lines if (m := _SETTING.match(line)) and m.group(1) == name]
+        if len(places) != 1:
+            return None
+        current.append(places[0].rstrip("\r\n"))
+    theirs, mine = _indent(current[0]), _indent(wanted[0])
+    return current, [theirs + r[len(mine) :] if r.startswith(mine) else r for r in replace]
 
 
 def _key(line: str) -> str:

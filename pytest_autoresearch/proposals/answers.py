@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from .answer_repair import DIVIDER as _DIVIDER, FENCE as _FENCE, REPLACE_MARK as _REPLACE, SEARCH_MARK as _SEARCH
-from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, labelled, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, nearest_line, respelled, unchanged, unescaped
+from .answer_repair import EXAMPLE_PATH, EXAMPLE_REPLACE, EXAMPLE_SEARCH, LOOSE_REPLACE, apply_fragments, labelled, copies_example, echo_end, echoes, in_text, resembles, loose_match, near_path, nearest_line, respelled, restated, unchanged, unescaped
 from .diffs import PatchError, apply_unified_diff, file_starts, find_matches, keep_final_newline, line_ending, lines_of, reindent
 from .proposal import Proposal
 from ..core.text import one_line
@@ -294,6 +294,8 @@ def _apply_block(current: str | None, search: list[str], replace: list[str], whe
         loose = loose_match(lines, search)
         if not isinstance(loose, tuple) and (spelled := respelled(lines, search, replace)) is not None:
             (search, replace), loose = spelled, loose_match(lines, spelled[0])  # names in another case
+        if not isinstance(loose, tuple) and (stale := restated(lines, search, replace)) is not None:
+            (search, replace), loose = stale, loose_match(lines, stale[0])  # settings an earlier trial changed
         if isinstance(loose, tuple):  # the same lines, spaced differently
             start, end, shift = loose
             new = [reindent(line, shift) + eol for line in replace]
