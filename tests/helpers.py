@@ -93,7 +93,7 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=None if env is None else {**os.environ, **env},
+            env=_env(args, env),
         )
         return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start)
 
@@ -179,6 +179,14 @@ def example_copy(name: str, dest: Path) -> Path:
     return target
 
 
+def _env(args: tuple[str, ...], env: dict[str, str] | None) -> dict[str, str]:
+    """A plain pytest run writes no bytecode unless the test asks: tests rewrite a module within
+    the second, at the same size, and Python would run its stale cache (the loop's own processes
+    keep theirs out of the checkout, and their trials write none)."""
+    plain = not any(a.startswith("--autoresearch") for a in args)
+    return {**os.environ, **({"PYTHONDONTWRITEBYTECODE": "1"} if plain else {}), **(env or {})}
+
+
 def run_pytest(cwd: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None) -> pytest.RunResult:
     """``python -m pytest ARGS`` in ``cwd``."""
     start = time.monotonic()
@@ -188,7 +196,7 @@ def run_pytest(cwd: Path, *args: str, timeout: float = 900, env: dict[str, str] 
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=None if env is None else {**os.environ, **env},
+        env=_env(args, env),
     )
     return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start)
 

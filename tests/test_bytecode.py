@@ -58,6 +58,6 @@ def test_a_cache_folder_others_can_write_is_not_used(project: Project, writes_by
 def test_plain_pytest_is_left_as_pytest_makes_it(project: Project, writes_bytecode: Path) -> None:
     """Without --autoresearch the plugin changes nothing: pytest writes its caches where it always does."""
     project.init(_with_conftest())
-    assert project.run().ret == 0
+    assert project.run(env={"PYTHONDONTWRITEBYTECODE": ""}).ret == 0  # the tests' helper turns it off for plain runs
     assert "tests/__pycache__/helper_module.cpython" in " ".join(_caches(project.path))
     assert not (writes_bytecode / f"pytest-autoresearch-{os.getuid()}").exists()

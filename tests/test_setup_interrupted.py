@@ -62,10 +62,12 @@ def _interrupted(project: Project, at: str, log: Path | None = None) -> pytest.R
 
 
 def _ended_well(project: Project, code: int) -> bool:
-    """Interrupted (or done) as pytest reports it; past the baseline, pytest's own summary may also
-    die of the signal (exit -SIGINT), which loses nothing once the run stands."""
+    """Interrupted (or done) as pytest reports it; in pytest's own start-up, before the run began,
+    or past the baseline, in pytest's summary, the process may also die of the signal (exit
+    -SIGINT), which loses nothing when nothing of the run exists yet or the run stands."""
     stands = (project.path / ".autoresearch" / "t" / "run.json").exists()
-    return code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.OK) or (code == -signal.SIGINT and stands)
+    begun = (project.path / ".autoresearch").exists()
+    return code in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.OK) or (code == -signal.SIGINT and (stands or not begun))
 
 
 def _check_after_interrupt(project: Project, before: dict[str, object], head: str, what: str) -> None:
