@@ -202,6 +202,21 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         option.numprocesses = "auto"
 
 
+#: The longest tests of a --slow run (40 s or more on 2 cores), started first: pytest-xdist hands
+#: tests out in collection order, and one of these started last keeps its worker busy alone.
+LONGEST_FIRST = (
+    "tests/test_setup_interrupted.py::test_interrupted_at_every_point_of_set_up_and_baseline",
+    "tests/test_example_prompt.py::test_two_mutate_trials",
+    "tests/test_example_buildtime.py::test_two_mutate_trials",
+    "tests/test_example_prompt.py::test_the_loop_keeps_gold_and_evaluator_out_of_reach",
+    "tests/test_setup_interrupted.py::test_a_real_ctrl_c_spread_over_the_baseline",
+    "tests/test_example_clinical.py::test_two_mutate_trials",
+    "tests/test_readme.py::test_the_first_command_as_typed_in_a_fresh_clone",
+    "tests/test_example_clinical.py::test_a_better_preprocessing_is_parked_for_review_not_kept",
+    "tests/test_example_sqlite.py::test_two_mutate_trials",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("local_model"):
         left_out = pytest.mark.skip(reason="a real local model: run with --local-model (see ../shared/local-model/README.md)")
@@ -212,6 +227,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid.split("[")[0] in LONG_RUNS or SANDBOXED.search(item.nodeid):
             item.add_marker(pytest.mark.slow)
     if config.getoption("slow"):
+        first = {name: i for i, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: first.get(item.nodeid.split("[")[0], len(first)))  # stable: the rest keep their order
         return
     skip = pytest.mark.skip(reason="slow: run with --slow (.ci/run does)")
     for item in items:

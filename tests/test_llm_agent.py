@@ -73,7 +73,7 @@ def test_each_answer_format_is_applied_and_kept(project: Project) -> None:
 
 def test_answers_without_an_applicable_edit_are_invalid_and_the_loop_goes_on(project: Project) -> None:
     project.init()
-    stale = SEARCH_REPLACE.replace("SCALE = 1.0\n=", "SCALE = 7.0\n=")
+    stale = SEARCH_REPLACE.replace("SCALE = 1.0\n=", "SCALE == 7.0\n=")  # not a setting: nothing to set all the same
     with scripted_server(
         answer("I think we should make the slope steeper, but I am not sure how."),
         answer(stale),
