@@ -86,16 +86,7 @@ class Project:
     def run(self, *args: str, timeout: float = 180, cwd: Path | None = None, env: dict[str, str] | None = None) -> pytest.RunResult:
         """``python -m pytest ARGS`` in the repository, as a user types it (pytester's own runners
         leave files in the working directory, which would dirty the user's checkout)."""
-        start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-            cwd=cwd or self.path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_env(args, env),
-        )
-        return pytest.RunResult(proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - start)
+        return run_pytest(cwd or self.path, *args, timeout=timeout, env=env)
 
     def loop(self, *args: str, tag: str = "t", timeout: float = 180, env: dict[str, str] | None = None) -> pytest.RunResult:
         return self.run("--autoresearch", f"--autoresearch-tag={tag}", *args, timeout=timeout, env=env)

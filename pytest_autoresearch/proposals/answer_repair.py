@@ -159,18 +159,21 @@ def restated(lines: list[str], search: list[str], replace: list[str]) -> tuple[l
     order, and the file assigns each of them on exactly one line. A 1.5B model copies
     ``WINDOW = 5`` from what it remembers where the file reads ``WINDOW = 3``; its REPLACE says
     what it wants the setting to be. None when any of that does not hold."""
-    wanted, new = [s for s in search if s.strip()], [r for r in replace if r.strip()]
-    names = [m.group(1) if (m := _SETTING.match(s)) else None for s in wanted]
-    if not wanted or None in names or names != [m.group(1) if (m := _SETTING.match(r)) else None for r in new]:
+    wanted = [s for s in search if s.strip()]
+    names = _set_names(wanted)
+    if not wanted or None in names or names != _set_names([r for r in replace if r.strip()]):
         return None
-    current = []
-    for name in names:
-        places = [line for line in lines if (m := _SETTING.match(line)) and m.group(1) == name]
-        if len(places) != 1:
-            return None
-        current.append(places[0].rstrip("\r\n"))
+    in_file = _set_names(lines)
+    places = [[line for line, named in zip(lines, in_file) if named == name] for name in names]
+    if any(len(found) != 1 for found in places):
+        return None
+    current = [found[0].rstrip("\r\n") for found in places]
     theirs, mine = _indent(current[0]), _indent(wanted[0])
     return current, [theirs + r[len(mine) :] if r.startswith(mine) else r for r in replace]
+
+
+def _set_names(lines: list[str]) -> list[str | None]:
+    return [m.group(1) if (m := _SETTING.match(line)) else None for line in lines]
 
 
 def _key(line: str) -> str:

@@ -292,10 +292,9 @@ def _apply_block(current: str | None, search: list[str], replace: list[str], whe
     eol = line_ending(current)
     if not found:
         loose = loose_match(lines, search)
-        if not isinstance(loose, tuple) and (spelled := respelled(lines, search, replace)) is not None:
-            (search, replace), loose = spelled, loose_match(lines, spelled[0])  # names in another case
-        if not isinstance(loose, tuple) and (stale := restated(lines, search, replace)) is not None:
-            (search, replace), loose = stale, loose_match(lines, stale[0])  # settings an earlier trial changed
+        for repair in (respelled, restated):  # names in another case; settings an earlier trial changed
+            if not isinstance(loose, tuple) and (repaired := repair(lines, search, replace)) is not None:
+                (search, replace), loose = repaired, loose_match(lines, repaired[0])
         if isinstance(loose, tuple):  # the same lines, spaced differently
             start, end, shift = loose
             new = [reindent(line, shift) + eol for line in replace]

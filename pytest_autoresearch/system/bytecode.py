@@ -36,13 +36,11 @@ def _is_own_private_folder(path: Path) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
-def keep_out_of_checkout() -> Path | None:
-    """Point this process's bytecode caches at :func:`private_cache`; return the folder, or None
-    when bytecode stays off (your choice, or no private folder could be had)."""
-    if sys.dont_write_bytecode:
-        return None
-    if sys.pycache_prefix:
-        return Path(sys.pycache_prefix)
+def keep_out_of_checkout() -> None:
+    """Point this process's bytecode caches at :func:`private_cache`, or turn them off when no
+    private folder can be had; a prefix you chose, or bytecode you turned off, stays as it is."""
+    if sys.dont_write_bytecode or sys.pycache_prefix:
+        return
     folder = private_cache()
     try:
         folder.parent.mkdir(mode=0o700, exist_ok=True)
@@ -51,6 +49,5 @@ def keep_out_of_checkout() -> Path | None:
         pass
     if not (_is_own_private_folder(folder.parent) and _is_own_private_folder(folder)):
         sys.dont_write_bytecode = True
-        return None
+        return
     sys.pycache_prefix = str(folder)
-    return folder
